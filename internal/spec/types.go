@@ -1,0 +1,69 @@
+// Package spec defines the rollout spec users write (YAML), its parsing and
+// its validation. Errors name the file, the line and the field at fault.
+//
+// It has no Temporal or network imports.
+package spec
+
+// Rollout is one rollout spec, as written in rollout.yaml.
+type Rollout struct {
+	// Name is the rollout's stable name; its workflow ID is rollout/<name>.
+	Name        string `json:"name" yaml:"name"`
+	Description string `json:"description,omitempty" yaml:"description,omitempty"`
+	// Requester is who asks for the rollout (defaults to the CLI user).
+	Requester string `json:"requester,omitempty" yaml:"requester,omitempty"`
+	Target    Target `json:"target" yaml:"target"`
+	// Selector is an expression over cluster attributes and labels, e.g.
+	// "product=kafka, env in (internal, non-prod), version<3.7.0".
+	Selector string   `json:"selector,omitempty" yaml:"selector,omitempty"`
+	Include  []string `json:"include,omitempty" yaml:"include,omitempty"`
+	Exclude  []string `json:"exclude,omitempty" yaml:"exclude,omitempty"`
+	Strategy Strategy `json:"strategy" yaml:"strategy"`
+	// RequirePlanApproval makes the rollout wait, after planning, for an
+	// approval that names the plan's hash.
+	RequirePlanApproval bool `json:"requirePlanApproval,omitempty" yaml:"requirePlanApproval,omitempty"`
+	// Monitoring configures health checks while clusters are in flight and bake.
+	Monitoring Monitoring `json:"monitoring,omitempty" yaml:"monitoring,omitempty"`
+	// ApplyTimeout bounds one cluster's apply (Go duration, default "30m").
+	ApplyTimeout Duration `json:"applyTimeout,omitempty" yaml:"applyTimeout,omitempty"`
+}
+
+// Target is the desired spec pushed to each selected cluster.
+type Target struct {
+	Version string            `json:"version" yaml:"version"`
+	Config  map[string]string `json:"config,omitempty" yaml:"config,omitempty"`
+}
+
+// Strategy orders the selected clusters into phases.
+type Strategy struct {
+	// Preset names a shipped strategy ("canary-then-waves", "emergency", ...);
+	// Phases given here override it.
+	Preset string  `json:"preset,omitempty" yaml:"preset,omitempty"`
+	Phases []Phase `json:"phases,omitempty" yaml:"phases,omitempty"`
+}
+
+// Phase is one ordered step of a strategy.
+type Phase struct {
+	Name string `json:"name" yaml:"name"`
+	// Selector narrows the rollout's selection to this phase. A cluster
+	// matching two phases' selectors is an error.
+	Selector string `json:"selector,omitempty" yaml:"selector,omitempty"`
+	// BatchSize is a count ("25") or a percentage of the phase ("10%").
+	BatchSize string `json:"batchSize,omitempty" yaml:"batchSize,omitempty"`
+	// Concurrency is the most clusters applied at once in the phase
+	// (default: one batch's size).
+	Concurrency int `json:"concurrency,omitempty" yaml:"concurrency,omitempty"`
+	// Strict runs batches in waves instead of a sliding window.
+	Strict bool `json:"strict,omitempty" yaml:"strict,omitempty"`
+	// Bake is how long each batch is watched after it applies.
+	Bake Duration `json:"bake,omitempty" yaml:"bake,omitempty"`
+	// RequireApproval gates the phase on an approval.
+	RequireApproval bool `json:"requireApproval,omitempty" yaml:"requireApproval,omitempty"`
+}
+
+// Monitoring configures health checks.
+type Monitoring struct {
+	// Interval between monitor polls (default "10s").
+	Interval Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
+	// Disabled turns health checks off (not for production).
+	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+}
