@@ -12,11 +12,24 @@ import "time"
 type Plan struct {
 	// Hash identifies the plan's content (hex SHA-256 prefix); approving a
 	// rollout names it so a stale approval cannot start a changed plan.
-	Hash     string      `json:"hash"`
-	Version  string      `json:"version"`
-	Phases   []Phase     `json:"phases"`
+	Hash    string `json:"hash"`
+	Version string `json:"version"`
+	// Config is the spec's target config pushed with the version; part of
+	// the hash, so an approval names the config too.
+	Config map[string]string `json:"config,omitempty"`
+	Phases []Phase           `json:"phases"`
+	// Excluded lists the clusters the spec could have touched but will not,
+	// by ID, for every reason except ReasonNotMatched (which would repeat
+	// most of the fleet in workflow history).
 	Excluded []Exclusion `json:"excluded,omitempty"`
-	Total    int         `json:"total"`
+	// ExcludedCounts counts the excluded clusters by reason, including
+	// ReasonNotMatched.
+	ExcludedCounts map[string]int `json:"excludedCounts,omitempty"`
+	// Skipped names the strategy's phases that have no cluster to change
+	// (a preset's phase that selects none, or one whose clusters are all
+	// excluded); they are not in Phases.
+	Skipped []string `json:"skipped,omitempty"`
+	Total   int      `json:"total"`
 }
 
 // Phase is one ordered step with its batches.
@@ -27,6 +40,16 @@ type Phase struct {
 	Bake            time.Duration `json:"bake,omitempty"`
 	RequireApproval bool          `json:"requireApproval,omitempty"`
 	Batches         []Batch       `json:"batches"`
+	// Breakdown counts the phase's clusters by attribute, for display.
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
+}
+
+// Breakdown counts clusters by product, cloud, region and environment.
+type Breakdown struct {
+	Product     map[string]int `json:"product,omitempty"`
+	Cloud       map[string]int `json:"cloud,omitempty"`
+	Region      map[string]int `json:"region,omitempty"`
+	Environment map[string]int `json:"environment,omitempty"`
 }
 
 // Batch is one unit of work run by one child workflow.
@@ -50,6 +73,8 @@ type Target struct {
 type Exclusion struct {
 	ClusterID string `json:"id"`
 	Reason    string `json:"reason"`
+	// Detail adds context, e.g. the rollout holding a busy cluster.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Reasons for exclusion.

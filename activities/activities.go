@@ -1,0 +1,299 @@
+// Package activities holds the rollout's side effects: planning against the
+// inventory, publishing commands to the data plane over Kafka, reading
+// cluster health from Datadog monitors, and telling people in Slack. Each is
+// a method on Activities, a struct of dependencies built once by the worker.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
+	"github.com/slack-go/slack"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/inventory"
+	"github.com/fleet-rollout/fleet/internal/monitors"
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/spec"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// CriticalTag marks the monitors that gate a rollout.
+const CriticalTag = "fleet:rollout-critical"
+
+// Activities are the rollout's side effects and their dependencies.
+type Activities struct {
+	// Kafka produces commands to dataplane.CommandsTopic.
+	Kafka *kgo.Client
+	// Inventory lists the fleet for planning.
+	Inventory inventory.Source
+	// Datadog reads monitors; nil disables health checks (every check passes
+	// with a warning in the log), which only the dev stack may choose.
+	Datadog *Datadog
+	// Catalog lists each product's critical monitors.
+	Catalog []monitors.Monitor
+	// Slack posts notifications; nil sends them to the log.
+	Slack        *slack.Client
+	SlackChannel string
+	Log          *zap.Logger
+	// HealthConcurrency bounds the monitor reads in flight per check.
+	HealthConcurrency int
+}
+
+// Register registers every activity on a worker under the names the
+// workflows call.
+func (a *Activities) Register(r interface {
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}) {
+	r.RegisterActivityWithOptions(a.Plan, activity.RegisterOptions{Name: workflows.ActivityPlan})
+	r.RegisterActivityWithOptions(a.Publish, activity.RegisterOptions{Name: workflows.ActivityPublish})
+	r.RegisterActivityWithOptions(a.CheckHealth, activity.RegisterOptions{Name: workflows.ActivityCheckHealth})
+	r.RegisterActivityWithOptions(a.Notify, activity.RegisterOptions{Name: workflows.ActivityNotify})
+}
+
+// Plan validates the spec, reads the inventory and builds the plan. A spec
+// that does not validate fails for good (error type InvalidSpec).
+func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Plan, error) {
+	r, err := revalidate(in.Spec.Spec)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
+	}
+	clusters, err := a.Inventory.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: list inventory: %w", in.RolloutID, err)
+	}
+	p, err := plan.Build(r, clusters, plan.Options{})
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan %s: %v", in.RolloutID, err), "InvalidSpec", err)
+	}
+	a.Log.Info("planned rollout", zap.String("rollout", in.RolloutID), zap.String("plan", p.Hash),
+		zap.Int("clusters", p.Total), zap.Int("phases", len(p.Phases)), zap.Int("inventory", len(clusters)))
+	return p, nil
+}
+
+// revalidate runs a spec that arrived as a workflow input (from any client,
+// not only the fleet CLI) through the same parser and checks as a file.
+func revalidate(r spec.Rollout) (*spec.Rollout, error) {
+	b, err := yaml.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode spec: %w", err)
+	}
+	out, err := spec.Parse("input", b)
+	if err != nil {
+		return nil, err
+	}
+	out.Normalize()
+	return out, nil
+}
+
+// Publish produces the commands to the data plane, keyed by cluster, and
+// returns once Kafka acknowledged every one of them.
+func (a *Activities) Publish(ctx context.Context, in workflows.PublishInput) error {
+	records := make([]*kgo.Record, 0, len(in.Commands))
+	for _, c := range in.Commands {
+		if err := c.Validate(); err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidCommand", err)
+		}
+		v, err := dataplane.Encode(c)
+		if err != nil {
+			return err
+		}
+		records = append(records, &kgo.Record{Topic: dataplane.CommandsTopic, Key: []byte(c.ClusterID), Value: v})
+	}
+	if err := a.Kafka.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		return fmt.Errorf("publish %d commands: %w", len(records), err)
+	}
+	return nil
+}
+
+// Datadog reads monitors with the official client.
+type Datadog struct {
+	api    *datadogV1.MonitorsApi
+	apiKey string
+	appKey string
+	site   string
+	url    string
+}
+
+// DatadogConfig says where Datadog is and how to authenticate.
+type DatadogConfig struct {
+	APIKey string
+	AppKey string
+	// Site is a Datadog site such as datadoghq.com or datadoghq.eu.
+	Site string
+	// URL overrides the site with a Datadog-compatible endpoint, e.g.
+	// http://127.0.0.1:8090 (the dev stack's monitors endpoint).
+	URL string
+	// HTTPClient is optional.
+	HTTPClient *http.Client
+}
+
+// NewDatadog builds a monitors reader.
+func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
+	if cfg.APIKey == "" || cfg.AppKey == "" {
+		return nil, errors.New("datadog: API key and application key are required")
+	}
+	c := datadog.NewConfiguration()
+	c.RetryConfiguration.EnableRetry = false // Temporal and the poll loop retry.
+	if cfg.HTTPClient != nil {
+		c.HTTPClient = cfg.HTTPClient
+	}
+	return &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL}, nil
+}
+
+func (d *Datadog) context(ctx context.Context) context.Context {
+	ctx = context.WithValue(ctx, datadog.ContextAPIKeys, map[string]datadog.APIKey{
+		"apiKeyAuth": {Key: d.apiKey},
+		"appKeyAuth": {Key: d.appKey},
+	})
+	if d.url != "" {
+		protocol, host, ok := strings.Cut(d.url, "://")
+		if !ok {
+			protocol, host = "https", d.url
+		}
+		ctx = context.WithValue(ctx, datadog.ContextServerIndex, 1)
+		ctx = context.WithValue(ctx, datadog.ContextServerVariables, map[string]string{"protocol": protocol, "name": strings.TrimSuffix(host, "/")})
+	} else if d.site != "" {
+		ctx = context.WithValue(ctx, datadog.ContextServerVariables, map[string]string{"site": d.site})
+	}
+	return ctx
+}
+
+// clusterHealth reads the critical monitors scoped to one cluster.
+func (d *Datadog) clusterHealth(ctx context.Context, t workflows.HealthTarget, expected []monitors.Monitor) ([]workflows.Finding, error) {
+	opts := datadogV1.NewListMonitorsOptionalParameters().
+		WithTags("cluster:" + t.ClusterID).
+		WithMonitorTags("product:" + t.Product + "," + CriticalTag).
+		WithGroupStates("all")
+	got, resp, err := d.api.ListMonitors(d.context(ctx), *opts)
+	if err != nil {
+		code := 0
+		if resp != nil {
+			code = resp.StatusCode
+		}
+		return nil, fmt.Errorf("list monitors for %s (HTTP %d): %w", t.ClusterID, code, err)
+	}
+	byID := make(map[int64]datadogV1.Monitor, len(got))
+	for _, m := range got {
+		byID[m.GetId()] = m
+	}
+	group := "cluster:" + t.ClusterID
+	var findings []workflows.Finding
+	for _, want := range expected {
+		m, ok := byID[want.ID]
+		if !ok {
+			findings = append(findings, workflows.Finding{ClusterID: t.ClusterID, Unknown: true, Monitor: want.Name, Status: "missing", Message: "monitor not found in Datadog"})
+			continue
+		}
+		status := ""
+		if st, ok := m.GetStateOk(); ok && st != nil {
+			if g, ok := st.Groups[group]; ok {
+				status = string(g.GetStatus())
+			}
+		}
+		switch datadogV1.MonitorOverallStates(status) {
+		case datadogV1.MONITOROVERALLSTATES_OK, datadogV1.MONITOROVERALLSTATES_WARN, datadogV1.MONITOROVERALLSTATES_IGNORED:
+		case datadogV1.MONITOROVERALLSTATES_ALERT:
+			findings = append(findings, workflows.Finding{ClusterID: t.ClusterID, Monitor: want.Name, Status: status, Message: m.GetName()})
+		default:
+			if status == "" {
+				status = "no group"
+			}
+			findings = append(findings, workflows.Finding{ClusterID: t.ClusterID, Unknown: true, Monitor: want.Name, Status: status, Message: "no data for " + group})
+		}
+	}
+	return findings, nil
+}
+
+// CheckHealth reads the critical monitors of each cluster. An alert is a
+// finding; no data is an unknown finding; a monitor that cannot be read at
+// all fails the activity, which the workflow treats as health unknown.
+func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) (workflows.HealthResult, error) {
+	if a.Datadog == nil {
+		a.Log.Warn("health checks skipped: no Datadog configured", zap.Int("clusters", len(in.Clusters)))
+		return workflows.HealthResult{}, nil
+	}
+	limit := a.HealthConcurrency
+	if limit <= 0 {
+		limit = 16
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		findings []workflows.Finding
+		firstErr error
+		sem      = make(chan struct{}, limit)
+	)
+	for _, t := range in.Clusters {
+		expected := forProduct(a.Catalog, t.Product)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f, err := a.Datadog.clusterHealth(ctx, t, expected)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			findings = append(findings, f...)
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return workflows.HealthResult{}, fmt.Errorf("check health of %d clusters: %w", len(in.Clusters), firstErr)
+	}
+	sort.Slice(findings, func(i, j int) bool {
+		if findings[i].ClusterID != findings[j].ClusterID {
+			return findings[i].ClusterID < findings[j].ClusterID
+		}
+		return findings[i].Monitor < findings[j].Monitor
+	})
+	return workflows.HealthResult{Findings: findings}, nil
+}
+
+// Notify posts one message to the rollout's Slack thread (the first message
+// starts the thread), or logs it when no Slack client is configured.
+func (a *Activities) Notify(ctx context.Context, n workflows.Notification) (workflows.NotifyResult, error) {
+	if a.Slack == nil {
+		a.Log.Info("notification", zap.String("rollout", n.RolloutID), zap.String("event", string(n.Event)), zap.String("text", n.Text))
+		return workflows.NotifyResult{ThreadTS: n.ThreadTS}, nil
+	}
+	opts := []slack.MsgOption{slack.MsgOptionText(fmt.Sprintf("*%s* %s", n.RolloutID, n.Text), false)}
+	if n.ThreadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(n.ThreadTS))
+	}
+	_, ts, err := a.Slack.PostMessageContext(ctx, a.SlackChannel, opts...)
+	if err != nil {
+		return workflows.NotifyResult{}, fmt.Errorf("post %s notification for %s: %w", n.Event, n.RolloutID, err)
+	}
+	if n.ThreadTS != "" {
+		ts = n.ThreadTS
+	}
+	return workflows.NotifyResult{ThreadTS: ts}, nil
+}
+
+func forProduct(catalog []monitors.Monitor, product string) []monitors.Monitor {
+	var out []monitors.Monitor
+	for _, m := range catalog {
+		if m.Product == product {
+			out = append(out, m)
+		}
+	}
+	return out
+}

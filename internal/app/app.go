@@ -1,0 +1,247 @@
+// Package app assembles the worker process: the Temporal worker with the
+// workflows and activities, the status bridge, and the worker's HTTP
+// endpoints. The same code runs against a real Temporal cluster, real Kafka,
+// real Datadog and real Slack, or against the dev stack (dev.go).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/twmb/franz-go/pkg/kgo"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleet-rollout/fleet/activities"
+	"github.com/fleet-rollout/fleet/internal/bridge"
+	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/inventory"
+	"github.com/fleet-rollout/fleet/internal/monitors"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// Config is every address and key the worker uses. Secrets are never logged.
+type Config struct {
+	TemporalAddress string
+	Namespace       string
+	KafkaBrokers    []string
+	// Inventory is an http(s) URL or a file path listing the fleet.
+	Inventory string
+	// Datadog; an empty APIKey disables health checks (the log says so).
+	Datadog activities.DatadogConfig
+	// Slack; an empty token sends notifications to the log.
+	SlackToken   string
+	SlackChannel string
+	SlackAPIURL  string
+	// HTTPAddr is where the worker serves /healthz (and webhooks).
+	HTTPAddr string
+}
+
+// FromEnv reads the configuration from the environment, with defaults that
+// point at the dev stack.
+func FromEnv() Config {
+	return Config{
+		TemporalAddress: env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		Namespace:       env("TEMPORAL_NAMESPACE", "default"),
+		KafkaBrokers:    strings.Split(env("KAFKA_BROKERS", "127.0.0.1:9092"), ","),
+		Inventory:       env("FLEET_INVENTORY", "http://127.0.0.1:8089/v1/clusters"),
+		Datadog: activities.DatadogConfig{
+			APIKey: os.Getenv("DD_API_KEY"),
+			AppKey: os.Getenv("DD_APP_KEY"),
+			Site:   os.Getenv("DD_SITE"),
+			URL:    os.Getenv("DD_URL"),
+		},
+		SlackToken:   os.Getenv("SLACK_TOKEN"),
+		SlackChannel: env("SLACK_CHANNEL", "#fleet-rollouts"),
+		SlackAPIURL:  os.Getenv("SLACK_API_URL"),
+		HTTPAddr:     env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
+	}
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// Fields describes the configuration for the log, without secrets.
+func (c Config) Fields() []zap.Field {
+	return []zap.Field{
+		zap.String("temporal", c.TemporalAddress),
+		zap.String("namespace", c.Namespace),
+		zap.Strings("kafka", c.KafkaBrokers),
+		zap.String("inventory", c.Inventory),
+		zap.Bool("datadog", c.Datadog.APIKey != ""),
+		zap.String("datadogEndpoint", firstNonEmpty(c.Datadog.URL, c.Datadog.Site, "datadoghq.com")),
+		zap.Bool("slack", c.SlackToken != ""),
+		zap.String("http", c.HTTPAddr),
+	}
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Worker is a running worker process.
+type Worker struct {
+	Client sdkclient.Client
+	Bridge *bridge.Bridge
+	log    *zap.Logger
+}
+
+// Dial connects to Temporal with the worker's logger.
+func Dial(cfg Config, log *zap.Logger) (sdkclient.Client, error) {
+	c, err := sdkclient.Dial(sdkclient.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.Namespace,
+		Logger:    temporalLogger{log.Named("temporal").WithOptions(zap.AddCallerSkip(1)).Sugar()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	return c, nil
+}
+
+// Run runs the worker until ctx is done.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	log.Info("worker starting", cfg.Fields()...)
+	c, err := Dial(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	acts, closeActs, err := NewActivities(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeActs()
+
+	w := worker.New(c, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: 200,
+	})
+	workflows.Register(w)
+	acts.Register(w)
+
+	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatus}, c, log.Named("bridge"))
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start temporal worker: %w", err)
+		}
+		<-gctx.Done()
+		w.Stop()
+		return nil
+	})
+	g.Go(func() error { return br.Run(gctx) })
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTPAddr, healthHandler(), log) })
+	log.Info("worker ready", zap.String("taskQueue", workflows.TaskQueue))
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// NewActivities builds the activities' dependencies from the configuration.
+func NewActivities(cfg Config, log *zap.Logger) (*activities.Activities, func(), error) {
+	kc, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.KafkaBrokers...),
+		kgo.DefaultProduceTopic(dataplane.CommandsTopic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	inv, err := inventory.Open(cfg.Inventory)
+	if err != nil {
+		kc.Close()
+		return nil, nil, fmt.Errorf("inventory %s: %w", cfg.Inventory, err)
+	}
+	a := &activities.Activities{
+		Kafka:     kc,
+		Inventory: inv,
+		Catalog:   monitors.Default(),
+		Log:       log.Named("activities"),
+	}
+	if cfg.Datadog.APIKey != "" {
+		dd, err := activities.NewDatadog(cfg.Datadog)
+		if err != nil {
+			kc.Close()
+			return nil, nil, err
+		}
+		a.Datadog = dd
+	} else {
+		log.Warn("no DD_API_KEY: monitor checks are disabled and every health check passes")
+	}
+	if cfg.SlackToken != "" {
+		opts := []slack.Option{}
+		if cfg.SlackAPIURL != "" {
+			opts = append(opts, slack.OptionAPIURL(cfg.SlackAPIURL))
+		}
+		a.Slack = slack.New(cfg.SlackToken, opts...)
+		a.SlackChannel = cfg.SlackChannel
+	} else {
+		log.Info("no SLACK_TOKEN: notifications go to the log")
+	}
+	return a, kc.Close, nil
+}
+
+func healthHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// serveHTTP serves h on addr until ctx is done.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *zap.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("http listening", zap.String("addr", ln.Addr().String()))
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", addr, err)
+	}
+	return nil
+}
+
+// temporalLogger adapts zap to the Temporal SDK's key-value logger.
+type temporalLogger struct{ s *zap.SugaredLogger }
+
+func (l temporalLogger) Debug(msg string, kv ...any) { l.s.Debugw(msg, kv...) }
+func (l temporalLogger) Info(msg string, kv ...any)  { l.s.Infow(msg, kv...) }
+func (l temporalLogger) Warn(msg string, kv ...any)  { l.s.Warnw(msg, kv...) }
+func (l temporalLogger) Error(msg string, kv ...any) { l.s.Errorw(msg, kv...) }

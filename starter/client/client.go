@@ -1,0 +1,423 @@
+// Package client drives fleet rollouts through Temporal: start one, read its
+// status (the rollout's and its in-flight batches'), pause, resume, abort and
+// approve it, and list rollouts. The fleet CLI is built on it; other services
+// import it the same way.
+//
+// Every method accepts a rollout's bare name ("kafka-3.7") or its workflow ID
+// ("rollout/kafka-3.7").
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleet-rollout/fleet/internal/spec"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// RolloutWorkflowType is the registered name of workflows.RolloutWorkflow.
+// The client starts it by name so it does not link the workflow code.
+const RolloutWorkflowType = "Rollout"
+
+// Client drives rollouts through a Temporal client.
+type Client struct {
+	c sdkclient.Client
+}
+
+// New wraps a connected Temporal client. Closing c is the caller's job.
+func New(c sdkclient.Client) *Client { return &Client{c: c} }
+
+// ErrNotFound is matched (errors.Is) by the error returned when no rollout
+// of the given name exists.
+var ErrNotFound = errors.New("rollout not found")
+
+// ErrAlreadyRunning is matched (errors.Is) by the error Start returns when a
+// rollout of the same name is already running.
+var ErrAlreadyRunning = errors.New("rollout already running")
+
+// NotFoundError says no rollout of that name exists.
+type NotFoundError struct {
+	Name string
+	Err  error
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("rollout %q not found", e.Name) }
+
+// Unwrap returns the Temporal error.
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrNotFound) true.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// AlreadyRunningError says a rollout of that name is already running.
+type AlreadyRunningError struct {
+	Name string
+	Err  error
+}
+
+func (e *AlreadyRunningError) Error() string {
+	return fmt.Sprintf("rollout %q is already running (workflow %s)", e.Name, workflows.RolloutID(e.Name))
+}
+
+// Unwrap returns the Temporal error.
+func (e *AlreadyRunningError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrAlreadyRunning) true.
+func (e *AlreadyRunningError) Is(target error) bool { return target == ErrAlreadyRunning }
+
+// RejectedError is an action (pause, resume, abort, approve) the rollout
+// refused or failed; Message is the workflow's own explanation.
+type RejectedError struct {
+	Action     string
+	WorkflowID string
+	Message    string
+	Err        error
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("%s %s: rejected: %s", e.Action, e.WorkflowID, e.Message)
+}
+
+// Unwrap returns the Temporal error.
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// FinishedError is an action sent to a rollout that has already ended.
+type FinishedError struct {
+	Action string
+	Name   string
+	Status string // Temporal execution status: Completed, Failed, Terminated, ...
+	Err    error
+}
+
+func (e *FinishedError) Error() string {
+	return fmt.Sprintf("%s %s: rollout %q has already ended (%s)",
+		e.Action, workflows.RolloutID(e.Name), e.Name, strings.ToLower(e.Status))
+}
+
+// Unwrap returns the Temporal error.
+func (e *FinishedError) Unwrap() error { return e.Err }
+
+// Start starts a rollout and returns its workflow ID. The spec is
+// normalized (on a copy) and validated first: an invalid spec starts
+// nothing. requester is who starts it; it also fills the spec's Requester
+// when that is empty. A finished rollout of the same name
+// may be started again; a running one may not (AlreadyRunningError).
+func (c *Client) Start(ctx context.Context, r *spec.Rollout, requester string) (string, error) {
+	if r == nil {
+		return "", errors.New("start rollout: no spec")
+	}
+	in := workflows.RolloutInput{Spec: *r, Requester: requester}
+	in.Spec.Normalize()
+	if err := in.Spec.Validate(); err != nil {
+		return "", fmt.Errorf("start rollout %q: invalid spec: %w", r.Name, err)
+	}
+	if in.Spec.Requester == "" {
+		in.Spec.Requester = requester
+	}
+	id := workflows.RolloutID(r.Name)
+	opts := sdkclient.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}
+	run, err := c.c.ExecuteWorkflow(ctx, opts, RolloutWorkflowType, in)
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return "", &AlreadyRunningError{Name: r.Name, Err: err}
+		}
+		return "", fmt.Errorf("start rollout %q (workflow %s): %w", r.Name, id, err)
+	}
+	return run.GetID(), nil
+}
+
+// Status returns the rollout's status with the cluster detail of its
+// in-flight batches (running, paused or baking) filled in from the batch
+// workflows, and Counts recomputed from that detail. It works on finished
+// rollouts too, as long as a worker is there to answer the query.
+func (c *Client) Status(ctx context.Context, id string) (*workflows.RolloutStatus, error) {
+	name := workflows.RolloutName(id)
+	rid := workflows.RolloutID(name)
+	v, err := c.c.QueryWorkflow(ctx, rid, "", workflows.QueryStatus)
+	if err != nil {
+		return nil, c.wrap(ctx, "status", name, err)
+	}
+	var st workflows.RolloutStatus
+	if err := v.Get(&st); err != nil {
+		return nil, fmt.Errorf("status %s: decode: %w", rid, err)
+	}
+	if st.ID == "" {
+		st.ID = rid
+	}
+	if st.Name == "" {
+		st.Name = name
+	}
+
+	type ref struct{ phase, batch int }
+	var inflight []ref
+	for pi := range st.Phases {
+		for bi, b := range st.Phases[pi].Batches {
+			if batchInFlight(b.State) {
+				inflight = append(inflight, ref{pi, bi})
+			}
+		}
+	}
+	if len(inflight) == 0 {
+		return &st, nil
+	}
+
+	got := make([]*workflows.BatchStatus, len(inflight))
+	errs := make([]error, len(inflight))
+	var wg sync.WaitGroup
+	for i, r := range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = c.batchStatus(ctx, rid, st.Phases[r.phase].Batches[r.batch].Number)
+		}()
+	}
+	wg.Wait()
+
+	merged := false
+	for i, r := range inflight {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if got[i] == nil { // the batch is gone or finished: keep the parent's data
+			continue
+		}
+		mergeBatch(&st.Phases[r.phase].Batches[r.batch], got[i])
+		merged = true
+	}
+	if merged {
+		recount(&st)
+	}
+	return &st, nil
+}
+
+// batchStatus queries one batch. It returns nil, nil when the batch cannot
+// be asked because it has not started yet or has just finished.
+func (c *Client) batchStatus(ctx context.Context, rolloutID string, n int) (*workflows.BatchStatus, error) {
+	bid := workflows.BatchID(rolloutID, n)
+	v, err := c.c.QueryWorkflow(ctx, bid, "", workflows.QueryStatus)
+	if err == nil {
+		var bs workflows.BatchStatus
+		if err := v.Get(&bs); err != nil {
+			return nil, fmt.Errorf("status %s: decode: %w", bid, err)
+		}
+		return &bs, nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("status %s: %w", bid, err)
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	d, derr := c.c.DescribeWorkflowExecution(ctx, bid, "")
+	if derr == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("status %s: %w", bid, err)
+}
+
+func batchInFlight(s workflows.BatchState) bool {
+	return s == workflows.BatchRunning || s == workflows.BatchPaused || s == workflows.BatchBaking
+}
+
+// mergeBatch fills a batch of the rollout's status with what the batch
+// workflow itself reports.
+func mergeBatch(dst *workflows.BatchStatus, src *workflows.BatchStatus) {
+	if src.State != "" {
+		dst.State = src.State
+	}
+	if src.Phase != "" && dst.Phase == "" {
+		dst.Phase = src.Phase
+	}
+	if len(src.Clusters) > 0 {
+		dst.Clusters = append([]workflows.ClusterStatus(nil), src.Clusters...)
+		dst.Counts = countClusters(dst.Clusters)
+	} else if src.Counts != (workflows.Counts{}) {
+		dst.Counts = src.Counts
+	}
+}
+
+// recount recomputes the rollout's counts from its batches: a batch with
+// cluster detail counts its clusters, one without counts what it says.
+// Clusters the batches do not account for (batches not yet described) are
+// pending.
+func recount(st *workflows.RolloutStatus) {
+	var c workflows.Counts
+	for _, p := range st.Phases {
+		for _, b := range p.Batches {
+			if len(b.Clusters) > 0 {
+				c.Merge(countClusters(b.Clusters))
+			} else {
+				c.Merge(b.Counts)
+			}
+		}
+	}
+	if n := Sum(c); n < st.Total {
+		c.Pending += st.Total - n
+	}
+	st.Counts = c
+}
+
+func countClusters(cs []workflows.ClusterStatus) workflows.Counts {
+	var c workflows.Counts
+	for _, cl := range cs {
+		c.Add(cl.State)
+	}
+	return c
+}
+
+// Sum is the number of clusters a tally covers.
+func Sum(c workflows.Counts) int {
+	return c.Pending + c.InFlight + c.Held + c.Done + c.Failed + c.Aborted + c.Skipped
+}
+
+// Pause pauses the rollout: clusters in flight are held before their next
+// broker. The reason is required by the workflow.
+func (c *Client) Pause(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
+	return c.update(ctx, workflows.Pause, id, req)
+}
+
+// Resume resumes a paused rollout where it stopped.
+func (c *Client) Resume(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
+	return c.update(ctx, workflows.Resume, id, req)
+}
+
+// Abort stops the rollout for good; clusters in flight are held.
+func (c *Client) Abort(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
+	return c.update(ctx, workflows.Abort, id, req)
+}
+
+// Approve approves the rollout's plan (req.PlanHash) or a gated phase (req.Phase).
+func (c *Client) Approve(ctx context.Context, id string, req workflows.ApproveRequest) (workflows.ActionResult, error) {
+	return c.update(ctx, workflows.Approve, id, req)
+}
+
+func (c *Client) update(ctx context.Context, action, id string, arg any) (workflows.ActionResult, error) {
+	var res workflows.ActionResult
+	name := workflows.RolloutName(id)
+	rid := workflows.RolloutID(name)
+	h, err := c.c.UpdateWorkflow(ctx, sdkclient.UpdateWorkflowOptions{
+		WorkflowID:   rid,
+		UpdateName:   action,
+		Args:         []any{arg},
+		WaitForStage: sdkclient.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &res)
+	}
+	if err != nil {
+		return res, c.wrap(ctx, action, name, err)
+	}
+	return res, nil
+}
+
+// wrap turns a Temporal error about a rollout into one that names it.
+func (c *Client) wrap(ctx context.Context, action, name string, err error) error {
+	rid := workflows.RolloutID(name)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("%s %s: %w", action, rid, ctx.Err())
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return &RejectedError{Action: action, WorkflowID: rid, Message: app.Message(), Err: err}
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		// An update on a finished workflow is NotFound too: tell them apart.
+		if ctx.Err() == nil {
+			if d, derr := c.c.DescribeWorkflowExecution(ctx, rid, ""); derr == nil {
+				if s := d.GetWorkflowExecutionInfo().GetStatus(); s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+					return &FinishedError{Action: action, Name: name, Status: s.String(), Err: err}
+				}
+			}
+		}
+		return &NotFoundError{Name: name, Err: err}
+	}
+	var qf *serviceerror.QueryFailed
+	if errors.As(err, &qf) {
+		return fmt.Errorf("%s %s: query failed: %s", action, rid, qf.Message)
+	}
+	var to *sdkclient.WorkflowUpdateServiceTimeoutOrCanceledError
+	var de *serviceerror.DeadlineExceeded
+	if errors.As(err, &to) || errors.As(err, &de) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: no answer in time (is a fleet worker polling task queue %q?): %w",
+			action, rid, workflows.TaskQueue, err)
+	}
+	return fmt.Errorf("%s %s: %w", action, rid, err)
+}
+
+// Summary is one rollout in a list.
+type Summary struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	RunID string `json:"runId"`
+	// Status is the Temporal execution status: Running, Completed, Failed,
+	// Canceled, Terminated, TimedOut.
+	Status    string     `json:"status"`
+	StartTime time.Time  `json:"startTime"`
+	CloseTime *time.Time `json:"closeTime,omitempty"`
+}
+
+// List lists rollouts, newest first: the running ones when open is set,
+// otherwise all the visibility store still holds. Runs closed by
+// continue-as-new are left out: the run that followed represents them.
+func (c *Client) List(ctx context.Context, open bool) ([]Summary, error) {
+	q := "WorkflowType = '" + RolloutWorkflowType + "'"
+	if open {
+		q += " AND ExecutionStatus = 'Running'"
+	}
+	var out []Summary
+	var token []byte
+	for {
+		resp, err := c.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         q,
+			NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list rollouts: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+				continue
+			}
+			s := Summary{
+				ID:     e.GetExecution().GetWorkflowId(),
+				RunID:  e.GetExecution().GetRunId(),
+				Status: e.GetStatus().String(),
+			}
+			s.Name = workflows.RolloutName(s.ID)
+			if t := e.GetStartTime(); t != nil {
+				s.StartTime = t.AsTime()
+			}
+			if t := e.GetCloseTime(); t != nil && !t.AsTime().IsZero() && t.AsTime().Unix() > 0 {
+				ct := t.AsTime()
+				s.CloseTime = &ct
+			}
+			out = append(out, s)
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			break
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTime.After(out[j].StartTime) })
+	return out, nil
+}

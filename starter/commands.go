@@ -1,0 +1,526 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/spec"
+	"github.com/fleet-rollout/fleet/starter/client"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// command is one fleet subcommand.
+type command struct {
+	name     string
+	synopsis string // after "fleet "
+	summary  string
+	detail   string
+	run      func(ctx context.Context, e *env, cmd *command, args []string) error
+}
+
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{
+			name: "start", synopsis: "start -f FILE [--watch | --wait]",
+			summary: "start a rollout from a spec file",
+			detail: "Loads and checks the spec before anything starts (a malformed spec exits 2),\n" +
+				"then starts workflow rollout/<name>. A rollout of that name that is still\n" +
+				"running is an error; a finished one may be started again.",
+			run: cmdStart,
+		},
+		{
+			name: "plan", synopsis: "plan -f FILE [--json] [--clusters] [--excluded N]",
+			summary: "show the phases and batches a spec would run (no Temporal)",
+			detail: "Plans the spec against the inventory at FLEET_INVENTORY (a URL or a file).\n" +
+				"It does not ask Temporal, so clusters held by running rollouts are not\n" +
+				"left out here as they are when the rollout plans for real.",
+			run: cmdPlan,
+		},
+		{
+			name: "list", synopsis: "list [--all] [--json]",
+			summary: "list running rollouts (--all: finished ones too)",
+			run:     cmdList,
+		},
+		{
+			name: "status", synopsis: "status ID [--json]",
+			summary: "show a rollout's state, pause reason, phases, batches and clusters",
+			run:     cmdStatus,
+		},
+		{
+			name: "watch", synopsis: "watch ID",
+			summary: "follow a rollout live until it ends",
+			detail:  "Exits 0 when the rollout completes, 1 when it is aborted or fails.",
+			run:     cmdWatch,
+		},
+		{
+			name: "pause", synopsis: "pause ID --reason R",
+			summary: "pause a rollout: clusters in flight are held before their next broker",
+			run:     cmdAction(workflows.Pause, true),
+		},
+		{
+			name: "resume", synopsis: "resume ID [--reason R]",
+			summary: "resume a paused rollout where it stopped",
+			run:     cmdAction(workflows.Resume, false),
+		},
+		{
+			name: "abort", synopsis: "abort ID --reason R",
+			summary: "stop a rollout for good",
+			run:     cmdAction(workflows.Abort, true),
+		},
+		{
+			name: "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
+			summary: "approve a rollout's plan or a gated phase",
+			run:     cmdApprove,
+		},
+		{
+			name: "help", synopsis: "help [COMMAND]",
+			summary: "show this help, or a command's",
+			run:     cmdHelp,
+		},
+	}
+}
+
+func findCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// run runs the command line args (without the program name).
+func run(ctx context.Context, args []string, e *env) error {
+	if len(args) == 0 {
+		printUsage(e.stdout)
+		return usagef("", "no command given")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		printUsage(e.stdout)
+		return nil
+	}
+	cmd := findCommand(args[0])
+	if cmd == nil {
+		return usagef("", "unknown command %q", args[0])
+	}
+	err := cmd.run(ctx, e, cmd, args[1:])
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "fleet drives fleet rollouts on Temporal.\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  fleet %s\n      %s\n", c.synopsis, c.summary)
+	}
+	fmt.Fprint(w, `
+ID is a rollout's name or its workflow ID (rollout/<name>).
+
+Environment:
+  TEMPORAL_ADDRESS    Temporal frontend (default `+defaultAddress+`)
+  TEMPORAL_NAMESPACE  Temporal namespace (default `+defaultNamespace+`)
+  TEMPORAL_API_KEY    API key for Temporal Cloud (turns TLS on); TEMPORAL_TLS=true for TLS alone
+  FLEET_INVENTORY     fleet inventory for plan (default `+defaultInventory+`)
+  FLEET_USER          who you are in the audit trail (default $USER)
+
+Exit codes: 0 ok, 1 error, 2 usage error or invalid spec.
+Run 'fleet COMMAND -h' for a command's flags.
+`)
+}
+
+func printCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: fleet %s\n\n%s.\n", cmd.synopsis, upperFirst(cmd.summary))
+	if cmd.detail != "" {
+		fmt.Fprintf(w, "\n%s\n", cmd.detail)
+	}
+	if fs == nil {
+		return
+	}
+	var flags strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		switch arg {
+		case "value":
+			arg = ""
+		case "string":
+			arg = strings.ToUpper(f.Name)
+		}
+		left := dash + f.Name
+		if arg != "" {
+			left += " " + arg
+		}
+		fmt.Fprintf(&flags, "  %-18s %s\n", left, usage)
+	})
+	if flags.Len() > 0 {
+		fmt.Fprintf(w, "\nFlags:\n%s", flags.String())
+	}
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// errHelpShown ends a command whose help was asked for (-h): exit 0.
+var errHelpShown = errors.New("help shown")
+
+func newFlags(cmd *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses a command's flags, which may come before or after its
+// positional arguments ("pause ID --reason R"); "--" ends the flags.
+func (e *env) parse(cmd *command, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printCommandUsage(e.stdout, cmd, fs)
+				return nil, errHelpShown
+			}
+			return nil, usagef(cmd.name, "%s: %v", cmd.name, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// oneID checks that exactly one rollout ID was given.
+func oneID(cmd *command, pos []string) (string, error) {
+	switch {
+	case len(pos) == 0:
+		return "", usagef(cmd.name, "%s: missing rollout ID (usage: fleet %s)", cmd.name, cmd.synopsis)
+	case len(pos) > 1:
+		return "", usagef(cmd.name, "%s: unexpected argument %q (usage: fleet %s)", cmd.name, pos[1], cmd.synopsis)
+	case strings.TrimSpace(workflows.RolloutName(pos[0])) == "":
+		return "", usagef(cmd.name, "%s: empty rollout ID", cmd.name)
+	}
+	return pos[0], nil
+}
+
+func noArgs(cmd *command, pos []string) error {
+	if len(pos) > 0 {
+		return usagef(cmd.name, "%s: unexpected argument %q (usage: fleet %s)", cmd.name, pos[0], cmd.synopsis)
+	}
+	return nil
+}
+
+// fileFlag defines -f and its long form --file.
+func fileFlag(fs *flag.FlagSet) *string {
+	p := fs.String("f", "", "rollout spec `FILE` (YAML)")
+	fs.StringVar(p, "file", "", "same as -f")
+	return p
+}
+
+// loadSpec loads and normalizes a spec. Its errors name the file and line
+// and exit 2: nothing has started.
+func loadSpec(path string) (*spec.Rollout, error) {
+	r, err := spec.Load(path)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	r.Normalize()
+	return r, nil
+}
+
+// dial connects to Temporal; call the returned function when done.
+func (e *env) dial(ctx context.Context) (rollouts, config, func(), error) {
+	cfg := e.config()
+	api, closeFn, err := e.connect(ctx, cfg)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	if closeFn == nil {
+		closeFn = func() {}
+	}
+	return api, cfg, closeFn, nil
+}
+
+func cmdStart(ctx context.Context, e *env, cmd *command, args []string) error {
+	fs := newFlags(cmd)
+	file := fileFlag(fs)
+	watch := fs.Bool("watch", false, "follow the rollout live after starting it (like fleet watch)")
+	wait := fs.Bool("wait", false, "wait quietly until the rollout ends, then print a summary; exit 1 unless it completes")
+	pos, err := e.parse(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(cmd, pos); err != nil {
+		return err
+	}
+	if *file == "" {
+		return usagef(cmd.name, "start: -f FILE is required (the rollout spec to start)")
+	}
+	r, err := loadSpec(*file)
+	if err != nil {
+		return err
+	}
+	api, cfg, closeFn, err := e.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	id, err := api.Start(sctx, r, cfg.User)
+	cancel()
+	if err != nil {
+		return err
+	}
+	renderStarted(e.stdout, id, r, *watch || *wait)
+	if *watch || *wait {
+		return e.follow(ctx, api, id, !*watch)
+	}
+	return nil
+}
+
+func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
+	fs := newFlags(cmd)
+	file := fileFlag(fs)
+	asJSON := fs.Bool("json", false, "print the plan as JSON")
+	clusters := fs.Bool("clusters", false, "list each batch's cluster IDs")
+	excluded := fs.Int("excluded", 0, "list up to `N` excluded cluster IDs per reason")
+	pos, err := e.parse(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(cmd, pos); err != nil {
+		return err
+	}
+	if *file == "" {
+		return usagef(cmd.name, "plan: -f FILE is required (the rollout spec to plan)")
+	}
+	r, err := loadSpec(*file)
+	if err != nil {
+		return err
+	}
+	cfg := e.config()
+	inv, err := e.loadInventory(ctx, cfg.Inventory)
+	if err != nil {
+		return err
+	}
+	p, err := plan.Build(r, inv, plan.Options{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *file, err)
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, p)
+	}
+	return plan.Render(e.stdout, p, plan.RenderOptions{Clusters: *clusters, ExcludedIDs: *excluded})
+}
+
+func cmdList(ctx context.Context, e *env, cmd *command, args []string) error {
+	fs := newFlags(cmd)
+	all := fs.Bool("all", false, "include finished rollouts")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := e.parse(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(cmd, pos); err != nil {
+		return err
+	}
+	api, _, closeFn, err := e.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	list, err := api.List(lctx, !*all)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if list == nil {
+			list = []client.Summary{}
+		}
+		return writeJSON(e.stdout, list)
+	}
+	renderList(e.stdout, list, !*all)
+	return nil
+}
+
+func cmdStatus(ctx context.Context, e *env, cmd *command, args []string) error {
+	fs := newFlags(cmd)
+	asJSON := fs.Bool("json", false, "print the full status as JSON")
+	pos, err := e.parse(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID(cmd, pos)
+	if err != nil {
+		return err
+	}
+	api, _, closeFn, err := e.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	st, err := api.Status(sctx, id)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, st)
+	}
+	renderStatus(e.stdout, st, e.now())
+	return nil
+}
+
+func cmdWatch(ctx context.Context, e *env, cmd *command, args []string) error {
+	fs := newFlags(cmd)
+	pos, err := e.parse(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID(cmd, pos)
+	if err != nil {
+		return err
+	}
+	api, _, closeFn, err := e.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return e.follow(ctx, api, id, false)
+}
+
+// cmdAction builds pause, resume and abort.
+func cmdAction(action string, reasonRequired bool) func(context.Context, *env, *command, []string) error {
+	return func(ctx context.Context, e *env, cmd *command, args []string) error {
+		fs := newFlags(cmd)
+		help := "why (recorded in the audit trail)"
+		if reasonRequired {
+			help = "why (required; recorded in the audit trail)"
+		}
+		reason := fs.String("reason", "", help)
+		pos, err := e.parse(cmd, fs, args)
+		if err != nil {
+			return err
+		}
+		id, err := oneID(cmd, pos)
+		if err != nil {
+			return err
+		}
+		*reason = strings.TrimSpace(*reason)
+		if reasonRequired && *reason == "" {
+			return usagef(cmd.name, "%s: --reason is required (usage: fleet %s)", cmd.name, cmd.synopsis)
+		}
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		req := workflows.ActionRequest{Actor: cfg.User, Reason: *reason}
+		actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		var res workflows.ActionResult
+		switch action {
+		case workflows.Pause:
+			res, err = api.Pause(actx, id, req)
+		case workflows.Resume:
+			res, err = api.Resume(actx, id, req)
+		case workflows.Abort:
+			res, err = api.Abort(actx, id, req)
+		default:
+			return fmt.Errorf("unknown action %q", action)
+		}
+		if err != nil {
+			return err
+		}
+		renderAction(e.stdout, id, res)
+		return nil
+	}
+}
+
+func cmdApprove(ctx context.Context, e *env, cmd *command, args []string) error {
+	fs := newFlags(cmd)
+	hash := fs.String("plan", "", "approve the plan with this `HASH` (see fleet status)")
+	phase := fs.String("phase", "", "approve the gated phase `NAME`")
+	comment := fs.String("comment", "", "note recorded in the audit trail")
+	pos, err := e.parse(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID(cmd, pos)
+	if err != nil {
+		return err
+	}
+	*hash, *phase = strings.TrimSpace(*hash), strings.TrimSpace(*phase)
+	switch {
+	case *hash == "" && *phase == "":
+		return usagef(cmd.name, "approve: one of --plan HASH or --phase NAME is required")
+	case *hash != "" && *phase != "":
+		return usagef(cmd.name, "approve: give --plan or --phase, not both")
+	}
+	api, cfg, closeFn, err := e.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	res, err := api.Approve(actx, id, workflows.ApproveRequest{
+		Actor: cfg.User, PlanHash: *hash, Phase: *phase, Comment: *comment,
+	})
+	if err != nil {
+		return err
+	}
+	renderAction(e.stdout, id, res)
+	return nil
+}
+
+func cmdHelp(ctx context.Context, e *env, cmd *command, args []string) error {
+	if len(args) == 0 {
+		printUsage(e.stdout)
+		return nil
+	}
+	if len(args) > 1 {
+		return usagef("help", "help: unexpected argument %q", args[1])
+	}
+	c := findCommand(args[0])
+	if c == nil {
+		return usagef("", "help: unknown command %q", args[0])
+	}
+	if c.name == "help" {
+		printCommandUsage(e.stdout, c, nil)
+		return nil
+	}
+	// Each command prints its own flags on -h.
+	return c.run(ctx, e, c, []string{"-h"})
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

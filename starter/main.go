@@ -1,0 +1,216 @@
+// Command fleet is the rollout CLI: it plans, starts, watches and steers
+// fleet rollouts running on Temporal.
+//
+//	go build -o bin/fleet ./starter
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	sdkclient "go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/inventory"
+	"github.com/fleet-rollout/fleet/internal/spec"
+	"github.com/fleet-rollout/fleet/starter/client"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// Defaults for the environment the CLI reads.
+const (
+	defaultAddress   = "localhost:7233"
+	defaultNamespace = "default"
+	defaultInventory = "http://127.0.0.1:8089/v1/clusters"
+)
+
+// rpcTimeout bounds one call to Temporal (a query, an update, a list).
+const rpcTimeout = 30 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], defaultEnv())
+	stop()
+	os.Exit(report(os.Stderr, err))
+}
+
+// rollouts is what the CLI needs from starter/client.
+type rollouts interface {
+	Start(ctx context.Context, r *spec.Rollout, requester string) (string, error)
+	Status(ctx context.Context, id string) (*workflows.RolloutStatus, error)
+	Pause(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)
+	Resume(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)
+	Abort(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)
+	Approve(ctx context.Context, id string, req workflows.ApproveRequest) (workflows.ActionResult, error)
+	List(ctx context.Context, open bool) ([]client.Summary, error)
+}
+
+var _ rollouts = (*client.Client)(nil)
+
+// config is what the environment says.
+type config struct {
+	Address   string
+	Namespace string
+	Inventory string
+	User      string
+	// APIKey (TEMPORAL_API_KEY) authenticates to Temporal Cloud and turns TLS on. Never printed.
+	APIKey string
+	TLS    bool
+}
+
+// env is everything a command touches outside itself, so tests can replace it.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// connect dials Temporal. Commands that do not need Temporal never call it.
+	connect func(ctx context.Context, cfg config) (rollouts, func(), error)
+	// loadInventory lists the clusters of an inventory reference.
+	loadInventory func(ctx context.Context, ref string) ([]fleet.Cluster, error)
+	// tty says stdout is a terminal (live progress bar) rather than a log.
+	tty      bool
+	interval time.Duration
+	now      func() time.Time
+}
+
+func defaultEnv() *env {
+	return &env{
+		stdout:        os.Stdout,
+		stderr:        os.Stderr,
+		getenv:        os.Getenv,
+		connect:       dialTemporal,
+		loadInventory: loadInventory,
+		tty:           isTerminal(os.Stdout),
+		interval:      time.Second,
+		now:           time.Now,
+	}
+}
+
+func (e *env) config() config {
+	get := func(key, def string) string {
+		if v := e.getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	user := get("FLEET_USER", get("USER", "unknown"))
+	tlsOn := false
+	switch e.getenv("TEMPORAL_TLS") {
+	case "1", "true", "TRUE", "True", "yes":
+		tlsOn = true
+	}
+	return config{
+		Address:   get("TEMPORAL_ADDRESS", defaultAddress),
+		Namespace: get("TEMPORAL_NAMESPACE", defaultNamespace),
+		Inventory: get("FLEET_INVENTORY", defaultInventory),
+		User:      user,
+		APIKey:    e.getenv("TEMPORAL_API_KEY"),
+		TLS:       tlsOn,
+	}
+}
+
+func dialTemporal(ctx context.Context, cfg config) (rollouts, func(), error) {
+	opts := sdkclient.Options{
+		HostPort:  cfg.Address,
+		Namespace: cfg.Namespace,
+		Identity:  "fleet-cli:" + cfg.User,
+		// The SDK logs to stdout by default; the CLI's stdout is for its output.
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+	}
+	if cfg.TLS || cfg.APIKey != "" {
+		opts.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.APIKey != "" {
+		opts.Credentials = sdkclient.NewAPIKeyStaticCredentials(cfg.APIKey)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := sdkclient.DialContext(dctx, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to Temporal at %s (namespace %q; set TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE): %w",
+			cfg.Address, cfg.Namespace, err)
+	}
+	return client.New(c), c.Close, nil
+}
+
+func loadInventory(ctx context.Context, ref string) ([]fleet.Cluster, error) {
+	// The inventory's errors name the source; ref is not repeated here in
+	// case it carries a token.
+	src, err := inventory.Open(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w (FLEET_INVENTORY chooses the inventory)", err)
+	}
+	if c, ok := any(src).(io.Closer); ok {
+		defer c.Close()
+	}
+	cs, err := src.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (FLEET_INVENTORY chooses the inventory)", err)
+	}
+	return cs, nil
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// usageError is a command line the CLI cannot run: exit code 2, with a hint
+// pointing at the command's help.
+type usageError struct {
+	cmd string
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(cmd, format string, args ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
+}
+
+// exitError carries an exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// report prints err as the CLI does and returns the process exit code.
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(w, "fleet: interrupted")
+		return 130
+	}
+	// A spec may have several problems, one per line: prefix each.
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(w, "fleet: %s\n", line)
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		if ue.cmd != "" {
+			fmt.Fprintf(w, "Run 'fleet %s -h' for usage.\n", ue.cmd)
+		} else {
+			fmt.Fprintln(w, "Run 'fleet help' for usage.")
+		}
+		return 2
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}

@@ -1,0 +1,118 @@
+// Command worker runs the fleet rollout worker: the Temporal workflows and
+// activities, the status bridge and the worker's HTTP endpoints.
+//
+//	worker            connect to the addresses in the environment (production)
+//	worker dev        start the embedded dev stack in this process, then the worker
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/fleet-rollout/fleet/internal/app"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	mode := "run"
+	if len(args) > 0 && (args[0] == "dev" || args[0] == "run") {
+		mode, args = args[0], args[1:]
+	}
+	log, err := newLogger(mode == "dev")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	if mode == "run" {
+		fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return app.Run(ctx, app.FromEnv(), log)
+	}
+	return runDev(ctx, args, log)
+}
+
+func runDev(ctx context.Context, args []string, log *zap.Logger) error {
+	fs := flag.NewFlagSet("worker dev", flag.ContinueOnError)
+	var (
+		o          app.DevOptions
+		faultsFile string
+		reset      bool
+	)
+	fs.StringVar(&o.DataDir, "data", ".fleet-dev", "directory for the Temporal SQLite file, Kafka's log and the data plane's state")
+	fs.IntVar(&o.Clusters, "clusters", 2000, "simulated clusters (used when the data dir is new)")
+	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulated fleet")
+	fs.DurationVar(&o.BrokerTime, "broker-time", 100*time.Millisecond, "time to restart one simulated broker")
+	fs.StringVar(&faultsFile, "faults", "", "JSON file with fault rules for the simulated data plane")
+	fs.IntVar(&o.TemporalPort, "temporal-port", 7233, "Temporal frontend gRPC port")
+	fs.IntVar(&o.KafkaPort, "kafka-port", 9092, "Kafka port")
+	fs.IntVar(&o.InventoryPort, "inventory-port", 8089, "simulated data plane's inventory HTTP port")
+	fs.IntVar(&o.DatadogPort, "datadog-port", 8090, "Datadog-compatible monitors endpoint port")
+	fs.IntVar(&o.WorkerPort, "worker-port", 8088, "worker HTTP port")
+	fs.StringVar(&o.UIBinary, "ui", "bin/fleet-ui", "Temporal Web UI binary (built by `make ui`)")
+	fs.IntVar(&o.UIPort, "ui-port", 8233, "Temporal Web UI port")
+	fs.BoolVar(&reset, "reset", false, "delete the data dir first (a fresh fleet and no history)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.Persistent = true
+	if reset {
+		if err := os.RemoveAll(o.DataDir); err != nil {
+			return fmt.Errorf("reset %s: %w", o.DataDir, err)
+		}
+	}
+	if faultsFile != "" {
+		b, err := os.ReadFile(faultsFile)
+		if err != nil {
+			return fmt.Errorf("read faults: %w", err)
+		}
+		if err := json.Unmarshal(b, &o.Faults); err != nil {
+			return fmt.Errorf("parse faults %s: %w", faultsFile, err)
+		}
+	}
+	dev, err := app.StartDev(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	if err := app.Run(ctx, dev.Config, log); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(dev bool) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	if dev {
+		cfg = zap.NewDevelopmentConfig()
+		cfg.DisableStacktrace = true
+		cfg.Level = zap.NewAtomicLevelAt(zapcore.InfoLevel)
+	}
+	if lvl := os.Getenv("FLEET_LOG_LEVEL"); lvl != "" {
+		l, err := zapcore.ParseLevel(lvl)
+		if err != nil {
+			return nil, fmt.Errorf("FLEET_LOG_LEVEL: %w", err)
+		}
+		cfg.Level = zap.NewAtomicLevelAt(l)
+	}
+	return cfg.Build()
+}

@@ -1,0 +1,295 @@
+// Package workflows holds the rollout's durable logic: the Rollout parent
+// workflow, the Batch child workflow, and the names, IDs and payloads that
+// callers (the fleet CLI, the Web UI, the temporal CLI, other services) use to
+// talk to them. Payloads carry IDs and small records, never documents.
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/spec"
+)
+
+// TaskQueue is the task queue the worker polls for workflows and activities.
+const TaskQueue = "fleet-rollouts"
+
+// Message names. Each action exists as an update (validated, answers the
+// caller with the outcome) and as a signal of the same name (for the Web UI
+// and fire-and-forget callers; a signal that does not apply is recorded in the
+// audit trail with the reason).
+const (
+	Pause   = "pause"
+	Resume  = "resume"
+	Abort   = "abort"
+	Approve = "approve"
+
+	// QueryStatus returns RolloutStatus (on a Rollout) or BatchStatus (on a Batch).
+	QueryStatus = "status"
+
+	// SignalClusterStatus carries a dataplane.Status from the status bridge to a Batch.
+	SignalClusterStatus = "cluster-status"
+	// SignalIncident carries an Incident from a Batch to its Rollout.
+	SignalIncident = "incident"
+)
+
+// RolloutIDPrefix starts every rollout's workflow ID.
+const RolloutIDPrefix = "rollout/"
+
+// RolloutID is the workflow ID of the rollout with the given name.
+func RolloutID(name string) string { return RolloutIDPrefix + name }
+
+// RolloutName is the inverse of RolloutID; it accepts a bare name too.
+func RolloutName(id string) string { return strings.TrimPrefix(id, RolloutIDPrefix) }
+
+// BatchID is the workflow ID of batch n of a rollout.
+func BatchID(rolloutID string, n int) string { return fmt.Sprintf("%s/batch-%d", rolloutID, n) }
+
+// RolloutInput starts a Rollout.
+type RolloutInput struct {
+	Spec spec.Rollout `json:"spec"`
+	// Requester is who started the rollout.
+	Requester string `json:"requester"`
+	// Carry is set when the rollout continues as new; nil on a fresh start.
+	Carry *Carry `json:"carry,omitempty"`
+}
+
+// Carry is the state a rollout hands to its next run on continue-as-new.
+type Carry struct {
+	Plan      *plan.Plan    `json:"plan"`
+	State     RolloutStatus `json:"state"`
+	NextPhase int           `json:"nextPhase"`
+	NextBatch int           `json:"nextBatch"`
+	Results   []BatchResult `json:"results"`
+}
+
+// ActionRequest is the argument of pause, resume and abort.
+type ActionRequest struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason"`
+}
+
+// ApproveRequest approves the plan (PlanHash set) or a gated phase (Phase set).
+type ApproveRequest struct {
+	Actor    string `json:"actor"`
+	PlanHash string `json:"planHash,omitempty"`
+	Phase    string `json:"phase,omitempty"`
+	Comment  string `json:"comment,omitempty"`
+}
+
+// ActionResult answers an update.
+type ActionResult struct {
+	State   RolloutState `json:"state"`
+	Message string       `json:"message"`
+}
+
+// RolloutState is the rollout's lifecycle state.
+type RolloutState string
+
+// Rollout states.
+const (
+	StatePlanning         RolloutState = "planning"
+	StateAwaitingApproval RolloutState = "awaiting-approval"
+	StateRunning          RolloutState = "running"
+	StatePaused           RolloutState = "paused"
+	StateCompleted        RolloutState = "completed"
+	StateAborted          RolloutState = "aborted"
+	StateFailed           RolloutState = "failed"
+)
+
+// Terminal reports whether the rollout has ended.
+func (s RolloutState) Terminal() bool {
+	return s == StateCompleted || s == StateAborted || s == StateFailed
+}
+
+// ClusterState is one cluster's state within a rollout.
+type ClusterState string
+
+// Cluster states.
+const (
+	ClusterPending   ClusterState = "pending"
+	ClusterApplying  ClusterState = "applying"
+	ClusterHolding   ClusterState = "holding"
+	ClusterHeld      ClusterState = "held"
+	ClusterVerifying ClusterState = "verifying"
+	ClusterDone      ClusterState = "done"
+	ClusterFailed    ClusterState = "failed"
+	ClusterAborted   ClusterState = "aborted"
+	ClusterSkipped   ClusterState = "skipped"
+)
+
+// Terminal reports whether nothing more happens to the cluster in this rollout.
+func (s ClusterState) Terminal() bool {
+	switch s {
+	case ClusterDone, ClusterFailed, ClusterAborted, ClusterSkipped:
+		return true
+	}
+	return false
+}
+
+// ClusterStatus is one cluster's progress.
+type ClusterStatus struct {
+	ID         string       `json:"id"`
+	Product    string       `json:"product"`
+	Generation int64        `json:"gen"`
+	State      ClusterState `json:"state"`
+	Broker     int          `json:"broker,omitempty"`
+	Brokers    int          `json:"brokers,omitempty"`
+	Message    string       `json:"message,omitempty"`
+	StartedAt  *time.Time   `json:"startedAt,omitempty"`
+	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
+}
+
+// Counts tallies clusters by state.
+type Counts struct {
+	Pending  int `json:"pending"`
+	InFlight int `json:"inFlight"`
+	Held     int `json:"held"`
+	Done     int `json:"done"`
+	Failed   int `json:"failed"`
+	Aborted  int `json:"aborted"`
+	Skipped  int `json:"skipped"`
+}
+
+// Add counts one cluster state.
+func (c *Counts) Add(s ClusterState) {
+	switch s {
+	case ClusterPending:
+		c.Pending++
+	case ClusterApplying, ClusterVerifying, ClusterHolding:
+		c.InFlight++
+	case ClusterHeld:
+		c.Held++
+	case ClusterDone:
+		c.Done++
+	case ClusterFailed:
+		c.Failed++
+	case ClusterAborted:
+		c.Aborted++
+	case ClusterSkipped:
+		c.Skipped++
+	}
+}
+
+// Merge adds another tally.
+func (c *Counts) Merge(o Counts) {
+	c.Pending += o.Pending
+	c.InFlight += o.InFlight
+	c.Held += o.Held
+	c.Done += o.Done
+	c.Failed += o.Failed
+	c.Aborted += o.Aborted
+	c.Skipped += o.Skipped
+}
+
+// BatchInput starts a Batch.
+type BatchInput struct {
+	RolloutID   string         `json:"rolloutId"`
+	Phase       string         `json:"phase"`
+	Batch       plan.Batch     `json:"batch"`
+	Target      dataplane.Spec `json:"target"`
+	Concurrency int            `json:"concurrency"`
+	Bake        time.Duration  `json:"bake"`
+	// HealthInterval is the monitor poll interval; 0 disables health checks.
+	HealthInterval time.Duration `json:"healthInterval"`
+	ApplyTimeout   time.Duration `json:"applyTimeout"`
+}
+
+// BatchState is a batch's lifecycle state.
+type BatchState string
+
+// Batch states.
+const (
+	BatchPending   BatchState = "pending"
+	BatchRunning   BatchState = "running"
+	BatchPaused    BatchState = "paused"
+	BatchBaking    BatchState = "baking"
+	BatchCompleted BatchState = "completed"
+	BatchAborted   BatchState = "aborted"
+)
+
+// BatchStatus is the answer of a Batch's status query.
+type BatchStatus struct {
+	Number   int             `json:"number"`
+	Phase    string          `json:"phase"`
+	State    BatchState      `json:"state"`
+	Clusters []ClusterStatus `json:"clusters"`
+	Counts   Counts          `json:"counts"`
+}
+
+// BatchResult is what a Batch returns.
+type BatchResult struct {
+	Number   int             `json:"number"`
+	Aborted  bool            `json:"aborted,omitempty"`
+	Clusters []ClusterStatus `json:"clusters"`
+}
+
+// IncidentKind says why a batch asks its rollout to stop.
+type IncidentKind string
+
+// Incident kinds.
+const (
+	IncidentMonitorAlert  IncidentKind = "monitor-alert"
+	IncidentHealthUnknown IncidentKind = "health-unknown"
+	IncidentApplyFailed   IncidentKind = "apply-failed"
+)
+
+// Incident is a problem a batch found with one cluster.
+type Incident struct {
+	Kind      IncidentKind `json:"kind"`
+	Batch     int          `json:"batch"`
+	ClusterID string       `json:"clusterId"`
+	Monitor   string       `json:"monitor,omitempty"`
+	Message   string       `json:"message"`
+	At        time.Time    `json:"at"`
+}
+
+// PauseReason says why a rollout is paused.
+type PauseReason struct {
+	Actor    string    `json:"actor"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+	Incident *Incident `json:"incident,omitempty"`
+}
+
+// AuditEntry is one action on a rollout: who, when, what, why, and whether it applied.
+type AuditEntry struct {
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Reason  string    `json:"reason,omitempty"`
+	Outcome string    `json:"outcome"`
+}
+
+// PhaseStatus is one phase's progress.
+type PhaseStatus struct {
+	Name            string        `json:"name"`
+	State           string        `json:"state"`
+	RequireApproval bool          `json:"requireApproval,omitempty"`
+	Batches         []BatchStatus `json:"batches"`
+}
+
+// RolloutStatus is the answer of a Rollout's status query. Batches that are
+// running carry no cluster detail here: query the batch workflow (the fleet
+// client package does both).
+type RolloutStatus struct {
+	ID            string        `json:"id"`
+	Name          string        `json:"name"`
+	Requester     string        `json:"requester"`
+	TargetVersion string        `json:"targetVersion"`
+	State         RolloutState  `json:"state"`
+	Paused        *PauseReason  `json:"paused,omitempty"`
+	PlanHash      string        `json:"planHash,omitempty"`
+	Total         int           `json:"total"`
+	Counts        Counts        `json:"counts"`
+	Phases        []PhaseStatus `json:"phases,omitempty"`
+	Incidents     []Incident    `json:"incidents,omitempty"`
+	Audit         []AuditEntry  `json:"audit,omitempty"`
+	StartedAt     time.Time     `json:"startedAt"`
+	FinishedAt    *time.Time    `json:"finishedAt,omitempty"`
+	// WaitingFor says what a rollout that is not moving waits for.
+	WaitingFor string `json:"waitingFor,omitempty"`
+}

@@ -1,0 +1,580 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleet-rollout/fleet/internal/dataplane"
+)
+
+// Activity names, shared with the activities package (registered by name so
+// workflows and activities do not import each other).
+const (
+	ActivityPlan        = "Plan"
+	ActivityPublish     = "Publish"
+	ActivityCheckHealth = "CheckHealth"
+	ActivityNotify      = "Notify"
+)
+
+// PublishInput is the argument of the Publish activity: commands sent in
+// order, each keyed by its cluster.
+type PublishInput struct {
+	Commands []dataplane.Command `json:"commands"`
+}
+
+// HealthTarget is one cluster whose monitors are checked.
+type HealthTarget struct {
+	ClusterID string `json:"id"`
+	Product   string `json:"product"`
+}
+
+// HealthInput is the argument of the CheckHealth activity.
+type HealthInput struct {
+	Clusters []HealthTarget `json:"clusters"`
+}
+
+// Finding is one cluster that is not healthy.
+type Finding struct {
+	ClusterID string `json:"id"`
+	// Unknown is true when health could not be read (no data, API error):
+	// unknown health is treated as unhealthy.
+	Unknown bool   `json:"unknown,omitempty"`
+	Monitor string `json:"monitor,omitempty"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// HealthResult is what CheckHealth returns.
+type HealthResult struct {
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// Timing knobs for batches. Status resync re-sends a cluster's last command
+// when the data plane has said nothing about it for this long, so a lost
+// command or status event costs a delay, never progress.
+const (
+	resyncAfter         = 30 * time.Second
+	holdWaitAfterAbort  = 2 * time.Minute
+	publishTimeout      = 30 * time.Second
+	healthCheckTimeout  = 30 * time.Second
+	minimumPollInterval = 250 * time.Millisecond
+)
+
+// Batch applies the target spec to one batch of clusters: it keeps up to
+// Concurrency clusters in flight, follows each through the data plane's status
+// events, checks monitors while clusters are in flight and through the bake,
+// holds every in-flight cluster on pause and continues them on resume.
+func Batch(ctx workflow.Context, in BatchInput) (BatchResult, error) {
+	b, err := newBatch(ctx, in)
+	if err != nil {
+		return BatchResult{}, err
+	}
+	return b.run(ctx)
+}
+
+type batch struct {
+	in       BatchInput
+	self     string
+	parent   string
+	clusters []*ClusterStatus
+	byID     map[string]*ClusterStatus
+	lastSeen map[string]time.Time
+	next     int // index of the next pending cluster
+	state    BatchState
+	paused   bool
+	aborted  bool
+	// incident is the cluster problem this batch already reported, so one
+	// bad cluster raises one incident, not one per poll.
+	reported map[string]bool
+	bakeEnd  time.Time
+}
+
+func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
+	if len(in.Batch.Clusters) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError("batch has no clusters", "InvalidBatch", nil)
+	}
+	info := workflow.GetInfo(ctx)
+	b := &batch{
+		in:       in,
+		self:     info.WorkflowExecution.ID,
+		byID:     make(map[string]*ClusterStatus, len(in.Batch.Clusters)),
+		lastSeen: make(map[string]time.Time, len(in.Batch.Clusters)),
+		reported: map[string]bool{},
+		state:    BatchRunning,
+	}
+	if info.ParentWorkflowExecution != nil {
+		b.parent = info.ParentWorkflowExecution.ID
+	}
+	if b.in.Concurrency <= 0 || b.in.Concurrency > len(in.Batch.Clusters) {
+		b.in.Concurrency = len(in.Batch.Clusters)
+	}
+	for _, t := range in.Batch.Clusters {
+		cs := &ClusterStatus{ID: t.ClusterID, Product: t.Product, Generation: t.Generation, State: ClusterPending}
+		b.clusters = append(b.clusters, cs)
+		b.byID[t.ClusterID] = cs
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (BatchStatus, error) {
+		return b.status(), nil
+	}); err != nil {
+		return nil, fmt.Errorf("register status query: %w", err)
+	}
+	return b, nil
+}
+
+func (b *batch) status() BatchStatus {
+	st := BatchStatus{Number: b.in.Batch.Number, Phase: b.in.Phase, State: b.state}
+	st.Clusters = make([]ClusterStatus, len(b.clusters))
+	for i, c := range b.clusters {
+		st.Clusters[i] = *c
+		st.Counts.Add(c.State)
+	}
+	return st
+}
+
+func (b *batch) result() BatchResult {
+	r := BatchResult{Number: b.in.Batch.Number, Aborted: b.aborted}
+	r.Clusters = make([]ClusterStatus, len(b.clusters))
+	for i, c := range b.clusters {
+		r.Clusters[i] = *c
+	}
+	return r
+}
+
+func (b *batch) inFlight() []*ClusterStatus {
+	var out []*ClusterStatus
+	for _, c := range b.clusters {
+		switch c.State {
+		case ClusterApplying, ClusterHolding, ClusterHeld, ClusterVerifying:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (b *batch) active() int {
+	n := 0
+	for _, c := range b.clusters {
+		switch c.State {
+		case ClusterApplying, ClusterHolding, ClusterHeld:
+			n++
+		}
+	}
+	return n
+}
+
+func (b *batch) allTerminal() bool {
+	for _, c := range b.clusters {
+		if !c.State.Terminal() {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *batch) command(ctx workflow.Context, kind dataplane.CommandKind, c *ClusterStatus, reason string) dataplane.Command {
+	cmd := dataplane.Command{
+		Kind:       kind,
+		ClusterID:  c.ID,
+		Generation: c.Generation,
+		RolloutID:  b.in.RolloutID,
+		ReplyTo:    b.self,
+		Reason:     reason,
+		IssuedAt:   workflow.Now(ctx),
+	}
+	if kind == dataplane.Apply {
+		spec := b.in.Target
+		cmd.Spec = &spec
+	}
+	return cmd
+}
+
+func publishOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: publishTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Second,
+		},
+	})
+}
+
+// publish sends commands and waits until Kafka acknowledged them. It retries
+// until it succeeds: commands are idempotent by generation.
+func (b *batch) publish(ctx workflow.Context, cmds []dataplane.Command) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	err := workflow.ExecuteActivity(publishOptions(ctx), ActivityPublish, PublishInput{Commands: cmds}).Get(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("publish %d commands: %w", len(cmds), err)
+	}
+	return nil
+}
+
+func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
+	logger := workflow.GetLogger(ctx)
+	statusCh := workflow.GetSignalChannel(ctx, SignalClusterStatus)
+	pauseCh := workflow.GetSignalChannel(ctx, Pause)
+	resumeCh := workflow.GetSignalChannel(ctx, Resume)
+	abortCh := workflow.GetSignalChannel(ctx, Abort)
+
+	var tick workflow.Future
+	var pollDue time.Time
+	for {
+		// Start what may start.
+		if err := b.startClusters(ctx); err != nil {
+			return b.result(), err
+		}
+		if b.allTerminal() {
+			if b.aborted || b.in.Bake <= 0 || b.in.HealthInterval <= 0 {
+				break
+			}
+			if b.bakeEnd.IsZero() {
+				b.bakeEnd = workflow.Now(ctx).Add(b.in.Bake)
+				b.state = BatchBaking
+			}
+			if !b.paused && !workflow.Now(ctx).Before(b.bakeEnd) {
+				break
+			}
+		}
+
+		// One timer drives status resync, apply timeouts, health polls and the bake.
+		if tick == nil {
+			tick = workflow.NewTimer(ctx, b.tickInterval())
+		}
+		sel := workflow.NewSelector(ctx)
+		fired := false
+		sel.AddFuture(tick, func(workflow.Future) { fired = true; tick = nil })
+		sel.AddReceive(statusCh, func(ch workflow.ReceiveChannel, _ bool) {
+			var st dataplane.Status
+			ch.Receive(ctx, &st)
+			b.onStatus(ctx, st)
+		})
+		sel.AddReceive(pauseCh, func(ch workflow.ReceiveChannel, _ bool) {
+			var req ActionRequest
+			ch.Receive(ctx, &req)
+			if err := b.pause(ctx, req.Reason); err != nil {
+				logger.Error("hold clusters", "error", err)
+			}
+		})
+		sel.AddReceive(resumeCh, func(ch workflow.ReceiveChannel, _ bool) {
+			var req ActionRequest
+			ch.Receive(ctx, &req)
+			if err := b.resume(ctx, req.Reason); err != nil {
+				logger.Error("resume clusters", "error", err)
+			}
+		})
+		sel.AddReceive(abortCh, func(ch workflow.ReceiveChannel, _ bool) {
+			var req ActionRequest
+			ch.Receive(ctx, &req)
+			if err := b.abort(ctx, req.Reason); err != nil {
+				logger.Error("abort clusters", "error", err)
+			}
+		})
+		sel.Select(ctx)
+		if !fired {
+			continue
+		}
+		now := workflow.Now(ctx)
+		if err := b.resync(ctx, now); err != nil {
+			return b.result(), err
+		}
+		if b.in.HealthInterval > 0 && !now.Before(pollDue) {
+			pollDue = now.Add(b.in.HealthInterval)
+			if err := b.checkHealth(ctx); err != nil {
+				return b.result(), err
+			}
+		}
+	}
+	if b.aborted {
+		b.state = BatchAborted
+	} else {
+		b.state = BatchCompleted
+	}
+	return b.result(), nil
+}
+
+func (b *batch) tickInterval() time.Duration {
+	d := b.in.HealthInterval
+	if d <= 0 || d > resyncAfter/3 {
+		d = resyncAfter / 3
+	}
+	if d < minimumPollInterval {
+		d = minimumPollInterval
+	}
+	return d
+}
+
+// startClusters sends apply commands for pending clusters while the window
+// has room and the batch is neither paused nor aborted.
+func (b *batch) startClusters(ctx workflow.Context) error {
+	if b.paused || b.aborted {
+		return nil
+	}
+	var cmds []dataplane.Command
+	now := workflow.Now(ctx)
+	for b.next < len(b.clusters) && b.active()+len(cmds) < b.in.Concurrency {
+		c := b.clusters[b.next]
+		b.next++
+		cmds = append(cmds, b.command(ctx, dataplane.Apply, c, ""))
+		c.State = ClusterApplying
+		c.StartedAt = &now
+		b.lastSeen[c.ID] = now
+	}
+	return b.publish(ctx, cmds)
+}
+
+func (b *batch) onStatus(ctx workflow.Context, st dataplane.Status) {
+	c, ok := b.byID[st.ClusterID]
+	if !ok || st.Generation != c.Generation || c.State.Terminal() {
+		return // for another batch, an older generation, or late
+	}
+	now := workflow.Now(ctx)
+	b.lastSeen[c.ID] = now
+	if st.Brokers > 0 {
+		c.Brokers = st.Brokers
+	}
+	if st.Broker > c.Broker {
+		c.Broker = st.Broker
+	}
+	switch st.State {
+	case dataplane.Progress, dataplane.Resumed:
+		if c.State == ClusterHeld || c.State == ClusterHolding {
+			if !b.paused {
+				c.State = ClusterApplying
+			}
+			return
+		}
+		if c.State == ClusterPending {
+			c.State = ClusterApplying
+		}
+	case dataplane.Held:
+		c.State = ClusterHeld
+		c.Message = fmt.Sprintf("held before broker %d of %d", st.Broker+1, st.Brokers)
+	case dataplane.Completed:
+		c.Message = ""
+		if b.in.HealthInterval > 0 {
+			c.State = ClusterVerifying
+		} else {
+			c.State = ClusterDone
+			c.FinishedAt = &now
+		}
+	case dataplane.Failed, dataplane.Rejected:
+		c.State = ClusterFailed
+		c.Message = st.Message
+		c.FinishedAt = &now
+		b.raise(ctx, Incident{Kind: IncidentApplyFailed, ClusterID: c.ID, Message: fmt.Sprintf("%s: %s", st.State, st.Message)})
+	case dataplane.Aborted:
+		c.State = ClusterAborted
+		c.Message = "aborted at broker " + fmt.Sprint(st.Broker)
+		c.FinishedAt = &now
+	}
+}
+
+// resync re-sends the last command for clusters the data plane has been
+// silent about, and fails clusters past their apply timeout.
+func (b *batch) resync(ctx workflow.Context, now time.Time) error {
+	var cmds []dataplane.Command
+	for _, c := range b.inFlight() {
+		if c.State == ClusterVerifying {
+			continue
+		}
+		if b.in.ApplyTimeout > 0 && c.StartedAt != nil && c.State == ClusterApplying && now.Sub(*c.StartedAt) > b.in.ApplyTimeout {
+			c.State = ClusterFailed
+			c.Message = fmt.Sprintf("no completion within the apply timeout %s", b.in.ApplyTimeout)
+			c.FinishedAt = &now
+			b.raise(ctx, Incident{Kind: IncidentApplyFailed, ClusterID: c.ID, Message: c.Message})
+			continue
+		}
+		if now.Sub(b.lastSeen[c.ID]) < resyncAfter {
+			continue
+		}
+		b.lastSeen[c.ID] = now
+		switch c.State {
+		case ClusterApplying:
+			cmds = append(cmds, b.command(ctx, dataplane.Apply, c, "resync"))
+		case ClusterHolding:
+			cmds = append(cmds, b.command(ctx, dataplane.Hold, c, "resync"))
+		case ClusterHeld:
+			// Held is a steady state; ask only whether it still holds.
+			cmds = append(cmds, b.command(ctx, dataplane.Report, c, "resync"))
+		}
+	}
+	return b.publish(ctx, cmds)
+}
+
+func (b *batch) checkHealth(ctx workflow.Context) error {
+	var targets []HealthTarget
+	for _, c := range b.clusters {
+		switch c.State {
+		case ClusterApplying, ClusterHolding, ClusterHeld, ClusterVerifying:
+			targets = append(targets, HealthTarget{ClusterID: c.ID, Product: c.Product})
+		case ClusterDone:
+			if b.state == BatchBaking {
+				targets = append(targets, HealthTarget{ClusterID: c.ID, Product: c.Product})
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: healthCheckTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var res HealthResult
+	err := workflow.ExecuteActivity(actx, ActivityCheckHealth, HealthInput{Clusters: targets}).Get(ctx, &res)
+	if err != nil {
+		var canceled *temporal.CanceledError
+		if errors.As(err, &canceled) {
+			return err
+		}
+		// Health that cannot be read is not healthy: stop advancing. One
+		// incident for the batch, not one per cluster.
+		b.raise(ctx, Incident{Kind: IncidentHealthUnknown, ClusterID: targets[0].ClusterID, Message: "health unknown: monitors unreadable: " + err.Error()})
+		return nil
+	}
+	bad := map[string]bool{}
+	for _, f := range res.Findings {
+		bad[f.ClusterID] = true
+	}
+	now := workflow.Now(ctx)
+	for _, c := range b.clusters {
+		if c.State == ClusterVerifying && !bad[c.ID] {
+			c.State = ClusterDone
+			c.FinishedAt = &now
+		}
+	}
+	sort.Slice(res.Findings, func(i, j int) bool { return res.Findings[i].ClusterID < res.Findings[j].ClusterID })
+	for _, f := range res.Findings {
+		kind := IncidentMonitorAlert
+		if f.Unknown {
+			kind = IncidentHealthUnknown
+		}
+		if c := b.byID[f.ClusterID]; c != nil && !c.State.Terminal() {
+			c.Message = fmt.Sprintf("%s %s: %s", f.Monitor, f.Status, f.Message)
+		}
+		b.raise(ctx, Incident{Kind: kind, ClusterID: f.ClusterID, Monitor: f.Monitor, Message: f.Message})
+	}
+	return nil
+}
+
+// raise pauses this batch at once (holding its in-flight clusters) and tells
+// the rollout, which pauses every other batch. One incident per cluster and kind.
+func (b *batch) raise(ctx workflow.Context, inc Incident) {
+	key := string(inc.Kind) + "/" + inc.ClusterID
+	if b.reported[key] {
+		return
+	}
+	b.reported[key] = true
+	inc.Batch = b.in.Batch.Number
+	inc.At = workflow.Now(ctx)
+	logger := workflow.GetLogger(ctx)
+	logger.Warn("incident", "kind", inc.Kind, "cluster", inc.ClusterID, "monitor", inc.Monitor, "message", inc.Message)
+	if err := b.pause(ctx, fmt.Sprintf("%s on %s", inc.Kind, inc.ClusterID)); err != nil {
+		logger.Error("hold clusters", "error", err)
+	}
+	if b.parent != "" {
+		// The parent's run ID is left empty: after a continue-as-new the
+		// current run of the rollout receives it.
+		f := workflow.SignalExternalWorkflow(ctx, b.parent, "", SignalIncident, inc)
+		if err := f.Get(ctx, nil); err != nil {
+			logger.Error("signal incident to rollout", "error", err)
+		}
+	}
+}
+
+func (b *batch) pause(ctx workflow.Context, reason string) error {
+	if b.paused || b.aborted {
+		return nil
+	}
+	b.paused = true
+	if b.state == BatchRunning {
+		b.state = BatchPaused
+	}
+	var cmds []dataplane.Command
+	for _, c := range b.clusters {
+		if c.State == ClusterApplying {
+			c.State = ClusterHolding
+			cmds = append(cmds, b.command(ctx, dataplane.Hold, c, reason))
+		}
+	}
+	return b.publish(ctx, cmds)
+}
+
+func (b *batch) resume(ctx workflow.Context, reason string) error {
+	if !b.paused || b.aborted {
+		return nil
+	}
+	b.paused = false
+	// The incidents already reported stay recorded; a cluster that is still
+	// unhealthy after resume raises a fresh incident.
+	b.reported = map[string]bool{}
+	if b.state == BatchPaused {
+		b.state = BatchRunning
+	}
+	var cmds []dataplane.Command
+	now := workflow.Now(ctx)
+	for _, c := range b.clusters {
+		if c.State == ClusterHeld || c.State == ClusterHolding {
+			c.State = ClusterApplying
+			c.Message = ""
+			b.lastSeen[c.ID] = now
+			cmds = append(cmds, b.command(ctx, dataplane.Resume, c, reason))
+		}
+	}
+	return b.publish(ctx, cmds)
+}
+
+func (b *batch) abort(ctx workflow.Context, reason string) error {
+	if b.aborted {
+		return nil
+	}
+	b.aborted = true
+	b.state = BatchAborted
+	now := workflow.Now(ctx)
+	var cmds []dataplane.Command
+	for _, c := range b.clusters {
+		switch c.State {
+		case ClusterPending:
+			c.State = ClusterSkipped
+			c.Message = "rollout aborted: " + reason
+		case ClusterApplying, ClusterHolding, ClusterHeld:
+			cmds = append(cmds, b.command(ctx, dataplane.Abort, c, reason))
+			// Keep a bounded wait for the data plane's Aborted answer.
+			b.lastSeen[c.ID] = now
+		case ClusterVerifying:
+			c.State = ClusterDone
+			c.FinishedAt = &now
+		}
+	}
+	if err := b.publish(ctx, cmds); err != nil {
+		return err
+	}
+	// Wait for the in-flight clusters to stop, but not forever.
+	statusCh := workflow.GetSignalChannel(ctx, SignalClusterStatus)
+	deadline := now.Add(holdWaitAfterAbort)
+	for b.active() > 0 && workflow.Now(ctx).Before(deadline) {
+		var st dataplane.Status
+		ok, _ := statusCh.ReceiveWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), &st)
+		if !ok {
+			break
+		}
+		b.onStatus(ctx, st)
+	}
+	end := workflow.Now(ctx)
+	for _, c := range b.clusters {
+		if !c.State.Terminal() {
+			c.State = ClusterAborted
+			c.Message = "abort sent; the data plane did not confirm within " + holdWaitAfterAbort.String()
+			c.FinishedAt = &end
+		}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package workflows_test
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// stepPlane is a deterministic stand-in for the data plane inside the
+// Temporal test environment (where no Kafka runs): it records the commands
+// the Publish activity receives and, on each step, moves every applying
+// cluster one broker forward and answers with status signals, following the
+// same rules as internal/sim (hold before the next broker, resume where it
+// stopped, one apply per generation). The real simulator is exercised by the
+// integration test in internal/app.
+type stepPlane struct {
+	mu       sync.Mutex
+	brokers  int
+	clusters map[string]*planeCluster
+	log      []dataplane.Command
+	pending  []dataplane.Command
+	// silent clusters take commands but never answer (a lost status stream).
+	silent map[string]bool
+	// starts counts applies begun per cluster.
+	starts map[string]int
+}
+
+type planeCluster struct {
+	gen     int64
+	broker  int
+	state   dataplane.State
+	replyTo string
+	active  bool
+	held    bool
+}
+
+func newStepPlane(brokers int) *stepPlane {
+	return &stepPlane{brokers: brokers, clusters: map[string]*planeCluster{}, silent: map[string]bool{}, starts: map[string]int{}}
+}
+
+// publish is the Publish activity's test implementation.
+func (p *stepPlane) publish(in workflows.PublishInput) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.log = append(p.log, in.Commands...)
+	p.pending = append(p.pending, in.Commands...)
+	return nil
+}
+
+func (p *stepPlane) commands(kind dataplane.CommandKind) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for _, c := range p.log {
+		if c.Kind == kind {
+			ids = append(ids, c.ClusterID)
+		}
+	}
+	return ids
+}
+
+// run steps the plane every interval until the given horizon; each step
+// schedules the next, so a long horizon does not queue thousands of timers.
+func (p *stepPlane) run(env *testsuite.TestWorkflowEnvironment, every, horizon time.Duration) {
+	var next func(left time.Duration)
+	next = func(left time.Duration) {
+		if left <= 0 {
+			return
+		}
+		env.RegisterDelayedCallback(func() {
+			p.step(env)
+			next(left - every)
+		}, every)
+	}
+	next(horizon)
+}
+
+func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
+	p.mu.Lock()
+	var out []dataplane.Status
+	emit := func(id string, c *planeCluster, s dataplane.State) {
+		if p.silent[id] {
+			return
+		}
+		out = append(out, dataplane.Status{ClusterID: id, Generation: c.gen, State: s, Broker: c.broker, Brokers: p.brokers, ReplyTo: c.replyTo})
+	}
+	for _, cmd := range p.pending {
+		c := p.clusters[cmd.ClusterID]
+		switch cmd.Kind {
+		case dataplane.Apply:
+			if c != nil && c.gen == cmd.Generation {
+				emit(cmd.ClusterID, c, c.state) // duplicate: answer, do not re-apply
+				continue
+			}
+			c = &planeCluster{gen: cmd.Generation, replyTo: cmd.ReplyTo, active: true, state: dataplane.Progress}
+			p.clusters[cmd.ClusterID] = c
+			p.starts[cmd.ClusterID]++
+		case dataplane.Hold:
+			if c != nil && c.active {
+				c.held, c.state = true, dataplane.Held
+				emit(cmd.ClusterID, c, dataplane.Held)
+			}
+		case dataplane.Resume:
+			if c != nil && c.active && c.held {
+				c.held, c.state = false, dataplane.Resumed
+				emit(cmd.ClusterID, c, dataplane.Resumed)
+			}
+		case dataplane.Abort:
+			if c != nil && c.active {
+				c.active, c.state = false, dataplane.Aborted
+				emit(cmd.ClusterID, c, dataplane.Aborted)
+			}
+		case dataplane.Report:
+			if c != nil {
+				emit(cmd.ClusterID, c, c.state)
+			}
+		}
+	}
+	p.pending = nil
+	ids := make([]string, 0, len(p.clusters))
+	for id := range p.clusters {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c := p.clusters[id]
+		if !c.active || c.held {
+			continue
+		}
+		c.broker++
+		c.state = dataplane.Progress
+		if c.broker >= p.brokers {
+			c.active, c.state = false, dataplane.Completed
+		}
+		emit(id, c, c.state)
+	}
+	p.mu.Unlock()
+	for _, s := range out {
+		env.SignalWorkflowByID(s.ReplyTo, workflows.SignalClusterStatus, s)
+	}
+}
+
+// brokersRestarted reports how far each cluster got.
+func (p *stepPlane) brokersRestarted(id string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.clusters[id]; c != nil {
+		return c.broker
+	}
+	return 0
+}
