@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -329,11 +328,7 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 // signalChildren sends a signal to every running batch, in batch order, and
 // waits until each was delivered.
 func (r *rollout) signalChildren(ctx workflow.Context, name string, req ActionRequest) {
-	nums := make([]int, 0, len(r.running))
-	for n := range r.running {
-		nums = append(nums, n)
-	}
-	sort.Ints(nums)
+	nums := workflow.DeterministicKeys(r.running)
 	futures := make([]workflow.Future, 0, len(nums))
 	for _, n := range nums {
 		futures = append(futures, r.running[n].SignalChildWorkflow(ctx, name, req))
