@@ -15,16 +15,20 @@ import (
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
-	"github.com/slack-go/slack"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
+	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -44,10 +48,13 @@ type Activities struct {
 	Datadog *Datadog
 	// Catalog lists each product's critical monitors.
 	Catalog []monitors.Monitor
-	// Slack posts notifications; nil sends them to the log.
-	Slack        *slack.Client
-	SlackChannel string
-	Log          *zap.Logger
+	// Notifier posts notifications (Slack, or the log).
+	Notifier notify.Notifier
+	// Events publishes rollout state changes to fleet.events.
+	Events *events.Publisher
+	// Temporal finds the clusters other running rollouts hold; nil skips that.
+	Temporal client.Client
+	Log      *zap.Logger
 	// HealthConcurrency bounds the monitor reads in flight per check.
 	HealthConcurrency int
 }
@@ -61,6 +68,7 @@ func (a *Activities) Register(r interface {
 	r.RegisterActivityWithOptions(a.Publish, activity.RegisterOptions{Name: workflows.ActivityPublish})
 	r.RegisterActivityWithOptions(a.CheckHealth, activity.RegisterOptions{Name: workflows.ActivityCheckHealth})
 	r.RegisterActivityWithOptions(a.Notify, activity.RegisterOptions{Name: workflows.ActivityNotify})
+	r.RegisterActivityWithOptions(a.Emit, activity.RegisterOptions{Name: workflows.ActivityEmit})
 }
 
 // Plan validates the spec, reads the inventory and builds the plan. A spec
@@ -74,12 +82,30 @@ func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Pl
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: list inventory: %w", in.RolloutID, err)
 	}
-	p, err := plan.Build(r, clusters, plan.Options{})
+	opts := plan.Options{}
+	if opts.Busy, err = a.busyClusters(ctx, in.RolloutID); err != nil {
+		return nil, fmt.Errorf("plan %s: %w", in.RolloutID, err)
+	}
+	if metrics := r.OrderMetrics(); len(metrics) > 0 {
+		if a.Datadog == nil {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan %s: orderBy %v needs Datadog metrics, and no Datadog is configured", in.RolloutID, metrics), "InvalidSpec", nil)
+		}
+		opts.MetricsByName = map[string]map[string]float64{}
+		for _, m := range metrics {
+			vals, err := a.Datadog.ClusterMetrics(ctx, m, "", nil)
+			if err != nil {
+				return nil, fmt.Errorf("plan %s: read metric %s: %w", in.RolloutID, m, err)
+			}
+			opts.MetricsByName[m] = vals
+		}
+	}
+	p, err := plan.Build(r, clusters, opts)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("plan %s: %v", in.RolloutID, err), "InvalidSpec", err)
 	}
 	a.Log.Info("planned rollout", zap.String("rollout", in.RolloutID), zap.String("plan", p.Hash),
-		zap.Int("clusters", p.Total), zap.Int("phases", len(p.Phases)), zap.Int("inventory", len(clusters)))
+		zap.Int("clusters", p.Total), zap.Int("phases", len(p.Phases)), zap.Int("inventory", len(clusters)),
+		zap.Int("busyElsewhere", len(opts.Busy)))
 	return p, nil
 }
 
@@ -208,6 +234,9 @@ func (d *Datadog) clusterHealth(ctx context.Context, t workflows.HealthTarget, e
 		case datadogV1.MONITOROVERALLSTATES_ALERT:
 			findings = append(findings, workflows.Finding{ClusterID: t.ClusterID, Monitor: want.Name, Status: status, Message: m.GetName()})
 		default:
+			if want.NoDataOK && status == string(datadogV1.MONITOROVERALLSTATES_NO_DATA) {
+				continue // this monitor is configured to accept no data
+			}
 			if status == "" {
 				status = "no group"
 			}
@@ -267,25 +296,76 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 	return workflows.HealthResult{Findings: findings}, nil
 }
 
-// Notify posts one message to the rollout's Slack thread (the first message
-// starts the thread), or logs it when no Slack client is configured.
+// Notify posts one message to the rollout's thread (the first message starts
+// it). Errors that retrying cannot fix (a bad token, an unknown channel) end
+// the attempts.
 func (a *Activities) Notify(ctx context.Context, n workflows.Notification) (workflows.NotifyResult, error) {
-	if a.Slack == nil {
-		a.Log.Info("notification", zap.String("rollout", n.RolloutID), zap.String("event", string(n.Event)), zap.String("text", n.Text))
-		return workflows.NotifyResult{ThreadTS: n.ThreadTS}, nil
-	}
-	opts := []slack.MsgOption{slack.MsgOptionText(fmt.Sprintf("*%s* %s", n.RolloutID, n.Text), false)}
-	if n.ThreadTS != "" {
-		opts = append(opts, slack.MsgOptionTS(n.ThreadTS))
-	}
-	_, ts, err := a.Slack.PostMessageContext(ctx, a.SlackChannel, opts...)
+	ts, err := a.Notifier.Post(ctx, n)
 	if err != nil {
-		return workflows.NotifyResult{}, fmt.Errorf("post %s notification for %s: %w", n.Event, n.RolloutID, err)
-	}
-	if n.ThreadTS != "" {
-		ts = n.ThreadTS
+		if notify.IsPermanent(err) {
+			return workflows.NotifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "PermanentNotifyError", err)
+		}
+		if d, ok := notify.RetryAfter(err); ok {
+			return workflows.NotifyResult{}, temporal.NewApplicationErrorWithOptions(err.Error(), "RateLimited", temporal.ApplicationErrorOptions{NextRetryDelay: d, Cause: err})
+		}
+		return workflows.NotifyResult{}, err
 	}
 	return workflows.NotifyResult{ThreadTS: ts}, nil
+}
+
+// Emit publishes rollout state changes to fleet.events.
+func (a *Activities) Emit(ctx context.Context, in workflows.EmitInput) error {
+	if a.Events == nil {
+		return nil
+	}
+	if err := a.Events.Publish(ctx, in.Events); err != nil {
+		return fmt.Errorf("emit %d events: %w", len(in.Events), err)
+	}
+	return nil
+}
+
+// busyClusters maps the clusters other running rollouts still have to do (or
+// are doing) to those rollouts, so a new plan leaves them out.
+func (a *Activities) busyClusters(ctx context.Context, self string) (map[string]string, error) {
+	if a.Temporal == nil {
+		return nil, nil
+	}
+	busy := map[string]string{}
+	var token []byte
+	for {
+		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         "WorkflowType = '" + workflows.WorkflowRollout + "' AND ExecutionStatus = 'Running'",
+			NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list running rollouts: %w", err)
+		}
+		for _, e := range resp.Executions {
+			id := e.GetExecution().GetWorkflowId()
+			if id == self {
+				continue
+			}
+			v, err := a.Temporal.QueryWorkflow(ctx, id, "", workflows.QueryClusters)
+			if err != nil {
+				var nf *serviceerror.NotFound
+				if errors.As(err, &nf) {
+					continue // finished meanwhile
+				}
+				return nil, fmt.Errorf("clusters of %s: %w", id, err)
+			}
+			var ids []string
+			if err := v.Get(&ids); err != nil {
+				return nil, fmt.Errorf("decode clusters of %s: %w", id, err)
+			}
+			for _, c := range ids {
+				busy[c] = id
+			}
+		}
+		token = resp.NextPageToken
+		if len(token) == 0 {
+			return busy, nil
+		}
+	}
 }
 
 func forProduct(catalog []monitors.Monitor, product string) []monitors.Monitor {

@@ -19,6 +19,7 @@ import (
 type command struct {
 	name     string
 	synopsis string // after "fleet "
+	alt      string // another form of the command line, after "fleet "
 	summary  string
 	detail   string
 	run      func(ctx context.Context, e *env, cmd *command, args []string) error
@@ -51,7 +52,9 @@ func init() {
 		},
 		{
 			name: "status", synopsis: "status ID [--json]",
-			summary: "show a rollout's state, pause reason, phases, batches and clusters",
+			alt:     "status [--by cloud,region,environment] [--json]",
+			summary: "show a rollout's state, pause reason, phases, batches and clusters; without ID, the fleet's versions",
+			detail:  statusDetail,
 			run:     cmdStatus,
 		},
 		{
@@ -79,6 +82,18 @@ func init() {
 			name: "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
 			summary: "approve a rollout's plan or a gated phase",
 			run:     cmdApprove,
+		},
+		{
+			name: "drift", synopsis: "drift [--product P] [--version V] [--json] [--write-spec FILE]",
+			summary: "list clusters off their product's desired version (no Temporal)",
+			detail:  driftDetail,
+			run:     cmdDrift,
+		},
+		{
+			name: "history", synopsis: "history CLUSTER [--json]",
+			summary: "show every rollout that touched a cluster, its outcome and alerts (from Kafka)",
+			detail:  historyDetail,
+			run:     cmdHistory,
 		},
 		{
 			name: "help", synopsis: "help [COMMAND]",
@@ -122,7 +137,11 @@ func run(ctx context.Context, args []string, e *env) error {
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, "fleet drives fleet rollouts on Temporal.\n\nUsage:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  fleet %s\n      %s\n", c.synopsis, c.summary)
+		fmt.Fprintf(w, "  fleet %s\n", c.synopsis)
+		if c.alt != "" {
+			fmt.Fprintf(w, "  fleet %s\n", c.alt)
+		}
+		fmt.Fprintf(w, "      %s\n", c.summary)
 	}
 	fmt.Fprint(w, `
 ID is a rollout's name or its workflow ID (rollout/<name>).
@@ -131,7 +150,8 @@ Environment:
   TEMPORAL_ADDRESS    Temporal frontend (default `+defaultAddress+`)
   TEMPORAL_NAMESPACE  Temporal namespace (default `+defaultNamespace+`)
   TEMPORAL_API_KEY    API key for Temporal Cloud (turns TLS on); TEMPORAL_TLS=true for TLS alone
-  FLEET_INVENTORY     fleet inventory for plan (default `+defaultInventory+`)
+  FLEET_INVENTORY     fleet inventory for plan, status (no ID) and drift (default `+defaultInventory+`)
+  KAFKA_BROKERS       Kafka seed brokers for history, comma-separated (default `+defaultBrokers+`)
   FLEET_USER          who you are in the audit trail (default $USER)
 
 Exit codes: 0 ok, 1 error, 2 usage error or invalid spec.
@@ -140,7 +160,11 @@ Run 'fleet COMMAND -h' for a command's flags.
 }
 
 func printCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: fleet %s\n\n%s.\n", cmd.synopsis, upperFirst(cmd.summary))
+	fmt.Fprintf(w, "Usage: fleet %s\n", cmd.synopsis)
+	if cmd.alt != "" {
+		fmt.Fprintf(w, "       fleet %s\n", cmd.alt)
+	}
+	fmt.Fprintf(w, "\n%s.\n", upperFirst(cmd.summary))
 	if cmd.detail != "" {
 		fmt.Fprintf(w, "\n%s\n", cmd.detail)
 	}
@@ -370,9 +394,16 @@ func cmdList(ctx context.Context, e *env, cmd *command, args []string) error {
 func cmdStatus(ctx context.Context, e *env, cmd *command, args []string) error {
 	fs := newFlags(cmd)
 	asJSON := fs.Bool("json", false, "print the full status as JSON")
+	by := fs.String("by", defaultBy, "without ID: break versions down by these `DIMS` (cloud, region, environment, tier; \"\" for none)")
 	pos, err := e.parse(cmd, fs, args)
 	if err != nil {
 		return err
+	}
+	if len(pos) == 0 {
+		return fleetStatus(ctx, e, cmd, *by, *asJSON)
+	}
+	if flagSet(fs, "by") {
+		return usagef(cmd.name, "status: --by shows the fleet's versions: give it without a rollout ID")
 	}
 	id, err := oneID(cmd, pos)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/spec"
@@ -76,6 +77,9 @@ type env struct {
 	connect func(ctx context.Context, cfg config) (rollouts, func(), error)
 	// loadInventory lists the clusters of an inventory reference.
 	loadInventory func(ctx context.Context, ref string) ([]fleet.Cluster, error)
+	// history reads a cluster's rollout history from the events topic;
+	// nil means events.History.
+	history func(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error)
 	// tty says stdout is a terminal (live progress bar) rather than a log.
 	tty      bool
 	interval time.Duration
@@ -89,6 +93,7 @@ func defaultEnv() *env {
 		getenv:        os.Getenv,
 		connect:       dialTemporal,
 		loadInventory: loadInventory,
+		history:       readHistory,
 		tty:           isTerminal(os.Stdout),
 		interval:      time.Second,
 		now:           time.Now,

@@ -111,7 +111,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"start", "-f", "a.yaml", "extra"}, `start: unexpected argument "extra"`},
 		{[]string{"plan", "--json"}, "plan: -f FILE is required"},
 		{[]string{"list", "extra"}, `list: unexpected argument "extra"`},
-		{[]string{"status"}, "status: missing rollout ID"},
+		{[]string{"status", "--by", "zone"}, `status: --by: unknown dimension "zone"`}, // no ID: the fleet view
 		{[]string{"status", "a", "b"}, `status: unexpected argument "b"`},
 		{[]string{"status", "x", "--nope"}, "status: flag provided but not defined: -nope"},
 		{[]string{"watch"}, "watch: missing rollout ID"},

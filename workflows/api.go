@@ -29,6 +29,9 @@ const (
 
 	// QueryStatus returns RolloutStatus (on a Rollout) or BatchStatus (on a Batch).
 	QueryStatus = "status"
+	// QueryClusters returns the IDs of the clusters a Rollout still has to
+	// do or is doing ([]string): the clusters another rollout must not take.
+	QueryClusters = "clusters"
 
 	// SignalClusterStatus carries a dataplane.Status from the status bridge to a Batch.
 	SignalClusterStatus = "cluster-status"
@@ -195,7 +198,9 @@ type BatchInput struct {
 	Bake        time.Duration  `json:"bake"`
 	// HealthInterval is the monitor poll interval; 0 disables health checks.
 	HealthInterval time.Duration `json:"healthInterval"`
-	ApplyTimeout   time.Duration `json:"applyTimeout"`
+	// UnknownGrace is how long health may stay unknown before an incident.
+	UnknownGrace time.Duration `json:"unknownGrace"`
+	ApplyTimeout time.Duration `json:"applyTimeout"`
 }
 
 // BatchState is a batch's lifecycle state.
@@ -287,9 +292,116 @@ type RolloutStatus struct {
 	Counts        Counts        `json:"counts"`
 	Phases        []PhaseStatus `json:"phases,omitempty"`
 	Incidents     []Incident    `json:"incidents,omitempty"`
-	Audit         []AuditEntry  `json:"audit,omitempty"`
-	StartedAt     time.Time     `json:"startedAt"`
-	FinishedAt    *time.Time    `json:"finishedAt,omitempty"`
+	// Failures counts the clusters that failed (each once), against the
+	// rollout's error budget FailureBudget.
+	Failures      int          `json:"failures"`
+	FailureBudget int          `json:"failureBudget"`
+	Audit         []AuditEntry `json:"audit,omitempty"`
+	StartedAt     time.Time    `json:"startedAt"`
+	FinishedAt    *time.Time   `json:"finishedAt,omitempty"`
 	// WaitingFor says what a rollout that is not moving waits for.
 	WaitingFor string `json:"waitingFor,omitempty"`
+}
+
+// --- fleet freeze ---
+
+// FreezeID is the workflow ID of the single fleet-wide freeze workflow.
+const FreezeID = "fleet/freeze"
+
+// WorkflowFreeze is the freeze workflow's type name.
+const WorkflowFreeze = "Freeze"
+
+// Freeze messages. Freeze and Unfreeze are updates (and signals) on the
+// freeze workflow; SignalFreezeState carries the freeze state (nil Freeze =
+// lifted) from the freeze workflow to every running rollout.
+const (
+	FreezeUpdate      = "freeze"
+	UnfreezeUpdate    = "unfreeze"
+	SignalFreezeState = "freeze-state"
+)
+
+// FreezeRequest sets a fleet-wide freeze.
+type FreezeRequest struct {
+	Actor  string    `json:"actor"`
+	Reason string    `json:"reason"`
+	Until  time.Time `json:"until"`
+}
+
+// FreezeInfo is the freeze in force.
+type FreezeInfo struct {
+	Actor  string    `json:"actor"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until"`
+}
+
+// FreezeState is what SignalFreezeState carries and the freeze workflow's
+// status query answers: Freeze is nil when no freeze is in force.
+type FreezeState struct {
+	Freeze *FreezeInfo `json:"freeze,omitempty"`
+	// History lists past freezes, newest last (bounded).
+	History []FreezeInfo `json:"history,omitempty"`
+}
+
+// --- live pacing ---
+
+// UpdatePacing changes a running rollout's pacing.
+const UpdatePacing = "pacing"
+
+// PacingRequest changes concurrency and bake for the current and later
+// phases (zero fields are left as they are).
+type PacingRequest struct {
+	Actor       string         `json:"actor"`
+	Concurrency int            `json:"concurrency,omitempty"`
+	Bake        *time.Duration `json:"bake,omitempty"`
+	Reason      string         `json:"reason,omitempty"`
+}
+
+// SignalPacing carries a new per-batch concurrency to running batches.
+const SignalPacing = "pacing"
+
+// --- events (fleet.events) ---
+
+// EventsTopic is the Kafka topic every rollout state change is published to,
+// so history outlives Temporal's retention.
+const EventsTopic = "fleet.events"
+
+// EventKind names a state change.
+type EventKind string
+
+// Event kinds.
+const (
+	EventRolloutStarted  EventKind = "rollout-started"
+	EventRolloutPaused   EventKind = "rollout-paused"
+	EventRolloutResumed  EventKind = "rollout-resumed"
+	EventRolloutFinished EventKind = "rollout-finished"
+	EventPhaseStarted    EventKind = "phase-started"
+	EventPhaseFinished   EventKind = "phase-finished"
+	EventClusterState    EventKind = "cluster-state"
+	EventClusterAlert    EventKind = "cluster-alert"
+	EventAction          EventKind = "action"
+)
+
+// Event is one message on EventsTopic, keyed by cluster ID for cluster
+// events and by rollout ID otherwise.
+type Event struct {
+	Kind      EventKind `json:"kind"`
+	RolloutID string    `json:"rolloutId"`
+	Version   string    `json:"version,omitempty"`
+	Phase     string    `json:"phase,omitempty"`
+	Batch     int       `json:"batch,omitempty"`
+	ClusterID string    `json:"clusterId,omitempty"`
+	State     string    `json:"state,omitempty"`
+	Monitor   string    `json:"monitor,omitempty"`
+	Actor     string    `json:"actor,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// ActivityEmit publishes events to EventsTopic.
+const ActivityEmit = "Emit"
+
+// EmitInput is the argument of the Emit activity.
+type EmitInput struct {
+	Events []Event `json:"events"`
 }

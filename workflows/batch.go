@@ -88,10 +88,14 @@ type batch struct {
 	state    BatchState
 	paused   bool
 	aborted  bool
-	// incident is the cluster problem this batch already reported, so one
-	// bad cluster raises one incident, not one per poll.
+	// reported holds the incidents this batch already raised, so one bad
+	// cluster raises one incident, not one per poll.
 	reported map[string]bool
 	bakeEnd  time.Time
+	// unreadableSince is when the monitors API started failing (zero when
+	// readable); unknownSince is, per cluster, when its health became unknown.
+	unreadableSince time.Time
+	unknownSince    map[string]time.Time
 }
 
 func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
@@ -100,12 +104,13 @@ func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
 	}
 	info := workflow.GetInfo(ctx)
 	b := &batch{
-		in:       in,
-		self:     info.WorkflowExecution.ID,
-		byID:     make(map[string]*ClusterStatus, len(in.Batch.Clusters)),
-		lastSeen: make(map[string]time.Time, len(in.Batch.Clusters)),
-		reported: map[string]bool{},
-		state:    BatchRunning,
+		in:           in,
+		self:         info.WorkflowExecution.ID,
+		byID:         make(map[string]*ClusterStatus, len(in.Batch.Clusters)),
+		lastSeen:     make(map[string]time.Time, len(in.Batch.Clusters)),
+		reported:     map[string]bool{},
+		unknownSince: map[string]time.Time{},
+		state:        BatchRunning,
 	}
 	if info.ParentWorkflowExecution != nil {
 		b.parent = info.ParentWorkflowExecution.ID
@@ -223,6 +228,8 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	pauseCh := workflow.GetSignalChannel(ctx, Pause)
 	resumeCh := workflow.GetSignalChannel(ctx, Resume)
 	abortCh := workflow.GetSignalChannel(ctx, Abort)
+	pacingCh := workflow.GetSignalChannel(ctx, SignalPacing)
+	alertCh := workflow.GetSignalChannel(ctx, SignalMonitorAlert)
 
 	var tick workflow.Future
 	var pollDue time.Time
@@ -277,6 +284,20 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 				logger.Error("abort clusters", "error", err)
 			}
 		})
+		sel.AddReceive(pacingCh, func(ch workflow.ReceiveChannel, _ bool) {
+			var n int
+			ch.Receive(ctx, &n)
+			if n > 0 {
+				b.in.Concurrency = min(n, len(b.clusters))
+			}
+		})
+		sel.AddReceive(alertCh, func(ch workflow.ReceiveChannel, _ bool) {
+			var al MonitorAlert
+			ch.Receive(ctx, &al)
+			if err := b.onPushedAlert(ctx, al); err != nil {
+				logger.Error("stop alerting cluster", "error", err)
+			}
+		})
 		sel.Select(ctx)
 		if !fired {
 			continue
@@ -314,7 +335,7 @@ func (b *batch) tickInterval() time.Duration {
 // startClusters sends apply commands for pending clusters while the window
 // has room and the batch is neither paused nor aborted.
 func (b *batch) startClusters(ctx workflow.Context) error {
-	if b.paused || b.aborted {
+	if b.paused || b.aborted || b.healthUnknown() {
 		return nil
 	}
 	var cmds []dataplane.Command
@@ -428,6 +449,7 @@ func (b *batch) checkHealth(ctx workflow.Context) error {
 		StartToCloseTimeout: healthCheckTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
+	now := workflow.Now(ctx)
 	var res HealthResult
 	err := workflow.ExecuteActivity(actx, ActivityCheckHealth, HealthInput{Clusters: targets}).Get(ctx, &res)
 	if err != nil {
@@ -435,38 +457,115 @@ func (b *batch) checkHealth(ctx workflow.Context) error {
 		if errors.As(err, &canceled) {
 			return err
 		}
-		// Health that cannot be read is not healthy: stop advancing. One
-		// incident for the batch, not one per cluster.
-		b.raise(ctx, Incident{Kind: IncidentHealthUnknown, ClusterID: targets[0].ClusterID, Message: "health unknown: monitors unreadable: " + err.Error()})
+		// Health that cannot be read is not healthy: nothing advances, and
+		// past the grace period the rollout pauses. One incident for the
+		// batch, not one per cluster.
+		if b.unreadableSince.IsZero() {
+			b.unreadableSince = now
+		}
+		if now.Sub(b.unreadableSince) >= b.in.UnknownGrace {
+			b.raise(ctx, Incident{Kind: IncidentHealthUnknown, ClusterID: targets[0].ClusterID,
+				Message: fmt.Sprintf("health unknown for %s: monitors unreadable: %v", now.Sub(b.unreadableSince).Round(time.Second), err)})
+		}
 		return nil
 	}
-	bad := map[string]bool{}
+	b.unreadableSince = time.Time{}
+
+	sort.Slice(res.Findings, func(i, j int) bool {
+		if res.Findings[i].ClusterID != res.Findings[j].ClusterID {
+			return res.Findings[i].ClusterID < res.Findings[j].ClusterID
+		}
+		return res.Findings[i].Monitor < res.Findings[j].Monitor
+	})
+	alerting := map[string]Finding{}
+	unknown := map[string]Finding{}
 	for _, f := range res.Findings {
-		bad[f.ClusterID] = true
+		if f.Unknown {
+			if _, ok := unknown[f.ClusterID]; !ok {
+				unknown[f.ClusterID] = f
+			}
+		} else if _, ok := alerting[f.ClusterID]; !ok {
+			alerting[f.ClusterID] = f
+		}
 	}
-	now := workflow.Now(ctx)
+	var cmds []dataplane.Command
 	for _, c := range b.clusters {
-		if c.State == ClusterVerifying && !bad[c.ID] {
+		if f, ok := alerting[c.ID]; ok {
+			if cmd, stop := b.failAlerting(ctx, c, f); stop {
+				cmds = append(cmds, cmd)
+			}
+			continue
+		}
+		if f, ok := unknown[c.ID]; ok && !c.State.Terminal() || ok && c.State == ClusterDone {
+			since, seen := b.unknownSince[c.ID]
+			if !seen {
+				since = now
+				b.unknownSince[c.ID] = now
+			}
+			c.Message = fmt.Sprintf("health unknown: %s %s", f.Monitor, f.Status)
+			if now.Sub(since) >= b.in.UnknownGrace {
+				b.raise(ctx, Incident{Kind: IncidentHealthUnknown, ClusterID: c.ID, Monitor: f.Monitor,
+					Message: fmt.Sprintf("health unknown for %s: %s %s", now.Sub(since).Round(time.Second), f.Monitor, f.Message)})
+			}
+			continue
+		}
+		delete(b.unknownSince, c.ID)
+		if c.State == ClusterVerifying {
 			c.State = ClusterDone
+			c.Message = ""
 			c.FinishedAt = &now
 		}
 	}
-	sort.Slice(res.Findings, func(i, j int) bool { return res.Findings[i].ClusterID < res.Findings[j].ClusterID })
-	for _, f := range res.Findings {
-		kind := IncidentMonitorAlert
-		if f.Unknown {
-			kind = IncidentHealthUnknown
-		}
-		if c := b.byID[f.ClusterID]; c != nil && !c.State.Terminal() {
-			c.Message = fmt.Sprintf("%s %s: %s", f.Monitor, f.Status, f.Message)
-		}
-		b.raise(ctx, Incident{Kind: kind, ClusterID: f.ClusterID, Monitor: f.Monitor, Message: f.Message})
+	return b.publish(ctx, cmds)
+}
+
+// failAlerting fails a cluster whose critical monitor alerts (in flight,
+// verifying, or done and baking) and raises the incident; it returns the abort
+// command that stops the cluster before its next broker, if it is in flight.
+func (b *batch) failAlerting(ctx workflow.Context, c *ClusterStatus, f Finding) (dataplane.Command, bool) {
+	if c.State.Terminal() && !(c.State == ClusterDone && b.state == BatchBaking) {
+		return dataplane.Command{}, false
+	}
+	var cmd dataplane.Command
+	stop := false
+	switch c.State {
+	case ClusterApplying, ClusterHolding, ClusterHeld:
+		cmd, stop = b.command(ctx, dataplane.Abort, c, "monitor "+f.Monitor+" alerting"), true
+	}
+	now := workflow.Now(ctx)
+	c.State = ClusterFailed
+	c.Message = fmt.Sprintf("monitor %s %s at broker %d of %d: %s", f.Monitor, f.Status, c.Broker, c.Brokers, f.Message)
+	c.FinishedAt = &now
+	delete(b.unknownSince, c.ID)
+	b.raise(ctx, Incident{Kind: IncidentMonitorAlert, ClusterID: c.ID, Monitor: f.Monitor, Message: f.Message})
+	return cmd, stop
+}
+
+// onPushedAlert handles a monitor alert pushed by the webhook endpoint.
+func (b *batch) onPushedAlert(ctx workflow.Context, al MonitorAlert) error {
+	c, ok := b.byID[al.ClusterID]
+	if !ok {
+		return nil
+	}
+	status := al.Status
+	if status == "" {
+		status = "Alert"
+	}
+	if cmd, stop := b.failAlerting(ctx, c, Finding{ClusterID: c.ID, Monitor: al.Monitor, Status: status, Message: al.Message + " (webhook)"}); stop {
+		return b.publish(ctx, []dataplane.Command{cmd})
 	}
 	return nil
 }
 
-// raise pauses this batch at once (holding its in-flight clusters) and tells
-// the rollout, which pauses every other batch. One incident per cluster and kind.
+// healthUnknown reports whether some cluster's health (or the monitors API)
+// is unreadable right now: the batch then starts nothing new.
+func (b *batch) healthUnknown() bool {
+	return !b.unreadableSince.IsZero() || len(b.unknownSince) > 0
+}
+
+// raise tells the rollout about a cluster problem; the rollout counts it
+// against the error budget and pauses (or aborts) every batch when the budget
+// is exceeded, or at once for unknown health. One incident per cluster and kind.
 func (b *batch) raise(ctx workflow.Context, inc Incident) {
 	key := string(inc.Kind) + "/" + inc.ClusterID
 	if b.reported[key] {
@@ -477,16 +576,18 @@ func (b *batch) raise(ctx workflow.Context, inc Incident) {
 	inc.At = workflow.Now(ctx)
 	logger := workflow.GetLogger(ctx)
 	logger.Warn("incident", "kind", inc.Kind, "cluster", inc.ClusterID, "monitor", inc.Monitor, "message", inc.Message)
-	if err := b.pause(ctx, fmt.Sprintf("%s on %s", inc.Kind, inc.ClusterID)); err != nil {
-		logger.Error("hold clusters", "error", err)
-	}
-	if b.parent != "" {
-		// The parent's run ID is left empty: after a continue-as-new the
-		// current run of the rollout receives it.
-		f := workflow.SignalExternalWorkflow(ctx, b.parent, "", SignalIncident, inc)
-		if err := f.Get(ctx, nil); err != nil {
-			logger.Error("signal incident to rollout", "error", err)
+	if b.parent == "" {
+		// A batch run on its own has no budget to consult: it holds.
+		if err := b.pause(ctx, fmt.Sprintf("%s on %s", inc.Kind, inc.ClusterID)); err != nil {
+			logger.Error("hold clusters", "error", err)
 		}
+		return
+	}
+	// The parent's run ID is left empty: after a continue-as-new the
+	// current run of the rollout receives it.
+	f := workflow.SignalExternalWorkflow(ctx, b.parent, "", SignalIncident, inc)
+	if err := f.Get(ctx, nil); err != nil {
+		logger.Error("signal incident to rollout", "error", err)
 	}
 }
 
@@ -516,6 +617,14 @@ func (b *batch) resume(ctx workflow.Context, reason string) error {
 	// The incidents already reported stay recorded; a cluster that is still
 	// unhealthy after resume raises a fresh incident.
 	b.reported = map[string]bool{}
+	// A person resumed: unknown health gets a fresh grace period.
+	now0 := workflow.Now(ctx)
+	if !b.unreadableSince.IsZero() {
+		b.unreadableSince = now0
+	}
+	for _, id := range workflow.DeterministicKeys(b.unknownSince) {
+		b.unknownSince[id] = now0
+	}
 	if b.state == BatchPaused {
 		b.state = BatchRunning
 	}

@@ -15,4 +15,5 @@ const (
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: WorkflowRollout})
 	r.RegisterWorkflowWithOptions(Batch, workflow.RegisterOptions{Name: WorkflowBatch})
+	RegisterFreeze(r)
 }

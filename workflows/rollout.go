@@ -38,9 +38,22 @@ const (
 type Notification struct {
 	RolloutID string      `json:"rolloutId"`
 	Event     NotifyEvent `json:"event"`
-	Text      string      `json:"text"`
+	// Text is the plain-text message (also the Slack fallback text).
+	Text string `json:"text"`
 	// ThreadTS is the rollout's thread; empty on the first message.
 	ThreadTS string `json:"threadTs,omitempty"`
+	// Structured detail for rich messages (Block Kit); all optional.
+	Name     string       `json:"name,omitempty"`
+	Version  string       `json:"version,omitempty"`
+	Phase    string       `json:"phase,omitempty"`
+	State    RolloutState `json:"state,omitempty"`
+	Total    int          `json:"total,omitempty"`
+	Counts   *Counts      `json:"counts,omitempty"`
+	Paused   *PauseReason `json:"paused,omitempty"`
+	PlanHash string       `json:"planHash,omitempty"`
+	// Actions are the buttons to offer: "approve-plan", "approve-phase",
+	// "pause", "resume", "abort".
+	Actions []string `json:"actions,omitempty"`
 }
 
 // NotifyResult is what Notify returns.
@@ -75,9 +88,16 @@ type rollout struct {
 	awaitingPhase  string
 	running        map[int]workflow.ChildWorkflowFuture
 	results        map[int]BatchResult
-	notes          workflow.Channel
+	out            *outbox
 	threadTS       string
-	notifier       workflow.WaitGroup
+	// Safety state: see safety.go.
+	failed      map[string]string // cluster ID -> phase, each failure counted once
+	phaseFailed map[string]int
+	frozen      *FreezeInfo
+	// Pacing overrides set by the pacing update (0 / nil: as planned).
+	pacedConcurrency int
+	pacedBake        *time.Duration
+	currentPhase     string
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -88,6 +108,8 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		approvedPhases: map[string]bool{},
 		running:        map[int]workflow.ChildWorkflowFuture{},
 		results:        map[int]BatchResult{},
+		failed:         map[string]string{},
+		phaseFailed:    map[string]int{},
 	}
 	r.st = RolloutStatus{
 		ID:            r.id,
@@ -108,6 +130,11 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		return r.status(), nil
 	}); err != nil {
 		return fmt.Errorf("register status query: %w", err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryClusters, func() ([]string, error) {
+		return r.openClusters(), nil
+	}); err != nil {
+		return fmt.Errorf("register clusters query: %w", err)
 	}
 	type action struct {
 		name     string
@@ -166,6 +193,9 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			r.doApprove(ctx, req)
 		}
 	})
+	if err := r.registerSafetyHandlers(ctx); err != nil {
+		return err
+	}
 	incidents := workflow.GetSignalChannel(ctx, SignalIncident)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
@@ -197,6 +227,9 @@ func (r *rollout) validateResume(ActionRequest) error {
 		return fmt.Errorf("rollout is %s", r.st.State)
 	case r.st.Paused == nil:
 		return errors.New("rollout is not paused")
+	case r.frozen != nil:
+		return fmt.Errorf("the fleet is frozen until %s by %s: %s (fleet unfreeze lifts it)",
+			r.frozen.Until.UTC().Format(time.RFC3339), r.frozen.Actor, r.frozen.Reason)
 	}
 	return nil
 }
@@ -272,8 +305,14 @@ func (r *rollout) pauseAll(ctx workflow.Context, why PauseReason) {
 		r.st.State = StatePaused
 	}
 	r.signalChildren(ctx, Pause, ActionRequest{Actor: why.Actor, Reason: why.Reason})
+	upsert(ctx, SAPaused.ValueSet(true))
 	text := fmt.Sprintf("Paused by %s: %s", why.Actor, why.Reason)
-	r.notify(NotifyPaused, text)
+	r.notify(NotifyPaused, text, Resume, Abort)
+	ev := Event{Kind: EventRolloutPaused, Actor: why.Actor, Message: why.Reason}
+	if why.Incident != nil {
+		ev.ClusterID, ev.Monitor, ev.Batch = why.Incident.ClusterID, why.Incident.Monitor, why.Incident.Batch
+	}
+	r.emit(ctx, ev)
 }
 
 func (r *rollout) doResume(ctx workflow.Context, req ActionRequest) ActionResult {
@@ -282,8 +321,10 @@ func (r *rollout) doResume(ctx workflow.Context, req ActionRequest) ActionResult
 		r.st.State = StateRunning
 	}
 	r.signalChildren(ctx, Resume, req)
+	upsert(ctx, SAPaused.ValueSet(false))
 	r.audit(ctx, req.Actor, Resume, req.Reason, "applied")
-	r.notify(NotifyResumed, fmt.Sprintf("Resumed by %s. %s", req.Actor, req.Reason))
+	r.notify(NotifyResumed, fmt.Sprintf("Resumed by %s. %s", req.Actor, req.Reason), Pause)
+	r.emit(ctx, Event{Kind: EventRolloutResumed, Actor: req.Actor, Message: req.Reason})
 	return ActionResult{State: r.st.State, Message: fmt.Sprintf("resumed; %d batches continuing", len(r.running))}
 }
 
@@ -304,25 +345,6 @@ func (r *rollout) doApprove(ctx workflow.Context, req ApproveRequest) ActionResu
 	}
 	r.audit(ctx, req.Actor, Approve, strings.TrimSpace(what+" "+req.Comment), "applied")
 	return ActionResult{State: r.st.State, Message: "approved " + what}
-}
-
-func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
-	if len(r.st.Incidents) < maxIncidents {
-		r.st.Incidents = append(r.st.Incidents, inc)
-	}
-	if r.st.Paused != nil || r.aborted || r.st.State.Terminal() {
-		return
-	}
-	reason := fmt.Sprintf("%s on cluster %s (batch %d)", inc.Kind, inc.ClusterID, inc.Batch)
-	if inc.Monitor != "" {
-		reason = fmt.Sprintf("monitor %s fired on cluster %s (batch %d)", inc.Monitor, inc.ClusterID, inc.Batch)
-	}
-	if inc.Message != "" {
-		reason += ": " + inc.Message
-	}
-	incCopy := inc
-	r.pauseAll(ctx, PauseReason{Actor: "fleet-safety", Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
-	r.audit(ctx, "fleet-safety", Pause, reason, "applied")
 }
 
 // signalChildren sends a signal to every running batch, in batch order, and
@@ -352,50 +374,8 @@ func (r *rollout) audit(ctx workflow.Context, actor, action, reason, outcome str
 	}
 }
 
-// notify queues a message for the rollout's thread; a single coroutine sends
-// them in order so the thread reads in order and the rollout never waits on Slack.
-func (r *rollout) notify(event NotifyEvent, text string) {
-	if r.notes == nil {
-		return
-	}
-	r.notes.SendAsync(Notification{RolloutID: r.id, Event: event, Text: text})
-}
-
-func (r *rollout) startNotifier(ctx workflow.Context) {
-	r.notes = workflow.NewBufferedChannel(ctx, 1000)
-	r.notifier = workflow.NewWaitGroup(ctx)
-	r.notifier.Add(1)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    10,
-		},
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer r.notifier.Done()
-		for {
-			var n Notification
-			if ok := r.notes.Receive(ctx, &n); !ok {
-				return
-			}
-			n.ThreadTS = r.threadTS
-			var res NotifyResult
-			if err := workflow.ExecuteActivity(actx, ActivityNotify, n).Get(ctx, &res); err != nil {
-				workflow.GetLogger(ctx).Error("notify", "event", n.Event, "error", err)
-				continue
-			}
-			if r.threadTS == "" {
-				r.threadTS = res.ThreadTS
-			}
-		}
-	})
-}
-
 func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
-	r.startNotifier(ctx)
+	r.startOutbox(ctx)
 	r.audit(ctx, r.in.Requester, "start", r.in.Spec.Description, "applied")
 
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -415,18 +395,30 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	r.st.PlanHash = p.Hash
 	r.st.Total = p.Total
 	r.st.State = StateRunning
+	prods := map[string]bool{}
+	for _, ph := range p.Phases {
+		for _, b := range ph.Batches {
+			for _, t := range b.Clusters {
+				prods[t.Product] = true
+			}
+		}
+	}
+	upsert(ctx, SARolloutName.ValueSet(r.st.Name), SATargetVersion.ValueSet(r.st.TargetVersion),
+		SAProduct.ValueSet(products(prods)), SAPaused.ValueSet(false))
 	r.notify(NotifyStarted, fmt.Sprintf("Rollout %s to %s started by %s: %d clusters in %d phases (plan %s).",
-		r.in.Spec.Name, r.in.Spec.Target.Version, r.in.Requester, p.Total, len(p.Phases), p.Hash))
+		r.in.Spec.Name, r.in.Spec.Target.Version, r.in.Requester, p.Total, len(p.Phases), p.Hash), Pause)
+	r.emit(ctx, Event{Kind: EventRolloutStarted, Actor: r.in.Requester, Message: fmt.Sprintf("%d clusters, plan %s", p.Total, p.Hash)})
+	r.checkFreeze(ctx)
 
 	if r.in.Spec.RequirePlanApproval {
 		r.st.State = StateAwaitingApproval
 		r.st.WaitingFor = "plan approval (fleet approve " + r.st.Name + " --plan " + p.Hash + ")"
-		r.notify(NotifyApproval, "Waiting for plan approval: "+r.st.WaitingFor)
+		r.notify(NotifyApproval, "Waiting for plan approval: "+r.st.WaitingFor, "approve-plan")
 		if err := workflow.Await(ctx, func() bool { return r.approvedPlan || r.aborted }); err != nil {
 			return r.st, err
 		}
 		r.st.WaitingFor = ""
-		r.st.State = StateRunning
+		r.setRunning()
 	}
 
 	for i := range p.Phases {
@@ -438,23 +430,25 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 			r.st.State = StateAwaitingApproval
 			r.awaitingPhase = ph.Name
 			r.st.WaitingFor = fmt.Sprintf("approval of phase %s (fleet approve %s --phase %s)", ph.Name, r.st.Name, ph.Name)
-			r.notify(NotifyApproval, "Waiting for "+r.st.WaitingFor)
+			r.currentPhase = ph.Name
+			r.notify(NotifyApproval, "Waiting for "+r.st.WaitingFor, "approve-phase")
 			if err := workflow.Await(ctx, func() bool { return r.approvedPhases[ph.Name] || r.aborted }); err != nil {
 				return r.st, err
 			}
 			r.st.WaitingFor = ""
 			r.awaitingPhase = ""
-			r.st.State = StateRunning
-			if r.st.Paused != nil {
-				r.st.State = StatePaused
-			}
+			r.setRunning()
 		}
+		r.currentPhase = ph.Name
+		upsert(ctx, SAPhase.ValueSet(ph.Name))
+		r.emit(ctx, Event{Kind: EventPhaseStarted, Phase: ph.Name})
 		if err := r.runPhase(ctx, ph); err != nil {
 			return r.st, err
 		}
 		if !r.aborted {
 			done := r.phaseCounts(ph)
 			r.notify(NotifyPhaseDone, fmt.Sprintf("Phase %s done: %d clusters updated, %d failed.", ph.Name, done.Done, done.Failed))
+			r.emit(ctx, Event{Kind: EventPhaseFinished, Phase: ph.Name, Message: fmt.Sprintf("%d done, %d failed", done.Done, done.Failed)})
 		}
 	}
 	if r.aborted {
@@ -470,24 +464,24 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 		return nil
 	}
 	batchSize := len(ph.Batches[0].Clusters)
-	concurrency := ph.Concurrency
-	if concurrency <= 0 {
-		concurrency = batchSize
+	// window returns the batches to run side by side and the clusters per
+	// batch, from the plan or the live pacing override.
+	window := func() (parallel, perBatch int) {
+		concurrency := ph.Concurrency
+		if r.pacedConcurrency > 0 {
+			concurrency = r.pacedConcurrency
+		}
+		if concurrency <= 0 {
+			concurrency = batchSize
+		}
+		return max(1, concurrency/batchSize), min(concurrency, batchSize)
 	}
-	parallel := concurrency / batchSize
-	if parallel < 1 {
-		parallel = 1
-	}
-	perBatch := concurrency
-	if perBatch > batchSize {
-		perBatch = batchSize
-	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	childOpts := workflow.ChildWorkflowOptions{
 		TaskQueue:         TaskQueue,
 		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		// A re-run of the same rollout name may reuse batch IDs of a closed run.
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}
 	var childErr error
 	next := 0
 	for {
@@ -501,6 +495,7 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 			if r.st.Paused != nil {
 				return false
 			}
+			parallel, _ := window()
 			if ph.Strict && len(r.running) > 0 && next%parallel == 0 {
 				return false // wait for the wave to finish
 			}
@@ -517,20 +512,35 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 		}
 		b := ph.Batches[next]
 		next++
+		_, perBatch := window()
+		bake := ph.Bake
+		if r.pacedBake != nil {
+			bake = *r.pacedBake
+		}
 		in := BatchInput{
 			RolloutID:      r.id,
 			Phase:          ph.Name,
 			Batch:          b,
 			Target:         dataplane.Spec{Version: r.in.Spec.Target.Version, Config: r.in.Spec.Target.Config},
 			Concurrency:    perBatch,
-			Bake:           ph.Bake,
+			Bake:           bake,
+			UnknownGrace:   r.in.Spec.Monitoring.UnknownGrace.D(),
 			ApplyTimeout:   r.in.Spec.ApplyTimeout.D(),
 			HealthInterval: r.in.Spec.Monitoring.Interval.D(),
 		}
 		if r.in.Spec.Monitoring.Disabled {
 			in.HealthInterval = 0
 		}
-		child := workflow.ExecuteChildWorkflow(workflow.WithWorkflowID(cctx, BatchID(r.id, b.Number)), Batch, in)
+		ids := make([]string, len(b.Clusters))
+		for i, t := range b.Clusters {
+			ids[i] = t.ClusterID
+		}
+		opts := childOpts
+		opts.WorkflowID = BatchID(r.id, b.Number)
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(
+			SARolloutName.ValueSet(r.st.Name), SAPhase.ValueSet(ph.Name), SAClusters.ValueSet(ids),
+			SATargetVersion.ValueSet(r.st.TargetVersion))
+		child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Batch, in)
 		r.running[b.Number] = child
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			var res BatchResult
@@ -567,10 +577,9 @@ func (r *rollout) finish(ctx workflow.Context, state RolloutState, why string) R
 		r.st.Name, why, st.Counts.Done, st.Counts.Failed, st.Counts.Aborted, st.Counts.Skipped, st.Total,
 		now.Sub(r.st.StartedAt).Round(time.Second)))
 	r.audit(ctx, "fleet", "finish", why, string(state))
-	if r.notes != nil {
-		r.notes.Close()
-		r.notifier.Wait(ctx)
-	}
+	r.emit(ctx, Event{Kind: EventRolloutFinished, State: string(state), Message: fmt.Sprintf("%d done, %d failed, %d aborted, %d skipped of %d",
+		st.Counts.Done, st.Counts.Failed, st.Counts.Aborted, st.Counts.Skipped, st.Total)})
+	r.closeOutbox(ctx)
 	// Let in-flight update handlers answer before the workflow closes.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return r.status()
@@ -581,6 +590,8 @@ func (r *rollout) status() RolloutStatus {
 	st := r.st
 	st.Counts = Counts{}
 	st.Phases = nil
+	st.Failures = len(r.failed)
+	st.FailureBudget, _ = budgetLimit(r.in.Spec.ErrorBudget, r.st.Total)
 	if r.plan == nil {
 		return st
 	}
@@ -635,4 +646,31 @@ func (r *rollout) status() RolloutStatus {
 		st.Phases = append(st.Phases, ps)
 	}
 	return st
+}
+
+// setRunning leaves a wait (an approval): running, or paused if a pause came meanwhile.
+func (r *rollout) setRunning() {
+	r.st.State = StateRunning
+	if r.st.Paused != nil {
+		r.st.State = StatePaused
+	}
+}
+
+// openClusters lists the clusters of every batch that has not finished.
+func (r *rollout) openClusters() []string {
+	if r.plan == nil || r.st.State.Terminal() {
+		return nil
+	}
+	var ids []string
+	for _, ph := range r.plan.Phases {
+		for _, b := range ph.Batches {
+			if _, done := r.results[b.Number]; done {
+				continue
+			}
+			for _, t := range b.Clusters {
+				ids = append(ids, t.ClusterID)
+			}
+		}
+	}
+	return ids
 }

@@ -39,9 +39,11 @@ func testPlan() *plan.Plan {
 
 type rolloutHarness struct {
 	*batchHarness
-	notes []workflows.Notification
-	mu    sync.Mutex
-	seq   int
+	notes  []workflows.Notification
+	events []workflows.Event
+	freeze workflows.FreezeState
+	mu     sync.Mutex
+	seq    int
 }
 
 func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness {
@@ -67,6 +69,17 @@ func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness 
 		h.notes = append(h.notes, n)
 		return workflows.NotifyResult{ThreadTS: "1700000000.000100"}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityNotify})
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.EmitInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.events = append(h.events, in.Events...)
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivityEmit})
+	env.RegisterActivityWithOptions(func(_ context.Context) (workflows.FreezeState, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.freeze, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityCurrentFreeze})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRolloutID})
 	return h
 }
@@ -183,8 +196,10 @@ func TestRolloutMonitorAlertPausesEveryBatchUntilResumed(t *testing.T) {
 	require.Contains(t, paused.Paused.Reason, "lkc-003")
 	require.Len(t, paused.Incidents, 1)
 	require.Equal(t, 6, appliesWhilePaused, "canary (2) + two parallel prod batches (4)")
-	// Every in-flight cluster of both running batches got a hold.
-	require.ElementsMatch(t, []string{"lkc-003", "lkc-004", "lkc-005", "lkc-006"}, h.plane.commands(dataplane.Hold))
+	// The alerting cluster is stopped for good; every other in-flight
+	// cluster of both running batches got a hold.
+	require.Equal(t, []string{"lkc-003"}, h.plane.commands(dataplane.Abort))
+	require.ElementsMatch(t, []string{"lkc-004", "lkc-005", "lkc-006"}, h.plane.commands(dataplane.Hold))
 	require.Equal(t, appliesWhilePaused, appliesBeforeResume, "nothing new starts while paused")
 	require.True(t, rejected.done)
 	require.ErrorContains(t, rejected.err, "already paused")
@@ -194,7 +209,8 @@ func TestRolloutMonitorAlertPausesEveryBatchUntilResumed(t *testing.T) {
 	var st workflows.RolloutStatus
 	require.NoError(t, h.env.GetWorkflowResult(&st))
 	require.Equal(t, workflows.StateCompleted, st.State)
-	require.Equal(t, 8, st.Counts.Done)
+	require.Equal(t, 7, st.Counts.Done)
+	require.Equal(t, 1, st.Counts.Failed, "the alerting cluster stays failed")
 	for id, n := range h.plane.starts {
 		require.Equal(t, 1, n, id)
 	}

@@ -24,8 +24,10 @@ import (
 	"github.com/fleet-rollout/fleet/activities"
 	"github.com/fleet-rollout/fleet/internal/bridge"
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
+	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -42,6 +44,10 @@ type Config struct {
 	SlackToken   string
 	SlackChannel string
 	SlackAPIURL  string
+	// SlackSigningSecret verifies Slack's button requests; empty turns them off.
+	SlackSigningSecret string
+	// WebhookSecret authenticates the Datadog webhook; empty turns it off.
+	WebhookSecret string
 	// HTTPAddr is where the worker serves /healthz (and webhooks).
 	HTTPAddr string
 }
@@ -60,10 +66,12 @@ func FromEnv() Config {
 			Site:   os.Getenv("DD_SITE"),
 			URL:    os.Getenv("DD_URL"),
 		},
-		SlackToken:   os.Getenv("SLACK_TOKEN"),
-		SlackChannel: env("SLACK_CHANNEL", "#fleet-rollouts"),
-		SlackAPIURL:  os.Getenv("SLACK_API_URL"),
-		HTTPAddr:     env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
+		SlackToken:         os.Getenv("SLACK_TOKEN"),
+		SlackChannel:       env("SLACK_CHANNEL", "#fleet-rollouts"),
+		SlackAPIURL:        os.Getenv("SLACK_API_URL"),
+		SlackSigningSecret: os.Getenv("SLACK_SIGNING_SECRET"),
+		WebhookSecret:      os.Getenv("FLEET_WEBHOOK_SECRET"),
+		HTTPAddr:           env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
 	}
 }
 
@@ -84,6 +92,8 @@ func (c Config) Fields() []zap.Field {
 		zap.Bool("datadog", c.Datadog.APIKey != ""),
 		zap.String("datadogEndpoint", firstNonEmpty(c.Datadog.URL, c.Datadog.Site, "datadoghq.com")),
 		zap.Bool("slack", c.SlackToken != ""),
+		zap.Bool("slackButtons", c.SlackSigningSecret != ""),
+		zap.Bool("datadogWebhook", c.WebhookSecret != ""),
 		zap.String("http", c.HTTPAddr),
 	}
 }
@@ -126,7 +136,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	defer c.Close()
 
-	acts, closeActs, err := NewActivities(cfg, log)
+	acts, closeActs, err := NewActivities(cfg, c, log)
 	if err != nil {
 		return err
 	}
@@ -137,6 +147,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	})
 	workflows.Register(w)
 	acts.Register(w)
+	(&activities.FreezeActivities{Temporal: c, Log: log.Named("freeze")}).Register(w)
 
 	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatus}, c, log.Named("bridge"))
 	if err != nil {
@@ -153,7 +164,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return nil
 	})
 	g.Go(func() error { return br.Run(gctx) })
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTPAddr, healthHandler(), log) })
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTPAddr, handler(cfg, c, log), log) })
 	log.Info("worker ready", zap.String("taskQueue", workflows.TaskQueue))
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -163,7 +174,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 }
 
 // NewActivities builds the activities' dependencies from the configuration.
-func NewActivities(cfg Config, log *zap.Logger) (*activities.Activities, func(), error) {
+func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities.Activities, func(), error) {
 	kc, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.KafkaBrokers...),
 		kgo.DefaultProduceTopic(dataplane.CommandsTopic),
@@ -182,6 +193,9 @@ func NewActivities(cfg Config, log *zap.Logger) (*activities.Activities, func(),
 		Kafka:     kc,
 		Inventory: inv,
 		Catalog:   monitors.Default(),
+		Events:    events.NewPublisher(kc),
+		Temporal:  c,
+		Notifier:  notify.NewLog(log.Named("notify")),
 		Log:       log.Named("activities"),
 	}
 	if cfg.Datadog.APIKey != "" {
@@ -199,20 +213,11 @@ func NewActivities(cfg Config, log *zap.Logger) (*activities.Activities, func(),
 		if cfg.SlackAPIURL != "" {
 			opts = append(opts, slack.OptionAPIURL(cfg.SlackAPIURL))
 		}
-		a.Slack = slack.New(cfg.SlackToken, opts...)
-		a.SlackChannel = cfg.SlackChannel
+		a.Notifier = notify.NewSlack(slack.New(cfg.SlackToken, opts...), cfg.SlackChannel, log.Named("slack"))
 	} else {
 		log.Info("no SLACK_TOKEN: notifications go to the log")
 	}
 	return a, kc.Close, nil
-}
-
-func healthHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	return mux
 }
 
 // serveHTTP serves h on addr until ctx is done.

@@ -166,11 +166,13 @@ monitoring:
 `
 
 func TestPauseHoldsInFlightClustersAndResumeFinishes(t *testing.T) {
-	s := startStack(t, 300, 150*time.Millisecond, nil)
+	// Brokers take 500ms: a cluster is in flight for 1.5 to 6 s, long enough
+	// for the pause to find it mid-apply even on a loaded machine.
+	s := startStack(t, 300, 500*time.Millisecond, nil)
 	ctx := context.Background()
 	id, err := s.client.Start(ctx, parseSpec(t, pauseRollout), "integration-test")
 	require.NoError(t, err)
-	s.waitFor(t, id, "clusters in flight", func(st *workflows.RolloutStatus) bool { return st.Counts.InFlight > 0 && st.Counts.Done > 0 })
+	s.waitFor(t, id, "clusters in flight", func(st *workflows.RolloutStatus) bool { return st.Counts.InFlight >= 10 })
 
 	res, err := s.client.Pause(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: "checking lag"})
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/devserver"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/sim"
+	"github.com/fleet-rollout/fleet/workflows"
 )
 
 // Dev-stack keys for the Datadog-compatible endpoint. They guard nothing
@@ -106,7 +107,7 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(12, dataplane.CommandsTopic, dataplane.StatusTopic),
+		kfake.SeedTopics(12, dataplane.CommandsTopic, dataplane.StatusTopic, workflows.EventsTopic),
 		kfake.AllowAutoTopicCreation(),
 	}
 	if o.KafkaPort > 0 {

@@ -1,5 +1,5 @@
-// Package ddsim serves a Datadog-API-compatible slice of the Monitors API,
-// fed by the simulated data plane, so that the official
+// Package ddsim serves a Datadog-API-compatible slice of the Monitors and
+// Metrics APIs, fed by the simulated data plane, so that the official
 // datadog-api-client-go code path runs end to end without Datadog.
 //
 // It serves:
@@ -7,10 +7,19 @@
 //	GET /api/v1/validate        API key check ({"valid": true})
 //	GET /api/v1/monitor         MonitorsApi.ListMonitors
 //	GET /api/v1/monitor/{id}    MonitorsApi.GetMonitor
+//	GET /api/v1/query           MetricsApi.QueryMetrics
 //
 // Monitors come from a catalog (monitors.Default()); each is a multi-alert
 // grouped by cluster, with one group "cluster:<id>" per cluster of the
-// monitor's product, whose status the Source reports.
+// monitor's product, whose status the Source reports. A monitor that
+// accepts no data (monitors.Monitor.NoDataOK) is served with
+// notify_no_data false.
+//
+// Metrics are the ordering metrics of monitors.Metrics(), each product's
+// under its own Datadog metric name, valued by Source.Metric. The query
+// language is the subset the fleet uses (see queryMetrics):
+// "<aggr>:<metric>{<tag filters>}", optionally "by {cluster}" for one
+// series per cluster (scope "cluster:<id>").
 //
 // Like Datadog, requests need the DD-API-KEY and DD-APPLICATION-KEY headers
 // (validate needs the API key only), answers carry the X-RateLimit-* headers,
@@ -44,6 +53,10 @@ type Source interface {
 	MonitorStatus(clusterID, monitorName string) string
 	// ClusterIDs lists every cluster.
 	ClusterIDs() []string
+	// Metric is the cluster's current value of an ordering metric
+	// (monitors.MetricNames: "cpu", "throughput", ...), false when the
+	// cluster does not report it. The metrics query API serves it.
+	Metric(clusterID, name string) (float64, bool)
 }
 
 // Monitor group statuses.
@@ -167,6 +180,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/validate", s.validate)
 	mux.HandleFunc("GET /api/v1/monitor", s.requireKeys(s.listMonitors))
 	mux.HandleFunc("GET /api/v1/monitor/{id}", s.requireKeys(s.getMonitor))
+	mux.HandleFunc("GET /api/v1/query", s.requireKeys(s.queryMetrics))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusNotFound, "Not found")
 	})
@@ -550,7 +564,7 @@ var thresholdRE = regexp.MustCompile(`(?:>=|<=|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*
 
 func optionsFor(m monitors.Monitor) optionsJSON {
 	o := optionsJSON{
-		NotifyNoData:      true,
+		NotifyNoData:      !m.NoDataOK,
 		NoDataTimeframe:   10,
 		NotifyAudit:       false,
 		RequireFullWindow: false,

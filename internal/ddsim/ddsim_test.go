@@ -36,6 +36,7 @@ type fakeSource struct {
 	mu       sync.Mutex
 	products map[string]string
 	status   map[[2]string]string
+	metrics  map[[2]string]float64 // cluster, metric name -> value
 }
 
 func newFakeSource() *fakeSource {
@@ -45,8 +46,22 @@ func newFakeSource() *fakeSource {
 			"lkc-00002":  fleet.ProductKafka,
 			"ksql-00003": fleet.ProductKsqlDB,
 		},
-		status: map[[2]string]string{},
+		status:  map[[2]string]string{},
+		metrics: map[[2]string]float64{},
 	}
+}
+
+func (f *fakeSource) Metric(clusterID, name string) (float64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.metrics[[2]string{clusterID, name}]
+	return v, ok
+}
+
+func (f *fakeSource) setMetric(clusterID, name string, v float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.metrics[[2]string{clusterID, name}] = v
 }
 
 func (f *fakeSource) ClusterProduct(id string) (string, bool) {

@@ -8,6 +8,14 @@
 // the tags product:<product> and fleet:rollout-critical, which is how the
 // rollout's health checks select them.
 //
+// A monitor whose metric may legitimately be absent on a cluster (consumer
+// lag where nothing consumes) is marked NoDataOK; for the others, a group in
+// "No Data" counts as unhealthy.
+//
+// The package also lists the metrics a rollout may order its clusters by
+// (Metrics: cpu, throughput, storage, partitions) with the Datadog query
+// reading each per cluster.
+//
 // The package is pure data: no network, no Datadog client. IDs are stable so
 // the simulator, the Datadog-compatible endpoint and tests agree on them.
 package monitors
@@ -38,6 +46,12 @@ type Monitor struct {
 	Query   string   `json:"query"`
 	Message string   `json:"message"`
 	Tags    []string `json:"tags"`
+	// NoDataOK marks a monitor configured to accept no data: for it, a
+	// cluster's group reporting "No Data" means the signal does not exist
+	// there (consumer lag on a cluster without consumers), not that health
+	// is unknown. It is false by default: for every other monitor, no data
+	// is unhealthy, like an alert the rollout cannot see past.
+	NoDataOK bool `json:"noDataOk"`
 }
 
 // ProductTag is the tag selecting the monitors of one product.
@@ -54,6 +68,22 @@ type def struct {
 	summary string
 }
 
+// noDataOK names the monitors that accept no data (Monitor.NoDataOK): their
+// metric only exists where the cluster has the thing it measures.
+//
+//   - kafka-consumer-lag: kafka.consumer_lag is reported per consumer group;
+//     a cluster nobody consumes from (a produce-only landing cluster, a fresh
+//     one) has no group and so no series.
+//   - connect-consumer-lag: only sink connectors consume; a Connect cluster
+//     running only source connectors reports no lag at all.
+//
+// Every other monitor's metric is always reported by a healthy cluster, so
+// no data there means the cluster (or its agent) is not healthy.
+var noDataOK = map[string]bool{
+	"kafka-consumer-lag":   true,
+	"connect-consumer-lag": true,
+}
+
 // notify is appended to every message: where Datadog sends the alert.
 const notify = "@slack-fleet-rollouts @webhook-fleet-rollout"
 
@@ -63,13 +93,14 @@ var catalog = func() []Monitor {
 	add := func(product string, defs []def) {
 		for _, d := range defs {
 			out = append(out, Monitor{
-				ID:      d.id,
-				Name:    d.name,
-				Product: product,
-				Type:    TypeQueryAlert,
-				Query:   d.query,
-				Message: message(d.summary),
-				Tags:    []string{ProductTag(product), TagRolloutCritical},
+				ID:       d.id,
+				Name:     d.name,
+				Product:  product,
+				Type:     TypeQueryAlert,
+				Query:    d.query,
+				Message:  message(d.summary),
+				Tags:     []string{ProductTag(product), TagRolloutCritical},
+				NoDataOK: noDataOK[d.name],
 			})
 		}
 	}

@@ -130,7 +130,7 @@ func TestJSONShape(t *testing.T) {
 	require.NoError(t, err)
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal(b, &raw))
-	for _, k := range []string{"id", "name", "product", "type", "query", "message", "tags"} {
+	for _, k := range []string{"id", "name", "product", "type", "query", "message", "tags", "noDataOk"} {
 		assert.Contains(t, raw, k)
 	}
 	var back Monitor

@@ -105,3 +105,34 @@ func BenchmarkBuild100k(b *testing.B) {
 	b.ReportMetric(float64(p.Total), "clusters")
 	b.ReportMetric(float64(p.Batches()), "batches")
 }
+
+// BenchmarkBuild100kOrderBy is BenchmarkBuild100k with every phase ordered
+// by cpu, a value for all but every tenth cluster.
+func BenchmarkBuild100kOrderBy(b *testing.B) {
+	inv := generate(100_000, 42)
+	r := &spec.Rollout{
+		Name:     "bench",
+		Target:   spec.Target{Version: "3.7.0"},
+		Selector: "version<3.7.0, product in (kafka, connect, ksqldb, schema-registry)",
+		Strategy: spec.Strategy{Preset: spec.PresetCanaryThenWaves},
+		OrderBy:  &spec.OrderBy{Metric: "cpu"},
+	}
+	opts := Options{Metrics: make(map[string]float64, len(inv))}
+	for i, c := range inv {
+		if i%10 != 0 {
+			opts.Metrics[c.ID] = float64((i * 7919) % 9000 / 100)
+		}
+	}
+	p, err := Build(r, inv, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(r, inv, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(p.Total), "clusters")
+	b.ReportMetric(float64(p.Batches()), "batches")
+}

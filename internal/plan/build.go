@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,24 @@ type Options struct {
 	// Protected lists cluster IDs no rollout may change (ReasonProtected),
 	// even when the spec includes them.
 	Protected []string
+	// Metrics maps a cluster ID to its value of the ordering metric, for the
+	// phases with an orderBy (the spec's OrderMetrics, read from Datadog
+	// before planning). A cluster without a value, or with NaN, is ordered
+	// after the ones with a value.
+	Metrics map[string]float64
+	// MetricsByName holds the values per metric name (metric -> cluster ID
+	// -> value) for a spec whose phases order by different metrics. A phase
+	// ordered by metric m reads MetricsByName[m] when it is present, else
+	// Metrics.
+	MetricsByName map[string]map[string]float64
+}
+
+// metricValues returns the values a phase ordered by metric reads.
+func (o Options) metricValues(metric string) map[string]float64 {
+	if v, ok := o.MetricsByName[metric]; ok {
+		return v
+	}
+	return o.Metrics
 }
 
 // Build plans rollout r over inventory. The spec is validated first; r is
@@ -63,6 +82,14 @@ type Options struct {
 // that order into runs of the phase's batch size (a count, or a percentage
 // of the phase rounded up; at least 1); batch numbers are 1-based across
 // the whole plan. A phase's concurrency defaults to its batch size.
+//
+// A phase with an orderBy (its own, else the rollout's: spec's
+// PhaseOrderBy) is then ordered by its clusters' values of that metric
+// (opts.Metrics, or opts.MetricsByName[metric]), highest first for desc
+// (the default), lowest first for asc. The sort is stable over the order
+// above: ties keep it, and clusters without a value come last, in it too.
+// The phase records the ordering (Phase.OrderBy) for display; the hash
+// depends only on the resulting batches.
 func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, error) {
 	if r == nil {
 		return nil, errors.New("plan: no rollout spec")
@@ -205,6 +232,11 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 			continue
 		}
 		order(ms)
+		orderBy := r.PhaseOrderBy(ph)
+		unvalued := 0
+		if orderBy != nil {
+			unvalued = orderByMetric(ms, opts.metricValues(orderBy.Metric), orderBy.Descending())
+		}
 		size := sizes[i].Of(len(ms))
 		out := Phase{
 			Name:            ph.Name,
@@ -214,6 +246,10 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 			RequireApproval: ph.RequireApproval || approval,
 			Batches:         make([]Batch, 0, (len(ms)+size-1)/size),
 			Breakdown:       breakdown(ms),
+		}
+		if orderBy != nil {
+			out.OrderBy = orderBy.String()
+			out.Unordered = unvalued
 		}
 		approval = false
 		if out.Concurrency == 0 {
@@ -344,6 +380,45 @@ func order(cs []*fleet.Cluster) {
 	for i := range items {
 		cs[i] = items[i].c
 	}
+}
+
+// orderByMetric sorts cs (already in the planner's order) by the clusters'
+// values, highest first when desc; clusters without a value (or with NaN)
+// go last. Ties keep the order cs had: each cluster's position there is the
+// last key, so the keys are unique and an unstable sort is stable. It
+// returns how many clusters had no value.
+func orderByMetric(cs []*fleet.Cluster, values map[string]float64, desc bool) (missing int) {
+	type item struct {
+		v   float64 // negated when desc, so the sort is always ascending
+		pos int     // position in cs; missing values get len(cs)+pos
+		c   *fleet.Cluster
+	}
+	items := make([]item, len(cs))
+	for i, c := range cs {
+		v, ok := values[c.ID]
+		if !ok || math.IsNaN(v) {
+			missing++
+			items[i] = item{v: math.Inf(1), pos: len(cs) + i, c: c}
+			continue
+		}
+		if desc {
+			v = -v
+		}
+		items[i] = item{v: v, pos: i, c: c}
+	}
+	if missing == len(cs) {
+		return missing // nothing to order by: keep the order
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if (a.pos < len(cs)) != (b.pos < len(cs)) { // one has a value
+			return cmp.Compare(a.pos, b.pos)
+		}
+		return cmp.Or(cmp.Compare(a.v, b.v), cmp.Compare(a.pos, b.pos))
+	})
+	for i := range items {
+		cs[i] = items[i].c
+	}
+	return missing
 }
 
 func breakdown(cs []*fleet.Cluster) *Breakdown {

@@ -22,7 +22,7 @@ type RenderOptions struct {
 }
 
 // Render writes the plan as text for `fleet plan`: a headline with the
-// hash, each phase with its settings, batch count and counts by product,
+// hash, each phase with its settings (and metric ordering), batch count and counts by product,
 // cloud, region and environment, the skipped phases, and the exclusions
 // by reason. For JSON, encode the Plan itself.
 func Render(w io.Writer, p *Plan, opts ...RenderOptions) error {
@@ -58,6 +58,13 @@ func Render(w io.Writer, p *Plan, opts ...RenderOptions) error {
 		}
 		if ph.RequireApproval {
 			notes = append(notes, "requires approval")
+		}
+		if ph.OrderBy != "" {
+			note := "ordered by " + ph.OrderBy
+			if ph.Unordered > 0 {
+				note += fmt.Sprintf(" (%d without a value, last)", ph.Unordered)
+			}
+			notes = append(notes, note)
 		}
 		fmt.Fprintf(bw, "\nPhase %d %s: %s, %s\n", i+1, ph.Name, plural(n, "cluster"), strings.Join(notes, ", "))
 		if b := ph.Breakdown; b != nil {

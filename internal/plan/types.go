@@ -42,6 +42,12 @@ type Phase struct {
 	Batches         []Batch       `json:"batches"`
 	// Breakdown counts the phase's clusters by attribute, for display.
 	Breakdown *Breakdown `json:"breakdown,omitempty"`
+	// OrderBy is the metric ordering the phase's clusters ("cpu desc"),
+	// empty for the planner's usual order; Unordered counts the clusters
+	// that had no value and went last. Both are for display: the hash
+	// covers the batches they produced, not them.
+	OrderBy   string `json:"orderBy,omitempty"`
+	Unordered int    `json:"unordered,omitempty"`
 }
 
 // Breakdown counts clusters by product, cloud, region and environment.

@@ -42,6 +42,9 @@ monitoring:
   interval: 15s                    # default 10s
   disabled: false
 applyTimeout: 45m                  # one cluster's apply; default 30m
+orderBy: {metric: cpu, direction: desc}  # optional: each phase's clusters by a Datadog metric
+                                   # (cpu, throughput, storage, partitions) before batching;
+                                   # desc (default) or asc; a phase's own orderBy replaces it
 `
 
 func ExampleParse() {

@@ -25,6 +25,11 @@ type Rollout struct {
 	Monitoring Monitoring `json:"monitoring,omitempty" yaml:"monitoring,omitempty"`
 	// ApplyTimeout bounds one cluster's apply (Go duration, default "30m").
 	ApplyTimeout Duration `json:"applyTimeout,omitempty" yaml:"applyTimeout,omitempty"`
+	// OrderBy orders every phase's clusters by a metric before batching,
+	// unless the phase has its own (see OrderBy).
+	OrderBy *OrderBy `json:"orderBy,omitempty" yaml:"orderBy,omitempty"`
+	// ErrorBudget is the rollout-wide failure budget (default: max 0, pause).
+	ErrorBudget *ErrorBudget `json:"errorBudget,omitempty" yaml:"errorBudget,omitempty"`
 }
 
 // Target is the desired spec pushed to each selected cluster.
@@ -58,6 +63,11 @@ type Phase struct {
 	Bake Duration `json:"bake,omitempty" yaml:"bake,omitempty"`
 	// RequireApproval gates the phase on an approval.
 	RequireApproval bool `json:"requireApproval,omitempty" yaml:"requireApproval,omitempty"`
+	// OrderBy orders this phase's clusters by a metric before batching,
+	// replacing the rollout's orderBy.
+	OrderBy *OrderBy `json:"orderBy,omitempty" yaml:"orderBy,omitempty"`
+	// ErrorBudget is the phase's own failure budget, checked with the rollout's.
+	ErrorBudget *ErrorBudget `json:"errorBudget,omitempty" yaml:"errorBudget,omitempty"`
 }
 
 // Monitoring configures health checks.
@@ -66,4 +76,8 @@ type Monitoring struct {
 	Interval Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
 	// Disabled turns health checks off (not for production).
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	// UnknownGrace is how long health may stay unreadable (API errors,
+	// rate limits, timeouts) before the rollout pauses with "health unknown"
+	// (default "30s"). Nothing advances while health is unknown.
+	UnknownGrace Duration `json:"unknownGrace,omitempty" yaml:"unknownGrace,omitempty"`
 }

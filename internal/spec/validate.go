@@ -27,6 +27,9 @@ func (r *Rollout) Normalize() {
 	if r.ApplyTimeout == 0 {
 		r.ApplyTimeout = Duration(DefaultApplyTimeout)
 	}
+	if r.Monitoring.UnknownGrace == 0 {
+		r.Monitoring.UnknownGrace = Duration(DefaultUnknownGrace)
+	}
 	if len(r.Strategy.Phases) == 0 {
 		if phases, ok := Preset(r.Strategy.Preset); ok {
 			r.Strategy.Phases = phases
@@ -118,6 +121,27 @@ func validate(r *Rollout, w *walker) ValidationErrors {
 	if r.Monitoring.Interval < 0 {
 		add("monitoring.interval", "must not be negative")
 	}
+	if r.Monitoring.UnknownGrace < 0 {
+		add("monitoring.unknownGrace", "must not be negative")
+	}
+	checkBudget := func(path string, b *ErrorBudget) {
+		if b == nil {
+			return
+		}
+		if field, msg := b.validate(); field != "" {
+			add(path+"."+field, "%s", msg)
+		}
+	}
+	checkBudget("errorBudget", r.ErrorBudget)
+	checkOrderBy := func(path string, o *OrderBy) {
+		if o == nil {
+			return
+		}
+		if field, msg := o.validate(); field != "" {
+			add(path+"."+field, "%s", msg)
+		}
+	}
+	checkOrderBy("orderBy", r.OrderBy)
 
 	if r.Strategy.Preset != "" {
 		if _, ok := Preset(r.Strategy.Preset); !ok {
@@ -150,6 +174,8 @@ func validate(r *Rollout, w *walker) ValidationErrors {
 		if p.Bake < 0 {
 			add(base+".bake", "must not be negative")
 		}
+		checkBudget(base+".errorBudget", p.ErrorBudget)
+		checkOrderBy(base+".orderBy", p.OrderBy)
 	}
 	return errs
 }

@@ -1,0 +1,182 @@
+package app
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/fleet-rollout/fleet/internal/monitors"
+	"github.com/fleet-rollout/fleet/internal/notify"
+	"github.com/fleet-rollout/fleet/starter/client"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// WebhookSecretHeader carries the shared secret of the Datadog webhook
+// (configure it as a custom header of the webhook in Datadog).
+const WebhookSecretHeader = "X-Fleet-Webhook-Secret"
+
+// handler serves the worker's HTTP endpoints: /healthz, the Datadog monitor
+// webhook (push detection) and Slack's interactivity requests.
+func handler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	if cfg.WebhookSecret != "" {
+		mux.Handle("POST /webhooks/datadog", &datadogWebhook{secret: cfg.WebhookSecret, temporal: c, log: log.Named("webhook"), catalog: monitors.Default()})
+	} else {
+		log.Info("no FLEET_WEBHOOK_SECRET: the Datadog webhook endpoint is off (polling only)")
+	}
+	if cfg.SlackSigningSecret != "" {
+		mux.Handle("POST /slack/interactions", notify.NewInteractionHandler(cfg.SlackSigningSecret, slackActions{client.New(c)}, log.Named("slack")))
+	} else {
+		log.Info("no SLACK_SIGNING_SECRET: Slack buttons are off")
+	}
+	return mux
+}
+
+// datadogWebhook turns a Datadog monitor notification into a signal to the
+// batches that have the cluster in flight, so a rollout pauses without
+// waiting for the next poll. The webhook's payload (Datadog's template):
+//
+//	{"transition":"$ALERT_TRANSITION","status":"$ALERT_STATUS","monitorId":"$ALERT_ID",
+//	 "title":"$ALERT_TITLE","scope":"$ALERT_SCOPE","tags":"$TAGS"}
+type datadogWebhook struct {
+	secret   string
+	temporal sdkclient.Client
+	log      *zap.Logger
+	catalog  []monitors.Monitor
+}
+
+type webhookPayload struct {
+	Transition string `json:"transition"`
+	Status     string `json:"status"`
+	MonitorID  string `json:"monitorId"`
+	Title      string `json:"title"`
+	Scope      string `json:"scope"`
+	Tags       string `json:"tags"`
+}
+
+func (h *datadogWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	got := r.Header.Get(WebhookSecretHeader)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(h.secret)) != 1 {
+		http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, `{"error":"read body"}`, http.StatusBadRequest)
+		return
+	}
+	var p webhookPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		http.Error(w, fmt.Sprintf(`{"error":%q}`, "bad JSON: "+err.Error()), http.StatusBadRequest)
+		return
+	}
+	reply := func(code int, v map[string]any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	if !alerting(p) {
+		reply(http.StatusAccepted, map[string]any{"ignored": "not an alert: " + p.Transition + " " + p.Status})
+		return
+	}
+	cluster := clusterOf(p.Scope)
+	if cluster == "" {
+		cluster = clusterOf(p.Tags)
+	}
+	if cluster == "" {
+		http.Error(w, `{"error":"no cluster:<id> in scope or tags"}`, http.StatusBadRequest)
+		return
+	}
+	name := p.Title
+	if id, err := strconv.ParseInt(p.MonitorID, 10, 64); err == nil {
+		found := false
+		for _, m := range h.catalog {
+			if m.ID == id {
+				name, found = m.Name, true
+			}
+		}
+		if !found {
+			reply(http.StatusAccepted, map[string]any{"ignored": "monitor " + p.MonitorID + " is not rollout-critical"})
+			return
+		}
+	}
+	n, err := h.signal(r.Context(), cluster, workflows.MonitorAlert{ClusterID: cluster, Monitor: name, Status: "Alert", Message: p.Title, At: time.Now().UTC()})
+	if err != nil {
+		h.log.Error("signal batches", zap.String("cluster", cluster), zap.Error(err))
+		http.Error(w, `{"error":"temporal unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
+	h.log.Info("monitor alert pushed", zap.String("cluster", cluster), zap.String("monitor", name), zap.Int("batches", n))
+	reply(http.StatusAccepted, map[string]any{"cluster": cluster, "monitor": name, "batches": n})
+}
+
+func alerting(p webhookPayload) bool {
+	t := strings.ToLower(p.Transition)
+	return strings.Contains(t, "triggered") || strings.EqualFold(p.Status, "alert") || t == "alert"
+}
+
+// clusterOf finds "cluster:<id>" in a comma-separated scope or tag list.
+func clusterOf(s string) string {
+	for _, part := range strings.Split(s, ",") {
+		if id, ok := strings.CutPrefix(strings.TrimSpace(part), "cluster:"); ok && id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// signal finds the running batches that hold the cluster (the Clusters
+// search attribute) and signals each.
+func (h *datadogWebhook) signal(ctx context.Context, cluster string, al workflows.MonitorAlert) (int, error) {
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'", workflows.WorkflowBatch, workflows.SAClusters.GetName(), strings.ReplaceAll(cluster, "'", ""))
+	resp, err := h.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q})
+	if err != nil {
+		return 0, fmt.Errorf("list batches of %s: %w", cluster, err)
+	}
+	n := 0
+	for _, e := range resp.Executions {
+		id := e.GetExecution().GetWorkflowId()
+		if err := h.temporal.SignalWorkflow(ctx, id, "", workflows.SignalMonitorAlert, al); err != nil {
+			h.log.Warn("signal batch", zap.String("workflow", id), zap.Error(err))
+			continue
+		}
+		n++
+	}
+	return n, nil
+}
+
+// slackActions carries Slack button presses to the rollout's updates.
+type slackActions struct{ c *client.Client }
+
+func (s slackActions) Pause(ctx context.Context, id, actor, reason string) (string, error) {
+	res, err := s.c.Pause(ctx, id, workflows.ActionRequest{Actor: actor, Reason: reason})
+	return res.Message, err
+}
+
+func (s slackActions) Resume(ctx context.Context, id, actor, reason string) (string, error) {
+	res, err := s.c.Resume(ctx, id, workflows.ActionRequest{Actor: actor, Reason: reason})
+	return res.Message, err
+}
+
+func (s slackActions) Abort(ctx context.Context, id, actor, reason string) (string, error) {
+	res, err := s.c.Abort(ctx, id, workflows.ActionRequest{Actor: actor, Reason: reason})
+	return res.Message, err
+}
+
+func (s slackActions) Approve(ctx context.Context, id, actor, planHash, phase string) (string, error) {
+	res, err := s.c.Approve(ctx, id, workflows.ApproveRequest{Actor: actor, PlanHash: planHash, Phase: phase, Comment: "via Slack"})
+	return res.Message, err
+}

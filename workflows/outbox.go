@@ -1,0 +1,118 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// outbox sends the rollout's side messages — Slack notifications and
+// fleet.events — from one coroutine, in order, so the thread reads in order
+// and the rollout never waits on Slack or Kafka.
+type outbox struct {
+	ch   workflow.Channel
+	done workflow.WaitGroup
+}
+
+type outboxItem struct {
+	Note   *Notification
+	Events []Event
+}
+
+func (r *rollout) startOutbox(ctx workflow.Context) {
+	r.out = &outbox{ch: workflow.NewBufferedChannel(ctx, 1000), done: workflow.NewWaitGroup(ctx)}
+	r.out.done.Add(1)
+	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: []string{"PermanentNotifyError"},
+		},
+	})
+	ectx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		// Events are history: keep trying (Kafka may be restarting).
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer r.out.done.Done()
+		for {
+			var it outboxItem
+			if ok := r.out.ch.Receive(ctx, &it); !ok {
+				return
+			}
+			if len(it.Events) > 0 {
+				if err := workflow.ExecuteActivity(ectx, ActivityEmit, EmitInput{Events: it.Events}).Get(ctx, nil); err != nil {
+					workflow.GetLogger(ctx).Error("emit events", "count", len(it.Events), "error", err)
+				}
+			}
+			if it.Note == nil {
+				continue
+			}
+			n := *it.Note
+			n.ThreadTS = r.threadTS
+			var res NotifyResult
+			if err := workflow.ExecuteActivity(nctx, ActivityNotify, n).Get(ctx, &res); err != nil {
+				workflow.GetLogger(ctx).Error("notify", "event", n.Event, "error", err)
+				continue
+			}
+			if r.threadTS == "" {
+				r.threadTS = res.ThreadTS
+			}
+		}
+	})
+}
+
+func (r *rollout) closeOutbox(ctx workflow.Context) {
+	if r.out == nil {
+		return
+	}
+	r.out.ch.Close()
+	r.out.done.Wait(ctx)
+	r.out = nil
+}
+
+// notify queues a message for the rollout's thread, with the rollout's
+// current state for rich rendering.
+func (r *rollout) notify(event NotifyEvent, text string, actions ...string) {
+	if r.out == nil {
+		return
+	}
+	st := r.status()
+	counts := st.Counts
+	n := &Notification{
+		RolloutID: r.id,
+		Event:     event,
+		Text:      text,
+		Name:      r.st.Name,
+		Version:   r.st.TargetVersion,
+		Phase:     r.currentPhase,
+		State:     r.st.State,
+		Total:     r.st.Total,
+		Counts:    &counts,
+		Paused:    r.st.Paused,
+		PlanHash:  r.st.PlanHash,
+		Actions:   actions,
+	}
+	r.out.ch.SendAsync(outboxItem{Note: n})
+}
+
+// emit queues events for fleet.events, stamped with the rollout and time.
+func (r *rollout) emit(ctx workflow.Context, evs ...Event) {
+	if r.out == nil || len(evs) == 0 {
+		return
+	}
+	now := workflow.Now(ctx)
+	for i := range evs {
+		evs[i].RolloutID = r.id
+		evs[i].Version = r.st.TargetVersion
+		if evs[i].At.IsZero() {
+			evs[i].At = now
+		}
+	}
+	r.out.ch.SendAsync(outboxItem{Events: evs})
+}
