@@ -3,6 +3,8 @@
 //
 //	worker            connect to the addresses in the environment (production)
 //	worker dev        start the embedded dev stack in this process, then the worker
+//	worker stack      start only the embedded dev stack (for a worker run as its
+//	                  own process: `worker` with the dev stack's addresses)
 package main
 
 import (
@@ -33,10 +35,10 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	mode := "run"
-	if len(args) > 0 && (args[0] == "dev" || args[0] == "run") {
+	if len(args) > 0 && (args[0] == "dev" || args[0] == "run" || args[0] == "stack") {
 		mode, args = args[0], args[1:]
 	}
-	log, err := newLogger(mode == "dev")
+	log, err := newLogger(mode != "run")
 	if err != nil {
 		return err
 	}
@@ -48,10 +50,10 @@ func run(args []string) error {
 		}
 		return app.Run(ctx, app.FromEnv(), log)
 	}
-	return runDev(ctx, args, log)
+	return runDev(ctx, args, mode == "dev", log)
 }
 
-func runDev(ctx context.Context, args []string, log *zap.Logger) error {
+func runDev(ctx context.Context, args []string, withWorker bool, log *zap.Logger) error {
 	fs := flag.NewFlagSet("worker dev", flag.ContinueOnError)
 	var (
 		o          app.DevOptions
@@ -94,6 +96,11 @@ func runDev(ctx context.Context, args []string, log *zap.Logger) error {
 		return err
 	}
 	defer dev.Close()
+	if !withWorker {
+		log.Info("dev stack only; run the worker with these addresses", dev.Config.Fields()...)
+		<-ctx.Done()
+		return nil
+	}
 	if err := app.Run(ctx, dev.Config, log); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

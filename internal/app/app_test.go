@@ -30,6 +30,21 @@ type stack struct {
 
 func startStack(t *testing.T, clusters int, brokerTime time.Duration, faults []sim.Fault) *stack {
 	t.Helper()
+	return startStackWith(t, stackOptions{Clusters: clusters, BrokerTime: brokerTime, Faults: faults})
+}
+
+// stackOptions configure startStackWith; Configure may change the worker's
+// Config (webhook secret, Slack, ...) before the worker starts.
+type stackOptions struct {
+	Clusters   int
+	BrokerTime time.Duration
+	Faults     []sim.Fault
+	Configure  func(*app.Config)
+}
+
+func startStackWith(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	clusters, brokerTime, faults := o.Clusters, o.BrokerTime, o.Faults
 	if testing.Short() {
 		t.Skip("integration test: starts the whole stack")
 	}
@@ -43,6 +58,9 @@ func startStack(t *testing.T, clusters int, brokerTime time.Duration, faults []s
 		Faults:     faults,
 	}, log)
 	require.NoError(t, err)
+	if o.Configure != nil {
+		o.Configure(&dev.Config)
+	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, dev.Config, log) }()
 	t.Cleanup(func() {
