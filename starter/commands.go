@@ -34,7 +34,9 @@ func init() {
 			summary: "start a rollout from a spec file",
 			detail: "Loads and checks the spec before anything starts (a malformed spec exits 2),\n" +
 				"then starts workflow rollout/<name>. A rollout of that name that is still\n" +
-				"running is an error; a finished one may be started again.",
+				"running is an error; a finished one may be started again. Nothing starts\n" +
+				"while the fleet is frozen: the error says who froze it, why and until when\n" +
+				"(fleet freeze status).",
 			run: cmdStart,
 		},
 		{
@@ -53,7 +55,7 @@ func init() {
 		{
 			name: "status", synopsis: "status ID [--json]",
 			alt:     "status [--by cloud,region,environment] [--json]",
-			summary: "show a rollout's state, pause reason, phases, batches and clusters; without ID, the fleet's versions",
+			summary: "show a rollout's state, pause reason, error budget, incidents, phases, batches and clusters; without ID, the fleet's versions",
 			detail:  statusDetail,
 			run:     cmdStatus,
 		},
@@ -82,6 +84,25 @@ func init() {
 			name: "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
 			summary: "approve a rollout's plan or a gated phase",
 			run:     cmdApprove,
+		},
+		{
+			name: "pace", synopsis: "pace ID [--concurrency N] [--bake D] [--reason R]",
+			summary: "change a running rollout's concurrency and/or bake for its current and later phases",
+			detail:  paceDetail,
+			run:     cmdPace,
+		},
+		{
+			name: "freeze", synopsis: "freeze --reason R --until T",
+			alt:     "freeze status [--json]",
+			summary: "freeze the fleet until T (RFC 3339 or a duration like 48h): every rollout pauses; status shows the freeze",
+			detail:  freezeDetail,
+			run:     cmdFreeze,
+		},
+		{
+			name: "unfreeze", synopsis: "unfreeze [--reason R]",
+			summary: "lift the fleet freeze (paused rollouts stay paused until resumed)",
+			detail:  unfreezeDetail,
+			run:     cmdUnfreeze,
 		},
 		{
 			name: "drift", synopsis: "drift [--product P] [--version V] [--json] [--write-spec FILE]",

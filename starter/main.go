@@ -53,7 +53,11 @@ type rollouts interface {
 	Resume(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)
 	Abort(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)
 	Approve(ctx context.Context, id string, req workflows.ApproveRequest) (workflows.ActionResult, error)
+	Pace(ctx context.Context, id string, req workflows.PacingRequest) (workflows.ActionResult, error)
 	List(ctx context.Context, open bool) ([]client.Summary, error)
+	Freeze(ctx context.Context, req workflows.FreezeRequest) (workflows.FreezeState, error)
+	Unfreeze(ctx context.Context, actor, reason string) (workflows.FreezeState, error)
+	FreezeStatus(ctx context.Context) (workflows.FreezeState, error)
 }
 
 var _ rollouts = (*client.Client)(nil)

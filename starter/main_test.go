@@ -25,11 +25,18 @@ type fakeAPI struct {
 	calls    []string
 	statuses []*workflows.RolloutStatus // successive Status answers; the last repeats
 	started  *spec.Rollout
+	// freeze answers FreezeStatus, Freeze and Unfreeze (see freeze_test.go).
+	freeze workflows.FreezeState
+	// err, when set, is what Start, Pace, Freeze and Unfreeze return.
+	err error
 }
 
 func (f *fakeAPI) Start(_ context.Context, r *spec.Rollout, requester string) (string, error) {
 	f.started = r
 	f.calls = append(f.calls, fmt.Sprintf("start %s by %s", r.Name, requester))
+	if f.err != nil {
+		return "", f.err
+	}
 	return workflows.RolloutID(r.Name), nil
 }
 

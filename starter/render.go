@@ -221,6 +221,7 @@ func renderStatus(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
 	if id == "" {
 		id = workflows.RolloutID(name)
 	}
+	renderPauseBanner(w, st, now)
 	kv := newTable(w, 2)
 	fmt.Fprintf(kv, "Rollout:\t%s (%s)\n", name, id)
 	fmt.Fprintf(kv, "State:\t%s\n", st.State)
@@ -249,6 +250,7 @@ func renderStatus(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
 		fmt.Fprintf(kv, "Waiting for:\t%s\n", st.WaitingFor)
 	}
 	fmt.Fprintf(kv, "Clusters:\t%s\n", countsLine(st.Counts, st.Total))
+	fmt.Fprintf(kv, "Error budget:\t%s\n", budgetLine(st))
 	kv.Flush()
 
 	switch st.State {
@@ -268,12 +270,7 @@ func renderStatus(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
 		}
 	}
 
-	if n := len(st.Incidents); n > 0 {
-		fmt.Fprintf(w, "\nIncidents (%d):\n", n)
-		for i := max(0, n-incidentsShown); i < n; i++ {
-			fmt.Fprintf(w, "  %s\n", incidentText(&st.Incidents[i]))
-		}
-	}
+	renderIncidents(w, st.Incidents)
 
 	if n := len(st.Audit); n > 0 {
 		fmt.Fprintf(w, "\nRecent actions:\n")
@@ -287,6 +284,57 @@ func renderStatus(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
 		}
 		tw.Flush()
 	}
+}
+
+// renderPauseBanner puts a paused rollout's pause reason first, where it is
+// seen: who paused it, how long ago, and why.
+func renderPauseBanner(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
+	if st.State != workflows.StatePaused {
+		return
+	}
+	p := st.Paused
+	if p == nil {
+		fmt.Fprintf(w, "PAUSED (no reason recorded)\n\n")
+		return
+	}
+	head := "PAUSED by " + orDash(p.Actor)
+	if !p.At.IsZero() {
+		head += ", " + formatDuration(now.Sub(p.At)) + " ago"
+	}
+	fmt.Fprintf(w, "%s: %s\n\n", head, orDash(p.Reason))
+}
+
+// budgetLine is "failures 2 / budget 3", saying when the budget is spent.
+func budgetLine(st *workflows.RolloutStatus) string {
+	s := fmt.Sprintf("failures %d / budget %d", st.Failures, st.FailureBudget)
+	switch {
+	case st.Failures > st.FailureBudget:
+		s += " (exceeded)"
+	case st.Failures == st.FailureBudget && !st.State.Terminal():
+		s += " (the next failure exceeds it)"
+	}
+	return s
+}
+
+// renderIncidents lists the last incidents, oldest first: when, what, where,
+// which monitor, and what it said.
+func renderIncidents(w io.Writer, incidents []workflows.Incident) {
+	n := len(incidents)
+	if n == 0 {
+		return
+	}
+	if n > incidentsShown {
+		fmt.Fprintf(w, "\nIncidents (last %d of %d):\n", incidentsShown, n)
+	} else {
+		fmt.Fprintf(w, "\nIncidents (%d):\n", n)
+	}
+	tw := newTable(w, 2)
+	fmt.Fprintln(tw, "  TIME\tKIND\tCLUSTER\tBATCH\tMONITOR\tMESSAGE")
+	for _, in := range incidents[max(0, n-incidentsShown):] {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", formatTime(in.At), orDash(string(in.Kind)),
+			orDash(in.ClusterID), in.Batch, orDash(in.Monitor), in.Message)
+	}
+	tw.Flush()
 }
 
 // renderPhase prints a phase: a line per batch (runs of pending batches

@@ -96,6 +96,11 @@ type batch struct {
 	// readable); unknownSince is, per cluster, when its health became unknown.
 	unreadableSince time.Time
 	unknownSince    map[string]time.Time
+	// emitted is each cluster's last state published to fleet.events;
+	// emits are the Emit activities in flight.
+	emitted map[string]ClusterState
+	events  []Event
+	emits   []workflow.Future
 }
 
 func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
@@ -110,6 +115,7 @@ func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
 		lastSeen:     make(map[string]time.Time, len(in.Batch.Clusters)),
 		reported:     map[string]bool{},
 		unknownSince: map[string]time.Time{},
+		emitted:      map[string]ClusterState{},
 		state:        BatchRunning,
 	}
 	if info.ParentWorkflowExecution != nil {
@@ -299,9 +305,11 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 			}
 		})
 		sel.Select(ctx)
+		b.collectEvents(ctx)
 		if !fired {
 			continue
 		}
+		b.flushEvents(ctx)
 		now := workflow.Now(ctx)
 		if err := b.resync(ctx, now); err != nil {
 			return b.result(), err
@@ -318,7 +326,42 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	} else {
 		b.state = BatchCompleted
 	}
+	b.collectEvents(ctx)
+	b.flushEvents(ctx)
+	for _, f := range b.emits {
+		if err := f.Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("emit cluster events", "error", err)
+		}
+	}
 	return b.result(), nil
+}
+
+// collectEvents records every cluster state change since the last call, for
+// fleet.events.
+func (b *batch) collectEvents(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	for _, c := range b.clusters {
+		if c.State == ClusterPending || b.emitted[c.ID] == c.State {
+			continue
+		}
+		b.emitted[c.ID] = c.State
+		b.events = append(b.events, Event{Kind: EventClusterState, RolloutID: b.in.RolloutID, Version: b.in.Target.Version,
+			Phase: b.in.Phase, Batch: b.in.Batch.Number, ClusterID: c.ID, State: string(c.State), Message: c.Message, At: now})
+	}
+}
+
+// flushEvents publishes the collected events to fleet.events in one Emit
+// activity, not waited for here: Kafka being slow must not slow the batch.
+func (b *batch) flushEvents(ctx workflow.Context) {
+	if len(b.events) == 0 || b.in.RolloutID == "" {
+		return
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	b.emits = append(b.emits, workflow.ExecuteActivity(actx, ActivityEmit, EmitInput{Events: b.events}))
+	b.events = nil
 }
 
 func (b *batch) tickInterval() time.Duration {

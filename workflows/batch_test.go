@@ -31,6 +31,8 @@ type batchHarness struct {
 	plane *stepPlane
 	// health, if set, answers CheckHealth.
 	health func(workflows.HealthInput) (workflows.HealthResult, error)
+	// events are what the Emit activity received.
+	events []workflows.Event
 }
 
 func newBatchHarness(t *testing.T, brokers int) *batchHarness {
@@ -50,6 +52,12 @@ func newBatchHarness(t *testing.T, brokers int) *batchHarness {
 	env.RegisterActivityWithOptions(func(_ context.Context, n workflows.Notification) (workflows.NotifyResult, error) {
 		return workflows.NotifyResult{ThreadTS: "1"}, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityNotify})
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.EmitInput) error {
+		h.plane.mu.Lock()
+		defer h.plane.mu.Unlock()
+		h.events = append(h.events, in.Events...)
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivityEmit})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testBatchID})
 	t.Cleanup(func() { env.AssertExpectations(t) })
 	return h
@@ -106,6 +114,19 @@ func TestBatchAppliesEveryClusterOnceWithinConcurrency(t *testing.T) {
 	}
 	require.Equal(t, 3, maxActive, "sliding window keeps exactly the concurrency in flight")
 	require.Len(t, h.plane.commands(dataplane.Apply), 7)
+	// Every cluster's state changes reach fleet.events, in order.
+	seen := map[string][]string{}
+	for _, e := range h.events {
+		require.Equal(t, workflows.EventClusterState, e.Kind)
+		require.Equal(t, "rollout/test", e.RolloutID)
+		seen[e.ClusterID] = append(seen[e.ClusterID], e.State)
+	}
+	for _, c := range res.Clusters {
+		states := seen[c.ID]
+		require.NotEmpty(t, states, c.ID)
+		require.Equal(t, "applying", states[0], c.ID)
+		require.Equal(t, "done", states[len(states)-1], c.ID)
+	}
 }
 
 func TestBatchPauseHoldsInFlightAndStartsNoNew(t *testing.T) {

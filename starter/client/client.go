@@ -1,6 +1,7 @@
 // Package client drives fleet rollouts through Temporal: start one, read its
 // status (the rollout's and its in-flight batches'), pause, resume, abort and
-// approve it, and list rollouts. The fleet CLI is built on it; other services
+// approve it, change its pacing, list rollouts, and set, lift and read the
+// fleet-wide freeze. The fleet CLI is built on it; other services
 // import it the same way.
 //
 // Every method accepts a rollout's bare name ("kafka-3.7") or its workflow ID
@@ -33,10 +34,19 @@ const RolloutWorkflowType = "Rollout"
 // Client drives rollouts through a Temporal client.
 type Client struct {
 	c sdkclient.Client
+	// now is the clock Start judges a freeze's end by; nil is time.Now.
+	now func() time.Time
 }
 
 // New wraps a connected Temporal client. Closing c is the caller's job.
 func New(c sdkclient.Client) *Client { return &Client{c: c} }
+
+func (c *Client) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
 
 // ErrNotFound is matched (errors.Is) by the error returned when no rollout
 // of the given name exists.
@@ -92,6 +102,36 @@ func (e *RejectedError) Error() string {
 // Unwrap returns the Temporal error.
 func (e *RejectedError) Unwrap() error { return e.Err }
 
+// ErrFrozen is matched (errors.Is) by the error Start returns while a
+// fleet-wide freeze is in force.
+var ErrFrozen = errors.New("the fleet is frozen")
+
+// FrozenError says Start refused to start a rollout because a fleet-wide
+// freeze is in force: who set it, why and until when.
+type FrozenError struct {
+	Name   string
+	Freeze workflows.FreezeInfo
+}
+
+func (e *FrozenError) Error() string {
+	f := e.Freeze
+	s := fmt.Sprintf("start rollout %q: the fleet is frozen by %s until %s", e.Name, orUnknown(f.Actor), f.Until.UTC().Format(time.RFC3339))
+	if !f.Since.IsZero() {
+		s += fmt.Sprintf(" (since %s)", f.Since.UTC().Format(time.RFC3339))
+	}
+	return s + ": " + orUnknown(f.Reason) + "; no rollout starts until the freeze ends or is lifted (fleet unfreeze)"
+}
+
+// Is makes errors.Is(err, ErrFrozen) true.
+func (e *FrozenError) Is(target error) bool { return target == ErrFrozen }
+
+func orUnknown(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
 // FinishedError is an action sent to a rollout that has already ended.
 type FinishedError struct {
 	Action string
@@ -113,6 +153,11 @@ func (e *FinishedError) Unwrap() error { return e.Err }
 // nothing. requester is who starts it; it also fills the spec's Requester
 // when that is empty. A finished rollout of the same name
 // may be started again; a running one may not (AlreadyRunningError).
+//
+// Nothing starts while a fleet-wide freeze is in force (*FrozenError,
+// matching ErrFrozen): the rollout would only wait, paused, until the freeze
+// ends. No freeze workflow means no freeze; a freeze state that cannot be read
+// is an error and starts nothing (fail closed, as the rollout itself does).
 func (c *Client) Start(ctx context.Context, r *spec.Rollout, requester string) (string, error) {
 	if r == nil {
 		return "", errors.New("start rollout: no spec")
@@ -121,6 +166,15 @@ func (c *Client) Start(ctx context.Context, r *spec.Rollout, requester string) (
 	in.Spec.Normalize()
 	if err := in.Spec.Validate(); err != nil {
 		return "", fmt.Errorf("start rollout %q: invalid spec: %w", r.Name, err)
+	}
+	fst, err := c.FreezeStatus(ctx)
+	if err != nil {
+		return "", fmt.Errorf("start rollout %q: cannot tell whether the fleet is frozen, so nothing started: %w", r.Name, err)
+	}
+	// A freeze whose end has passed is being lifted by its timer: the
+	// rollout's own freeze check treats it as over too.
+	if f := fst.Freeze; f != nil && f.Until.After(c.clock()) {
+		return "", &FrozenError{Name: r.Name, Freeze: *f}
 	}
 	if in.Spec.Requester == "" {
 		in.Spec.Requester = requester
@@ -303,6 +357,15 @@ func (c *Client) Resume(ctx context.Context, id string, req workflows.ActionRequ
 // Abort stops the rollout for good; clusters in flight are held.
 func (c *Client) Abort(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
 	return c.update(ctx, workflows.Abort, id, req)
+}
+
+// Pace changes a running rollout's pacing for its current and later phases:
+// req.Concurrency (the most clusters applied at once; 0 leaves it) and
+// req.Bake (nil leaves it). Batches already running take the new
+// concurrency at once. A request the rollout refuses (neither field, a
+// negative value, a finished rollout) is a *RejectedError with its reason.
+func (c *Client) Pace(ctx context.Context, id string, req workflows.PacingRequest) (workflows.ActionResult, error) {
+	return c.update(ctx, workflows.UpdatePacing, id, req)
 }
 
 // Approve approves the rollout's plan (req.PlanHash) or a gated phase (req.Phase).

@@ -91,7 +91,7 @@ func (r fakeRun) GetID() string { return r.id }
 func TestStartOptionsAndInput(t *testing.T) {
 	var gotOpts sdkclient.StartWorkflowOptions
 	var gotIn workflows.RolloutInput
-	f := &fakeSDK{execute: func(opts sdkclient.StartWorkflowOptions, wf any, args ...any) (sdkclient.WorkflowRun, error) {
+	f := &fakeSDK{query: neverFrozen, execute: func(opts sdkclient.StartWorkflowOptions, wf any, args ...any) (sdkclient.WorkflowRun, error) {
 		gotOpts = opts
 		assert.Equal(t, "Rollout", wf)
 		require.Len(t, args, 1)
@@ -108,6 +108,15 @@ func TestStartOptionsAndInput(t *testing.T) {
 	assert.Equal(t, "alice", gotIn.Requester)
 	assert.Equal(t, "alice", gotIn.Spec.Requester)
 	assert.NotEmpty(t, gotIn.Spec.Strategy.Phases, "the spec is normalized")
+}
+
+// neverFrozen answers a query as Temporal does when the freeze workflow
+// was never started.
+func neverFrozen(id, _ string) (any, error) {
+	if id == workflows.FreezeID {
+		return nil, serviceerror.NewNotFound("workflow not found for ID: " + id)
+	}
+	return nil, serviceerror.NewNotFound("unexpected query of " + id)
 }
 
 func validSpec(name string) *spec.Rollout {
@@ -127,7 +136,7 @@ func TestStartInvalidSpecStartsNothing(t *testing.T) {
 }
 
 func TestStartAlreadyRunning(t *testing.T) {
-	f := &fakeSDK{execute: func(sdkclient.StartWorkflowOptions, any, ...any) (sdkclient.WorkflowRun, error) {
+	f := &fakeSDK{query: neverFrozen, execute: func(sdkclient.StartWorkflowOptions, any, ...any) (sdkclient.WorkflowRun, error) {
 		return nil, serviceerror.NewWorkflowExecutionAlreadyStarted("already started", "", "run-1")
 	}}
 	_, err := New(f).Start(context.Background(), validSpec("x"), "alice")
