@@ -146,9 +146,6 @@ func cmdFreezeStatus(ctx context.Context, e *env, cmd *command, args []string) e
 		return err
 	}
 	if *asJSON {
-		if st.History == nil {
-			st.History = []workflows.FreezeInfo{}
-		}
 		return writeJSON(e.stdout, st)
 	}
 	renderFreezeStatus(e.stdout, st, e.now())

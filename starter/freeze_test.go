@@ -135,11 +135,11 @@ func TestFreezeCommandsCallTheClient(t *testing.T) {
 			[]string{"The fleet is frozen until 2026-03-03 12:00:00 UTC (in 48h0m0s) by alice: incident 4711", "fleet unfreeze"}},
 		{[]string{"freeze", "--until=2026-03-02T18:00:00Z", "--reason=db migration"}, workflows.FreezeState{},
 			`freeze actor=alice reason="db migration" until=2026-03-02T18:00:00Z`,
-			[]string{"frozen until 2026-03-02 18:00:00 UTC (in 6h0m0s) by alice: db migration"}},
+			[]string{"frozen until 2026-03-02 18:00:00 UTC (in 30h0m0s) by alice: db migration"}},
 		{[]string{"freeze", "status"}, frozen, "freeze status",
-			[]string{"Frozen:  yes, by bob", "Reason:  incident 4711", "Until:   2026-03-02 18:00:00 UTC (in 6h0m0s)"}},
+			[]string{"Frozen:  yes, by bob", "Reason:  incident 4711", "Until:   2026-03-02 18:00:00 UTC (in 30h0m0s)"}},
 		{[]string{"freeze", "status", "--json"}, frozen, "freeze status",
-			[]string{`"actor": "bob"`, `"until": "2026-03-02T18:00:00Z"`, `"history": []`}},
+			[]string{`"actor": "bob"`, `"until": "2026-03-02T18:00:00Z"`}},
 		{[]string{"freeze", "status"}, workflows.FreezeState{}, "freeze status", []string{"Frozen:  no", "No past freezes."}},
 		{[]string{"unfreeze", "--reason", "fixed"}, lifted, `unfreeze actor=alice reason="fixed"`,
 			[]string{`The fleet freeze set by bob ("incident 4711") is lifted after 1h0m0s.`, "fleet resume ID"}},
@@ -223,11 +223,11 @@ Lift it with: fleet unfreeze --reason '...'
 
 Past freezes (last 5 of 7, newest first):
   SINCE                    ENDED                    LASTED  BY     REASON
-  2026-02-26 12:00:00 UTC  2026-02-26 14:00:00 UTC  2h0m0s  user6  reason 6
-  2026-02-25 12:00:00 UTC  2026-02-25 14:00:00 UTC  2h0m0s  user5  reason 5
-  2026-02-24 12:00:00 UTC  2026-02-24 14:00:00 UTC  2h0m0s  user4  reason 4
-  2026-02-23 12:00:00 UTC  2026-02-23 14:00:00 UTC  2h0m0s  user3  reason 3
-  2026-02-22 12:00:00 UTC  2026-02-22 14:00:00 UTC  2h0m0s  user2  reason 2
+  2026-02-25 12:00:00 UTC  2026-02-25 14:00:00 UTC  2h0m0s  user6  reason 6
+  2026-02-24 12:00:00 UTC  2026-02-24 14:00:00 UTC  2h0m0s  user5  reason 5
+  2026-02-23 12:00:00 UTC  2026-02-23 14:00:00 UTC  2h0m0s  user4  reason 4
+  2026-02-22 12:00:00 UTC  2026-02-22 14:00:00 UTC  2h0m0s  user3  reason 3
+  2026-02-21 12:00:00 UTC  2026-02-21 14:00:00 UTC  2h0m0s  user2  reason 2
 `
 	assert.Equal(t, want, b.String())
 
@@ -290,10 +290,10 @@ func TestRenderStatusBudgetIncidentsAndPauseReason(t *testing.T) {
 	assert.Contains(t, out, "\nPaused:          by fleet-safety: "+reason+" at 2026-03-01 11:55:00 UTC\n", "the Paused row stays")
 	assert.Contains(t, out, `
 Incidents (last 3 of 5):
-  TIME                     KIND            CLUSTER  BATCH  MONITOR                            MESSAGE
-  2026-03-01 11:52:00 UTC  apply-failed    lkc-2    3      -                                  broker 2 did not come back
-  2026-03-01 11:53:00 UTC  apply-failed    lkc-3    3      -                                  broker 3 did not come back
-  2026-03-01 11:55:00 UTC  monitor-alert   lkc-4    4      kafka-under-replicated-partitions  URP 12
+  TIME                     KIND           CLUSTER  BATCH  MONITOR                            MESSAGE
+  2026-03-01 11:52:00 UTC  apply-failed   lkc-2    3      -                                  broker 2 did not come back
+  2026-03-01 11:53:00 UTC  apply-failed   lkc-3    3      -                                  broker 3 did not come back
+  2026-03-01 11:55:00 UTC  monitor-alert  lkc-4    4      kafka-under-replicated-partitions  URP 12
 `)
 	assert.NotContains(t, out, "lkc-1 ")
 
