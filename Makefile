@@ -4,6 +4,7 @@ GO       ?= go
 BIN      := bin
 WFCHECK  := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 GOBIN    := $(shell $(GO) env GOPATH)/bin
+FUZZTIME ?= 20s
 
 .PHONY: all build run test test-short lint fuzz bench ui clean
 
@@ -30,8 +31,9 @@ lint: ## go vet + workflowcheck (determinism of workflow code)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 fuzz: ## bounded fuzzing of the selector and spec parsers
-	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=20s ./internal/selector/
-	$(GO) test -run='^$$' -fuzz=FuzzParseSpec -fuzztime=20s ./internal/spec/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/selector/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSpec$$' -fuzztime=$(FUZZTIME) ./internal/spec/
+	$(GO) test -run='^$$' -fuzz='^FuzzCompare$$' -fuzztime=$(FUZZTIME) ./internal/semver/
 
 bench: ## planner benchmark
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/plan/

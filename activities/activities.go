@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
@@ -151,6 +153,49 @@ type Datadog struct {
 	appKey string
 	site   string
 	url    string
+
+	// Datadog's rate-limit headers: once a window is used up (or a 429
+	// arrives), no request goes out before the window resets.
+	mu       sync.Mutex
+	resumeAt time.Time
+}
+
+// waitForRateLimit blocks until the rate-limit window allows a request.
+func (d *Datadog) waitForRateLimit(ctx context.Context) error {
+	d.mu.Lock()
+	wait := time.Until(d.resumeAt)
+	d.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting %s for the Datadog rate limit to reset: %w", wait.Round(time.Millisecond), ctx.Err())
+	}
+}
+
+// observeRateLimit reads X-RateLimit-Remaining / X-RateLimit-Reset.
+func (d *Datadog) observeRateLimit(resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	if resp.StatusCode != http.StatusTooManyRequests && resp.Header.Get("X-RateLimit-Remaining") != "0" {
+		return
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("X-RateLimit-Reset"))
+	if err != nil || secs < 0 {
+		secs = 1
+	}
+	until := time.Now().Add(time.Duration(secs) * time.Second)
+	d.mu.Lock()
+	if until.After(d.resumeAt) {
+		d.resumeAt = until
+	}
+	d.mu.Unlock()
 }
 
 // DatadogConfig says where Datadog is and how to authenticate.
@@ -203,7 +248,11 @@ func (d *Datadog) clusterHealth(ctx context.Context, t workflows.HealthTarget, e
 		WithTags("cluster:" + t.ClusterID).
 		WithMonitorTags("product:" + t.Product + "," + CriticalTag).
 		WithGroupStates("all")
+	if err := d.waitForRateLimit(ctx); err != nil {
+		return nil, err
+	}
 	got, resp, err := d.api.ListMonitors(d.context(ctx), *opts)
+	d.observeRateLimit(resp)
 	if err != nil {
 		code := 0
 		if resp != nil {

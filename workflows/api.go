@@ -56,17 +56,6 @@ type RolloutInput struct {
 	Spec spec.Rollout `json:"spec"`
 	// Requester is who started the rollout.
 	Requester string `json:"requester"`
-	// Carry is set when the rollout continues as new; nil on a fresh start.
-	Carry *Carry `json:"carry,omitempty"`
-}
-
-// Carry is the state a rollout hands to its next run on continue-as-new.
-type Carry struct {
-	Plan      *plan.Plan    `json:"plan"`
-	State     RolloutStatus `json:"state"`
-	NextPhase int           `json:"nextPhase"`
-	NextBatch int           `json:"nextBatch"`
-	Results   []BatchResult `json:"results"`
 }
 
 // ActionRequest is the argument of pause, resume and abort.
