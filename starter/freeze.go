@@ -86,7 +86,7 @@ func cmdFreeze(ctx context.Context, e *env, cmd *command, args []string) error {
 	}
 	fs := newFlags(cmd)
 	reason := fs.String("reason", "", "why (required; shown to everyone whose rollout it pauses)")
-	untilArg := fs.String("until", "", "when the freeze ends (required): an RFC 3339 `T` or a duration from now (48h, 3d)")
+	untilArg := fs.String("until", "", "when the freeze ends (required): `T` is an RFC 3339 time or a duration from now (48h, 3d)")
 	pos, err := e.parse(cmd, fs, args)
 	if err != nil {
 		return err

@@ -429,7 +429,33 @@ func (b *batch) onStatus(ctx workflow.Context, st dataplane.Status) {
 			c.State = ClusterDone
 			c.FinishedAt = &now
 		}
-	case dataplane.Failed, dataplane.Rejected:
+	case dataplane.Rejected:
+		switch st.Code {
+		case dataplane.RejectBusy, dataplane.RejectStale:
+			// Another change owns the cluster: skip it, with the reason.
+			c.State = ClusterSkipped
+			c.Message = "skipped: another change owns the cluster: " + st.Message
+			c.FinishedAt = &now
+			return
+		case dataplane.RejectUnknown:
+			// The apply command was lost: send it again (held if paused).
+			cmds := []dataplane.Command{b.command(ctx, dataplane.Apply, c, "resend: "+st.Message)}
+			if b.paused {
+				c.State = ClusterHolding
+				cmds = append(cmds, b.command(ctx, dataplane.Hold, c, "paused"))
+			} else {
+				c.State = ClusterApplying
+			}
+			if err := b.publish(ctx, cmds); err != nil {
+				workflow.GetLogger(ctx).Error("resend apply", "cluster", c.ID, "error", err)
+			}
+			return
+		}
+		c.State = ClusterFailed
+		c.Message = st.Message
+		c.FinishedAt = &now
+		b.raise(ctx, Incident{Kind: IncidentApplyFailed, ClusterID: c.ID, Message: fmt.Sprintf("%s: %s", st.State, st.Message)})
+	case dataplane.Failed:
 		c.State = ClusterFailed
 		c.Message = st.Message
 		c.FinishedAt = &now

@@ -117,13 +117,30 @@ type Status struct {
 	// Broker is how many brokers run the new spec so far.
 	Broker int `json:"broker"`
 	// Brokers is the cluster's broker count.
-	Brokers   int       `json:"brokers"`
-	Version   string    `json:"version,omitempty"`
-	RolloutID string    `json:"rolloutId,omitempty"`
-	ReplyTo   string    `json:"replyTo,omitempty"`
-	Message   string    `json:"message,omitempty"`
-	At        time.Time `json:"at"`
+	Brokers   int    `json:"brokers"`
+	Version   string `json:"version,omitempty"`
+	RolloutID string `json:"rolloutId,omitempty"`
+	ReplyTo   string `json:"replyTo,omitempty"`
+	Message   string `json:"message,omitempty"`
+	// Code classifies a Rejected status: RejectBusy, RejectStale,
+	// RejectUnknown, or empty (a malformed or unknown-cluster command).
+	Code string    `json:"code,omitempty"`
+	At   time.Time `json:"at"`
 }
+
+// Rejection codes. Both mean another change owns the cluster: the sender
+// skips it rather than counting a failure.
+const (
+	// RejectBusy: another generation, or the same generation for another
+	// rollout, is being applied.
+	RejectBusy = "busy"
+	// RejectStale: the cluster has applied a newer generation, or this
+	// generation for another rollout, since the sender planned.
+	RejectStale = "stale"
+	// RejectUnknown: the operator has no record of the generation (its apply
+	// command was lost): the sender sends the apply again.
+	RejectUnknown = "unknown"
+)
 
 // Encode marshals a command or status to JSON.
 func Encode(v any) ([]byte, error) {

@@ -246,14 +246,19 @@ func (s *Simulator) handleApply(cs *clusterState, cmd dataplane.Command) {
 	g, applied := cmd.Generation, cs.c.Generation
 	switch a := cs.inflight; {
 	case g < applied:
-		s.reject(cs, cmd, fmt.Sprintf("stale generation %d, applied %d", g, applied))
+		s.reject(cs, cmd, dataplane.RejectStale, fmt.Sprintf("stale generation %d, applied %d", g, applied))
+	case g == applied && cs.last != nil && cs.last.Generation == g && otherRollout(cs.last.RolloutID, cmd.RolloutID):
+		// Two rollouts planned the same next generation: the first won.
+		s.reject(cs, cmd, dataplane.RejectStale, fmt.Sprintf("generation %d was applied by %s", g, cs.last.RolloutID))
 	case g == applied:
 		st, _ := s.currentState(cs, g)
 		s.answer(st, cmd)
+	case a != nil && a.Generation == g && otherRollout(a.RolloutID, cmd.RolloutID):
+		s.reject(cs, cmd, dataplane.RejectBusy, fmt.Sprintf("busy: generation %d is being applied by %s", g, a.RolloutID))
 	case a != nil && a.Generation == g:
 		s.answer(a.Last, cmd)
 	case a != nil:
-		s.reject(cs, cmd, fmt.Sprintf("busy with generation %d", a.Generation))
+		s.reject(cs, cmd, dataplane.RejectBusy, fmt.Sprintf("busy with generation %d (%s)", a.Generation, a.RolloutID))
 	default:
 		a := &apply{
 			Generation: g,
@@ -325,11 +330,11 @@ func (s *Simulator) answerCurrent(cs *clusterState, cmd dataplane.Command) {
 	g, applied := cmd.Generation, cs.c.Generation
 	switch {
 	case g < applied:
-		s.reject(cs, cmd, fmt.Sprintf("stale generation %d, applied %d", g, applied))
+		s.reject(cs, cmd, dataplane.RejectStale, fmt.Sprintf("stale generation %d, applied %d", g, applied))
 	case cs.inflight != nil:
-		s.reject(cs, cmd, fmt.Sprintf("generation %d not in flight: busy with generation %d", g, cs.inflight.Generation))
+		s.reject(cs, cmd, dataplane.RejectBusy, fmt.Sprintf("generation %d not in flight: busy with generation %d", g, cs.inflight.Generation))
 	default:
-		s.reject(cs, cmd, fmt.Sprintf("generation %d unknown: nothing in flight, applied %d", g, applied))
+		s.reject(cs, cmd, dataplane.RejectUnknown, fmt.Sprintf("generation %d unknown: nothing in flight, applied %d", g, applied))
 	}
 }
 
@@ -365,14 +370,18 @@ func joinMessage(msg, suffix string) string {
 	return msg + " (" + suffix + ")"
 }
 
-func (s *Simulator) reject(cs *clusterState, cmd dataplane.Command, why string) {
+// otherRollout reports whether two commands come from different rollouts
+// (an empty ID, from a sender that names none, matches any).
+func otherRollout(a, b string) bool { return a != "" && b != "" && a != b }
+
+func (s *Simulator) reject(cs *clusterState, cmd dataplane.Command, code, why string) {
 	s.log.Info("command rejected",
 		zap.String("cluster", cs.c.ID), zap.String("kind", string(cmd.Kind)),
 		zap.Int64("generation", cmd.Generation), zap.String("reason", why))
 	s.emit(dataplane.Status{
 		ClusterID: cs.c.ID, Generation: cmd.Generation, State: dataplane.Rejected,
 		Brokers: cs.c.Brokers, Version: cs.c.Version,
-		RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo, Message: why,
+		RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo, Message: why, Code: code,
 	})
 }
 

@@ -75,7 +75,8 @@ func TestCommandAnswers(t *testing.T) {
 	at5 := kafkaCluster("lkc-00005", 3)
 	at5.Generation = 5
 	busy := kafkaCluster("lkc-00009", 12)
-	s := newSim(t, Config{Clusters: []fleet.Cluster{at5, busy}, BrokerTime: 200 * time.Millisecond})
+	shared := kafkaCluster("lkc-00010", 3)
+	s := newSim(t, Config{Clusters: []fleet.Cluster{at5, busy, shared}, BrokerTime: 200 * time.Millisecond})
 	runSim(t, s, brokers)
 	statuses := collect(t, brokers)
 	cmd := newCommander(t, brokers)
@@ -119,11 +120,34 @@ func TestCommandAnswers(t *testing.T) {
 		// The second apply arrives while the first (12 slow brokers) runs.
 		cmd.send(t, applyCmd("lkc-00009", 2, "3.7.0"), other(applyCmd("lkc-00009", 3, "3.8.0")))
 		got := statuses.wait(t, "lkc-00009", 3, is(dataplane.Rejected))
-		assert.Equal(t, "busy with generation 2", got.Message)
+		assert.Equal(t, "busy with generation 2 (rollout/test)", got.Message)
 		assert.Equal(t, "rollout/other/batch-7", got.ReplyTo, "rejection goes to the sender")
 		cmd.send(t, ctlCmd(dataplane.Abort, "lkc-00009", 2))
 		statuses.wait(t, "lkc-00009", 2, is(dataplane.Aborted))
 		assert.Equal(t, 1, s.ApplyStarts("lkc-00009"))
+		assert.Equal(t, dataplane.RejectBusy, got.Code)
+	})
+
+	t.Run("same generation from another rollout", func(t *testing.T) {
+		// Two rollouts planned generation 2 for the same cluster: the one
+		// whose apply arrives first owns it; the other is told, with a code
+		// that means "skip", both while it runs and after it completed.
+		cmd.send(t, applyCmd("lkc-00010", 2, "3.7.0"), other(applyCmd("lkc-00010", 2, "3.8.0")))
+		busy := statuses.wait(t, "lkc-00010", 2, func(st dataplane.Status) bool {
+			return st.State == dataplane.Rejected && st.ReplyTo == "rollout/other/batch-7"
+		})
+		assert.Equal(t, dataplane.RejectBusy, busy.Code)
+		assert.Contains(t, busy.Message, "being applied by rollout/test")
+		statuses.wait(t, "lkc-00010", 2, is(dataplane.Completed))
+		before := len(statuses.of("lkc-00010", 2))
+		cmd.send(t, other(applyCmd("lkc-00010", 2, "3.8.0")))
+		stale := statuses.waitNth(t, "lkc-00010", 2, before+1, func(dataplane.Status) bool { return true })
+		assert.Equal(t, dataplane.Rejected, stale.State)
+		assert.Equal(t, dataplane.RejectStale, stale.Code)
+		assert.Contains(t, stale.Message, "was applied by rollout/test")
+		assert.Equal(t, 1, s.ApplyStarts("lkc-00010"))
+		c, _ := s.Cluster("lkc-00010")
+		assert.Equal(t, "3.7.0", c.Version, "the second rollout's spec never ran")
 	})
 }
 
