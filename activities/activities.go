@@ -52,11 +52,16 @@ type Activities struct {
 	Catalog []monitors.Monitor
 	// Notifier posts notifications (Slack, or the log).
 	Notifier notify.Notifier
-	// Events publishes rollout state changes to fleet.events.
+	// Events publishes rollout state changes to fleet.events; Audit publishes
+	// every action (who, when, what, why, outcome) to fleet.audit.
 	Events *events.Publisher
+	Audit  *events.Publisher
 	// Temporal finds the clusters other running rollouts hold; nil skips that.
 	Temporal client.Client
-	Log      *zap.Logger
+	// PolicyPath is the policy file (windows, blackouts, protection,
+	// access); empty means no policy.
+	PolicyPath string
+	Log        *zap.Logger
 	// HealthConcurrency bounds the monitor reads in flight per check.
 	HealthConcurrency int
 }
@@ -71,6 +76,7 @@ func (a *Activities) Register(r interface {
 	r.RegisterActivityWithOptions(a.CheckHealth, activity.RegisterOptions{Name: workflows.ActivityCheckHealth})
 	r.RegisterActivityWithOptions(a.Notify, activity.RegisterOptions{Name: workflows.ActivityNotify})
 	r.RegisterActivityWithOptions(a.Emit, activity.RegisterOptions{Name: workflows.ActivityEmit})
+	a.registerPolicy(r)
 }
 
 // Plan validates the spec, reads the inventory and builds the plan. A spec
@@ -84,7 +90,14 @@ func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Pl
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: list inventory: %w", in.RolloutID, err)
 	}
+	if err := a.authorizeStart(in.Spec.Requester); err != nil {
+		return nil, err
+	}
 	opts := plan.Options{}
+	force := r.Emergency != nil && r.Emergency.ForceProtected
+	if opts.Protected, err = a.protections(in.Spec.Requester, force, clusters); err != nil {
+		return nil, err
+	}
 	if opts.Busy, err = a.busyClusters(ctx, in.RolloutID); err != nil {
 		return nil, fmt.Errorf("plan %s: %w", in.RolloutID, err)
 	}
@@ -367,8 +380,21 @@ func (a *Activities) Emit(ctx context.Context, in workflows.EmitInput) error {
 	if a.Events == nil {
 		return nil
 	}
-	if err := a.Events.Publish(ctx, in.Events); err != nil {
-		return fmt.Errorf("emit %d events: %w", len(in.Events), err)
+	var log, audit []workflows.Event
+	for _, e := range in.Events {
+		if e.Kind == workflows.EventAction {
+			audit = append(audit, e)
+		} else {
+			log = append(log, e)
+		}
+	}
+	if err := a.Events.Publish(ctx, log); err != nil {
+		return fmt.Errorf("emit %d events: %w", len(log), err)
+	}
+	if a.Audit != nil {
+		if err := a.Audit.Publish(ctx, audit); err != nil {
+			return fmt.Errorf("emit %d audit entries: %w", len(audit), err)
+		}
 	}
 	return nil
 }

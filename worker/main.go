@@ -73,6 +73,7 @@ func runDev(ctx context.Context, args []string, withWorker bool, log *zap.Logger
 	fs.StringVar(&o.UIBinary, "ui", "bin/fleet-ui", "Temporal Web UI binary (built by `make ui`)")
 	fs.IntVar(&o.UIPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.BoolVar(&reset, "reset", false, "delete the data dir first (a fresh fleet and no history)")
+	policyPath := fs.String("policy", os.Getenv("FLEET_POLICY"), "policy file: blackouts, protected clusters, access control")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,6 +97,15 @@ func runDev(ctx context.Context, args []string, withWorker bool, log *zap.Logger
 		return err
 	}
 	defer dev.Close()
+	// Secrets and the policy come from the environment in dev mode too, so
+	// Slack and the Datadog webhook can be tried against the dev stack.
+	env := app.FromEnv()
+	dev.Config.PolicyPath = *policyPath
+	dev.Config.SlackToken, dev.Config.SlackAPIURL = env.SlackToken, env.SlackAPIURL
+	dev.Config.SlackSigningSecret, dev.Config.WebhookSecret = env.SlackSigningSecret, env.WebhookSecret
+	if env.SlackToken != "" {
+		dev.Config.SlackChannel = env.SlackChannel
+	}
 	if !withWorker {
 		log.Info("dev stack only; run the worker with these addresses", dev.Config.Fields()...)
 		<-ctx.Done()

@@ -103,6 +103,7 @@ type ClusterState string
 // Cluster states.
 const (
 	ClusterPending   ClusterState = "pending"
+	ClusterWaiting   ClusterState = "waiting" // for its maintenance window or a blackout's end
 	ClusterApplying  ClusterState = "applying"
 	ClusterHolding   ClusterState = "holding"
 	ClusterHeld      ClusterState = "held"
@@ -149,7 +150,7 @@ type Counts struct {
 // Add counts one cluster state.
 func (c *Counts) Add(s ClusterState) {
 	switch s {
-	case ClusterPending:
+	case ClusterPending, ClusterWaiting:
 		c.Pending++
 	case ClusterApplying, ClusterVerifying, ClusterHolding:
 		c.InFlight++
@@ -187,9 +188,22 @@ type BatchInput struct {
 	Bake        time.Duration  `json:"bake"`
 	// HealthInterval is the monitor poll interval; 0 disables health checks.
 	HealthInterval time.Duration `json:"healthInterval"`
+	// Schedule: maintenance windows, blackouts, emergency overrides.
+	Schedule BatchSchedule `json:"schedule"`
 	// UnknownGrace is how long health may stay unknown before an incident.
 	UnknownGrace time.Duration `json:"unknownGrace"`
 	ApplyTimeout time.Duration `json:"applyTimeout"`
+}
+
+// BatchSchedule says when a batch's clusters may start.
+type BatchSchedule struct {
+	// RespectWindows makes each cluster wait for its maintenance window.
+	RespectWindows bool `json:"respectWindows,omitempty"`
+	// Emergency runs through windows and blackouts, recording each override.
+	Emergency bool `json:"emergency,omitempty"`
+	// MaxWait bounds the wait, from the batch's start; past it a cluster is
+	// skipped with the reason.
+	MaxWait time.Duration `json:"maxWait,omitempty"`
 }
 
 // BatchState is a batch's lifecycle state.
@@ -219,6 +233,8 @@ type BatchResult struct {
 	Number   int             `json:"number"`
 	Aborted  bool            `json:"aborted,omitempty"`
 	Clusters []ClusterStatus `json:"clusters"`
+	// Overrides lists what an emergency rollout ran through, per cluster.
+	Overrides []string `json:"overrides,omitempty"`
 }
 
 // IncidentKind says why a batch asks its rollout to stop.
@@ -354,6 +370,10 @@ const SignalPacing = "pacing"
 // EventsTopic is the Kafka topic every rollout state change is published to,
 // so history outlives Temporal's retention.
 const EventsTopic = "fleet.events"
+
+// AuditTopic is the Kafka topic every action on a rollout (EventAction: who,
+// when, what, why and whether it applied) is published to.
+const AuditTopic = "fleet.audit"
 
 // EventKind names a state change.
 type EventKind string

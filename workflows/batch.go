@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/policy"
 )
 
 // Activity names, shared with the activities package (registered by name so
@@ -84,10 +86,16 @@ type batch struct {
 	clusters []*ClusterStatus
 	byID     map[string]*ClusterStatus
 	lastSeen map[string]time.Time
-	next     int // index of the next pending cluster
-	state    BatchState
-	paused   bool
-	aborted  bool
+	// Scheduling: each cluster's inventory record and the policy in force
+	// (windows, blackouts), read once when the batch starts.
+	info      map[string]fleet.Cluster
+	policy    *policy.Snapshot
+	startedAt time.Time
+	wakeAt    time.Time
+	overrides []string
+	state     BatchState
+	paused    bool
+	aborted   bool
 	// reported holds the incidents this batch already raised, so one bad
 	// cluster raises one incident, not one per poll.
 	reported map[string]bool
@@ -148,7 +156,7 @@ func (b *batch) status() BatchStatus {
 }
 
 func (b *batch) result() BatchResult {
-	r := BatchResult{Number: b.in.Batch.Number, Aborted: b.aborted}
+	r := BatchResult{Number: b.in.Batch.Number, Aborted: b.aborted, Overrides: b.overrides}
 	r.Clusters = make([]ClusterStatus, len(b.clusters))
 	for i, c := range b.clusters {
 		r.Clusters[i] = *c
@@ -237,6 +245,9 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	pacingCh := workflow.GetSignalChannel(ctx, SignalPacing)
 	alertCh := workflow.GetSignalChannel(ctx, SignalMonitorAlert)
 
+	if err := b.loadSchedule(ctx); err != nil {
+		return b.result(), err
+	}
 	var tick workflow.Future
 	var pollDue time.Time
 	for {
@@ -259,7 +270,7 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 
 		// One timer drives status resync, apply timeouts, health polls and the bake.
 		if tick == nil {
-			tick = workflow.NewTimer(ctx, b.tickInterval())
+			tick = workflow.NewTimer(ctx, b.tickInterval(workflow.Now(ctx)))
 		}
 		sel := workflow.NewSelector(ctx)
 		fired := false
@@ -364,7 +375,12 @@ func (b *batch) flushEvents(ctx workflow.Context) {
 	b.events = nil
 }
 
-func (b *batch) tickInterval() time.Duration {
+func (b *batch) tickInterval(now time.Time) time.Duration {
+	if b.active() == 0 && !b.wakeAt.IsZero() && b.wakeAt.After(now) && !b.anyVerifying() {
+		// Only clusters waiting for a window or a blackout's end: sleep
+		// until the first may start (a durable timer, however long).
+		return b.wakeAt.Sub(now)
+	}
 	d := b.in.HealthInterval
 	if d <= 0 || d > resyncAfter/3 {
 		d = resyncAfter / 3
@@ -383,15 +399,106 @@ func (b *batch) startClusters(ctx workflow.Context) error {
 	}
 	var cmds []dataplane.Command
 	now := workflow.Now(ctx)
-	for b.next < len(b.clusters) && b.active()+len(cmds) < b.in.Concurrency {
-		c := b.clusters[b.next]
-		b.next++
+	b.wakeAt = time.Time{}
+	for _, c := range b.clusters {
+		if b.active()+len(cmds) >= b.in.Concurrency {
+			break
+		}
+		if c.State != ClusterPending && c.State != ClusterWaiting {
+			continue
+		}
+		at, reason, err := b.nextStart(c, now)
+		switch {
+		case err != nil:
+			c.State, c.Message, c.FinishedAt = ClusterSkipped, "skipped: "+err.Error(), &now
+			continue
+		case at.After(now) && at.Sub(b.startedAt) > b.in.Schedule.MaxWait && b.in.Schedule.MaxWait > 0:
+			c.State, c.FinishedAt = ClusterSkipped, &now
+			c.Message = fmt.Sprintf("skipped: cannot start within the maximum wait of %s: %s", b.in.Schedule.MaxWait, reason)
+			continue
+		case at.After(now):
+			c.State = ClusterWaiting
+			c.Message = "waiting: " + reason
+			if b.wakeAt.IsZero() || at.Before(b.wakeAt) {
+				b.wakeAt = at
+			}
+			continue
+		}
 		cmds = append(cmds, b.command(ctx, dataplane.Apply, c, ""))
 		c.State = ClusterApplying
 		c.StartedAt = &now
 		b.lastSeen[c.ID] = now
 	}
 	return b.publish(ctx, cmds)
+}
+
+// nextStart is when a cluster may start: inside its maintenance window
+// (unless the rollout ignores windows) and outside blackouts; an emergency
+// rollout starts at once and records the override.
+func (b *batch) nextStart(c *ClusterStatus, now time.Time) (time.Time, string, error) {
+	info, ok := b.info[c.ID]
+	if !ok {
+		return now, "", nil
+	}
+	if !b.in.Schedule.RespectWindows {
+		info.Window = nil
+	}
+	at, reason, err := policy.NextStart(info, now, b.policy, false)
+	if b.in.Schedule.Emergency {
+		if err != nil || at.After(now) {
+			if err != nil {
+				reason = err.Error()
+			}
+			note := fmt.Sprintf("%s: emergency override: %s", c.ID, reason)
+			if len(b.overrides) < 1000 && (len(b.overrides) == 0 || !containsString(b.overrides, note)) {
+				b.overrides = append(b.overrides, note)
+			}
+			c.Message = "emergency override: " + reason
+		}
+		return now, "", nil
+	}
+	return at, reason, err
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *batch) anyVerifying() bool {
+	for _, c := range b.clusters {
+		if c.State == ClusterVerifying {
+			return true
+		}
+	}
+	return false
+}
+
+// loadSchedule reads the batch's clusters' inventory records and the policy.
+func (b *batch) loadSchedule(ctx workflow.Context) error {
+	b.startedAt = workflow.Now(ctx)
+	ids := make([]string, len(b.clusters))
+	for i, c := range b.clusters {
+		ids[i] = c.ID
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	var res ClustersResult
+	if err := workflow.ExecuteActivity(actx, ActivityClusters, ClustersInput{IDs: ids}).Get(ctx, &res); err != nil {
+		return fmt.Errorf("read the batch's clusters: %w", err)
+	}
+	b.info = make(map[string]fleet.Cluster, len(res.Clusters))
+	for _, c := range res.Clusters {
+		b.info[c.ID] = c
+	}
+	b.policy = res.Policy
+	return nil
 }
 
 func (b *batch) onStatus(ctx workflow.Context, st dataplane.Status) {
@@ -720,7 +827,7 @@ func (b *batch) abort(ctx workflow.Context, reason string) error {
 	var cmds []dataplane.Command
 	for _, c := range b.clusters {
 		switch c.State {
-		case ClusterPending:
+		case ClusterPending, ClusterWaiting:
 			c.State = ClusterSkipped
 			c.Message = "rollout aborted: " + reason
 		case ClusterApplying, ClusterHolding, ClusterHeld:

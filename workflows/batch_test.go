@@ -12,7 +12,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -33,6 +35,27 @@ type batchHarness struct {
 	health func(workflows.HealthInput) (workflows.HealthResult, error)
 	// events are what the Emit activity received.
 	events []workflows.Event
+	// inventory and policy answer the Clusters and Policy activities
+	// (clusters not listed have no window).
+	inventory map[string]fleet.Cluster
+	policy    *policy.Snapshot
+}
+
+func registerPolicyActivities(env *testsuite.TestWorkflowEnvironment, h *batchHarness) {
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.ClustersInput) (workflows.ClustersResult, error) {
+		res := workflows.ClustersResult{Policy: h.policy}
+		for _, id := range in.IDs {
+			c, ok := h.inventory[id]
+			if !ok {
+				c = fleet.Cluster{ID: id, Product: "kafka", Cloud: "aws", Region: "us-east-1", Environment: "prod", Customer: "cust-001", Version: "3.6.1", Brokers: 3, Generation: 1}
+			}
+			res.Clusters = append(res.Clusters, c)
+		}
+		return res, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityClusters})
+	env.RegisterActivityWithOptions(func(_ context.Context) (*policy.Snapshot, error) {
+		return h.policy, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityPolicy})
 }
 
 func newBatchHarness(t *testing.T, brokers int) *batchHarness {
@@ -58,6 +81,7 @@ func newBatchHarness(t *testing.T, brokers int) *batchHarness {
 		h.events = append(h.events, in.Events...)
 		return nil
 	}, activity.RegisterOptions{Name: workflows.ActivityEmit})
+	registerPolicyActivities(env, h)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testBatchID})
 	t.Cleanup(func() { env.AssertExpectations(t) })
 	return h

@@ -12,6 +12,8 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/policy"
+	"github.com/fleet-rollout/fleet/internal/spec"
 )
 
 // PlanInput is the argument of the Plan activity.
@@ -94,6 +96,7 @@ type rollout struct {
 	failed      map[string]string // cluster ID -> phase, each failure counted once
 	phaseFailed map[string]int
 	frozen      *FreezeInfo
+	policy      *policy.Snapshot
 	// Pacing overrides set by the pacing update (0 / nil: as planned).
 	pacedConcurrency int
 	pacedBake        *time.Duration
@@ -210,6 +213,9 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 // --- validators: say why an action does not apply ---
 
 func (r *rollout) validatePause(req ActionRequest) error {
+	if err := r.authorize(req.Actor, policy.ActionPause, r.planEnv()); err != nil {
+		return err
+	}
 	switch {
 	case r.st.State.Terminal():
 		return fmt.Errorf("rollout is %s", r.st.State)
@@ -221,7 +227,10 @@ func (r *rollout) validatePause(req ActionRequest) error {
 	return nil
 }
 
-func (r *rollout) validateResume(ActionRequest) error {
+func (r *rollout) validateResume(req ActionRequest) error {
+	if err := r.authorize(req.Actor, policy.ActionResume, r.planEnv()); err != nil {
+		return err
+	}
 	switch {
 	case r.st.State.Terminal():
 		return fmt.Errorf("rollout is %s", r.st.State)
@@ -235,6 +244,9 @@ func (r *rollout) validateResume(ActionRequest) error {
 }
 
 func (r *rollout) validateAbort(req ActionRequest) error {
+	if err := r.authorize(req.Actor, policy.ActionAbort, r.planEnv()); err != nil {
+		return err
+	}
 	switch {
 	case r.st.State.Terminal():
 		return fmt.Errorf("rollout is already %s", r.st.State)
@@ -288,7 +300,7 @@ func (r *rollout) validateApprove(req ApproveRequest) error {
 	default:
 		return errors.New("name the plan hash or the phase to approve")
 	}
-	return nil
+	return r.checkApprover(req)
 }
 
 // --- actions ---
@@ -369,6 +381,7 @@ func (r *rollout) audit(ctx workflow.Context, actor, action, reason, outcome str
 	}
 	e := AuditEntry{At: workflow.Now(ctx), Actor: actor, Action: action, Reason: reason, Outcome: outcome}
 	r.st.Audit = append(r.st.Audit, e)
+	r.emit(ctx, Event{Kind: EventAction, Actor: actor, State: outcome, Message: action + ": " + reason, At: e.At})
 	if len(r.st.Audit) > maxAudit {
 		r.st.Audit = r.st.Audit[len(r.st.Audit)-maxAudit:]
 	}
@@ -409,12 +422,19 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 		r.in.Spec.Name, r.in.Spec.Target.Version, r.in.Requester, p.Total, len(p.Phases), p.Hash), Pause)
 	r.emit(ctx, Event{Kind: EventRolloutStarted, Actor: r.in.Requester, Message: fmt.Sprintf("%d clusters, plan %s", p.Total, p.Hash)})
 	r.checkFreeze(ctx)
+	if err := r.loadPolicy(ctx); err != nil {
+		return r.finish(ctx, StateFailed, err.Error()), err
+	}
+	if r.in.Spec.Emergency != nil {
+		r.audit(ctx, r.in.Requester, "emergency", r.in.Spec.Emergency.Justification,
+			"maintenance windows and blackouts are overridden; each override is recorded")
+	}
 
 	if r.in.Spec.RequirePlanApproval {
 		r.st.State = StateAwaitingApproval
 		r.st.WaitingFor = "plan approval (fleet approve " + r.st.Name + " --plan " + p.Hash + ")"
 		r.notify(NotifyApproval, "Waiting for plan approval: "+r.st.WaitingFor, "approve-plan")
-		if err := workflow.Await(ctx, func() bool { return r.approvedPlan || r.aborted }); err != nil {
+		if err := r.gate(ctx, "plan approval", nil, func() bool { return r.approvedPlan || r.aborted }); err != nil {
 			return r.st, err
 		}
 		r.st.WaitingFor = ""
@@ -432,7 +452,7 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 			r.st.WaitingFor = fmt.Sprintf("approval of phase %s (fleet approve %s --phase %s)", ph.Name, r.st.Name, ph.Name)
 			r.currentPhase = ph.Name
 			r.notify(NotifyApproval, "Waiting for "+r.st.WaitingFor, "approve-phase")
-			if err := workflow.Await(ctx, func() bool { return r.approvedPhases[ph.Name] || r.aborted }); err != nil {
+			if err := r.gate(ctx, "approval of phase "+ph.Name, r.specPhase(ph.Name), func() bool { return r.approvedPhases[ph.Name] || r.aborted }); err != nil {
 				return r.st, err
 			}
 			r.st.WaitingFor = ""
@@ -518,13 +538,18 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 			bake = *r.pacedBake
 		}
 		in := BatchInput{
-			RolloutID:      r.id,
-			Phase:          ph.Name,
-			Batch:          b,
-			Target:         dataplane.Spec{Version: r.in.Spec.Target.Version, Config: r.in.Spec.Target.Config},
-			Concurrency:    perBatch,
-			Bake:           bake,
-			UnknownGrace:   r.in.Spec.Monitoring.UnknownGrace.D(),
+			RolloutID:    r.id,
+			Phase:        ph.Name,
+			Batch:        b,
+			Target:       dataplane.Spec{Version: r.in.Spec.Target.Version, Config: r.in.Spec.Target.Config},
+			Concurrency:  perBatch,
+			Bake:         bake,
+			UnknownGrace: r.in.Spec.Monitoring.UnknownGrace.D(),
+			Schedule: BatchSchedule{
+				RespectWindows: r.in.Spec.Schedule.Windows != spec.WindowsIgnore,
+				Emergency:      r.in.Spec.Emergency != nil,
+				MaxWait:        r.in.Spec.Schedule.MaxWait.D(),
+			},
 			ApplyTimeout:   r.in.Spec.ApplyTimeout.D(),
 			HealthInterval: r.in.Spec.Monitoring.Interval.D(),
 		}
@@ -551,6 +576,9 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 				return
 			}
 			r.results[b.Number] = res
+			for _, o := range res.Overrides {
+				r.audit(ctx, r.in.Requester, "override", o, "applied (emergency: "+r.in.Spec.Emergency.Justification+")")
+			}
 		})
 	}
 }

@@ -80,6 +80,7 @@ func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness 
 		defer h.mu.Unlock()
 		return h.freeze, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityCurrentFreeze})
+	registerPolicyActivities(env, h.batchHarness)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: testRolloutID})
 	return h
 }

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/spec"
 )
 
@@ -190,6 +191,9 @@ func (r *rollout) onFreeze(ctx workflow.Context, f *FreezeInfo) {
 }
 
 func (r *rollout) validatePacing(req PacingRequest) error {
+	if err := r.authorize(req.Actor, policy.ActionPace, r.planEnv()); err != nil {
+		return err
+	}
 	switch {
 	case r.st.State.Terminal():
 		return fmt.Errorf("rollout is %s", r.st.State)

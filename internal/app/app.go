@@ -28,6 +28,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
+	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	SlackSigningSecret string
 	// WebhookSecret authenticates the Datadog webhook; empty turns it off.
 	WebhookSecret string
+	// PolicyPath is the policy file: maintenance-window blackouts, protected
+	// clusters and access control (roles); empty means none.
+	PolicyPath string
 	// HTTPAddr is where the worker serves /healthz (and webhooks).
 	HTTPAddr string
 }
@@ -71,6 +75,7 @@ func FromEnv() Config {
 		SlackAPIURL:        os.Getenv("SLACK_API_URL"),
 		SlackSigningSecret: os.Getenv("SLACK_SIGNING_SECRET"),
 		WebhookSecret:      os.Getenv("FLEET_WEBHOOK_SECRET"),
+		PolicyPath:         os.Getenv("FLEET_POLICY"),
 		HTTPAddr:           env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
 	}
 }
@@ -94,6 +99,7 @@ func (c Config) Fields() []zap.Field {
 		zap.Bool("slack", c.SlackToken != ""),
 		zap.Bool("slackButtons", c.SlackSigningSecret != ""),
 		zap.Bool("datadogWebhook", c.WebhookSecret != ""),
+		zap.String("policy", c.PolicyPath),
 		zap.String("http", c.HTTPAddr),
 	}
 }
@@ -136,6 +142,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	defer c.Close()
 
+	if cfg.PolicyPath != "" {
+		// A malformed policy stops the worker at start, with file:line: reason.
+		if _, err := policy.Load(cfg.PolicyPath); err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+	}
 	acts, closeActs, err := NewActivities(cfg, c, log)
 	if err != nil {
 		return err
@@ -190,13 +202,15 @@ func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities
 		return nil, nil, fmt.Errorf("inventory %s: %w", cfg.Inventory, err)
 	}
 	a := &activities.Activities{
-		Kafka:     kc,
-		Inventory: inv,
-		Catalog:   monitors.Default(),
-		Events:    events.NewPublisher(kc),
-		Temporal:  c,
-		Notifier:  notify.NewLog(log.Named("notify")),
-		Log:       log.Named("activities"),
+		Kafka:      kc,
+		Inventory:  inv,
+		Catalog:    monitors.Default(),
+		Events:     events.NewPublisher(kc),
+		Audit:      events.NewAuditPublisher(kc),
+		PolicyPath: cfg.PolicyPath,
+		Temporal:   c,
+		Notifier:   notify.NewLog(log.Named("notify")),
+		Log:        log.Named("activities"),
 	}
 	if cfg.Datadog.APIKey != "" {
 		dd, err := activities.NewDatadog(cfg.Datadog)

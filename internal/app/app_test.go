@@ -131,6 +131,8 @@ strategy:
       concurrency: 100
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore
 `
 
 func TestRolloutAcrossTheSimulatedFleet(t *testing.T) {
@@ -181,6 +183,8 @@ strategy:
       concurrency: 20
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore
 `
 
 func TestPauseHoldsInFlightClustersAndResumeFinishes(t *testing.T) {
@@ -245,6 +249,8 @@ strategy:
       concurrency: 10
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore
 `
 
 func TestMonitorAlertPausesTheRolloutAndAbortStopsIt(t *testing.T) {

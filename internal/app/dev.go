@@ -107,7 +107,7 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(12, dataplane.CommandsTopic, dataplane.StatusTopic, workflows.EventsTopic),
+		kfake.SeedTopics(12, dataplane.CommandsTopic, dataplane.StatusTopic, workflows.EventsTopic, workflows.AuditTopic),
 		kfake.AllowAutoTopicCreation(),
 	}
 	if o.KafkaPort > 0 {

@@ -35,6 +35,12 @@ func NewPublisher(cl *kgo.Client) *Publisher {
 	return &Publisher{cl: cl, topic: workflows.EventsTopic}
 }
 
+// NewAuditPublisher returns a Publisher to workflows.AuditTopic (fleet.audit),
+// where every action on a rollout is recorded.
+func NewAuditPublisher(cl *kgo.Client) *Publisher {
+	return &Publisher{cl: cl, topic: workflows.AuditTopic}
+}
+
 // IsClusterEvent reports whether an event of kind k is about one cluster
 // and is therefore keyed by its cluster ID.
 func IsClusterEvent(k workflows.EventKind) bool {

@@ -19,8 +19,8 @@ import (
 // A nil *Config means no policy is configured: no blackouts, nothing
 // protected, and every identity may take every action.
 type Config struct {
-	Blackouts []Blackout   `json:"blackouts,omitempty" yaml:"blackouts,omitempty"`
-	Protected []Protection `json:"protected,omitempty" yaml:"protected,omitempty"`
+	Blackouts   []Blackout   `json:"blackouts,omitempty" yaml:"blackouts,omitempty"`
+	Protections []Protection `json:"protected,omitempty" yaml:"protected,omitempty"`
 	// Access is nil when the policy file has no access section: access
 	// control is then off, as for a nil Config.
 	Access *Access `json:"access,omitempty" yaml:"access,omitempty"`
@@ -168,8 +168,8 @@ func (cfg *Config) Protected(c fleet.Cluster) (reason string, ok bool) {
 	if cfg == nil {
 		return "", false
 	}
-	for i := range cfg.Protected {
-		if p := &cfg.Protected[i]; p.Covers(&c) {
+	for i := range cfg.Protections {
+		if p := &cfg.Protections[i]; p.Covers(&c) {
 			if p.Reason == "" {
 				return fmt.Sprintf("protected by policy (protected[%d])", i), true
 			}
@@ -215,12 +215,12 @@ func (cfg *Config) Snapshot() Snapshot {
 			out.Blackouts[i] = b
 		}
 	}
-	if cfg.Protected != nil {
-		out.Protected = make([]Protection, len(cfg.Protected))
-		for i, p := range cfg.Protected {
+	if cfg.Protections != nil {
+		out.Protections = make([]Protection, len(cfg.Protections))
+		for i, p := range cfg.Protections {
 			p.Customers = sortedCopy(p.Customers)
 			p.Clusters = sortedCopy(p.Clusters)
-			out.Protected[i] = p
+			out.Protections[i] = p
 		}
 	}
 	if a := cfg.Access; a != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // windows name IANA zones; work on machines without zoneinfo
 
@@ -39,8 +40,8 @@ func Validate(w fleet.Window) error {
 
 // WindowAt reports whether t lies inside the weekly window w.
 //
-// When open, opensAt is when the current opening began and closesAt when it
-// ends. When closed, opensAt is when the next opening begins and closesAt
+// When open, opensAt is when the current opening began (looking back at
+// most 8 days) and closesAt when it ends. When closed, opensAt is when the next opening begins and closesAt
 // when that one ends. Overlapping or touching occurrences (two days whose
 // windows run into each other) count as one opening. A zero closesAt means
 // the window does not close within about a year of t (it covers the whole
@@ -129,12 +130,36 @@ func compileWindow(w fleet.Window) (*compiledWindow, error) {
 	if strings.EqualFold(w.TimeZone, "Local") {
 		return nil, fmt.Errorf("maintenance window: timeZone: %q depends on the machine; name an IANA zone like Europe/Berlin", w.TimeZone)
 	}
-	loc, err := time.LoadLocation(w.TimeZone)
+	loc, err := loadLocation(w.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("maintenance window: timeZone: unknown IANA time zone %q", w.TimeZone)
 	}
 	cw.loc = loc
 	return cw, nil
+}
+
+// locations caches loaded zones: a zone is read once per process, not on
+// every call from workflow code. Failures are not cached.
+var locations struct {
+	sync.Mutex
+	m map[string]*time.Location
+}
+
+func loadLocation(name string) (*time.Location, error) {
+	locations.Lock()
+	defer locations.Unlock()
+	if loc, ok := locations.m[name]; ok {
+		return loc, nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	if locations.m == nil {
+		locations.m = map[string]*time.Location{}
+	}
+	locations.m[name] = loc
+	return loc, nil
 }
 
 // parseHHMM parses "HH:MM" (two digits each) from 00:00 to 23:59.

@@ -660,7 +660,7 @@ func (p *parser) check(r *Requirement, pos []int) error {
 // suggest returns the known field closest to name, if close enough.
 func suggest(name string) string {
 	best, bestD := "", 3
-	for f := range fields {
+	for _, f := range FieldNames {
 		if d := distance(strings.ToLower(name), f); d < bestD || d == bestD && f < best {
 			best, bestD = f, d
 		}

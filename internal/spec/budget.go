@@ -24,6 +24,12 @@ type ErrorBudget struct {
 // DefaultUnknownGrace is how long health may be unreadable before a pause.
 const DefaultUnknownGrace = 30 * time.Second
 
+// DefaultMaxWait is how long a cluster waits for its maintenance window.
+const DefaultMaxWait = 7 * 24 * time.Hour
+
+// DefaultApprovalTimeout is how long a gate waits before reminding.
+const DefaultApprovalTimeout = 4 * time.Hour
+
 // Budget actions.
 const (
 	OnExceededPause = "pause"

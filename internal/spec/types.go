@@ -30,6 +30,11 @@ type Rollout struct {
 	OrderBy *OrderBy `json:"orderBy,omitempty" yaml:"orderBy,omitempty"`
 	// ErrorBudget is the rollout-wide failure budget (default: max 0, pause).
 	ErrorBudget *ErrorBudget `json:"errorBudget,omitempty" yaml:"errorBudget,omitempty"`
+	// Schedule says whether clusters wait for their maintenance windows.
+	Schedule Schedule `json:"schedule,omitempty" yaml:"schedule,omitempty"`
+	// Emergency marks a rollout (e.g. a security patch) that may run through
+	// maintenance windows and blackouts; every override is recorded.
+	Emergency *Emergency `json:"emergency,omitempty" yaml:"emergency,omitempty"`
 }
 
 // Target is the desired spec pushed to each selected cluster.
@@ -68,6 +73,11 @@ type Phase struct {
 	OrderBy *OrderBy `json:"orderBy,omitempty" yaml:"orderBy,omitempty"`
 	// ErrorBudget is the phase's own failure budget, checked with the rollout's.
 	ErrorBudget *ErrorBudget `json:"errorBudget,omitempty" yaml:"errorBudget,omitempty"`
+	// ApprovalTimeout is how long the phase's gate waits before
+	// OnApprovalTimeout: "remind" (default: remind in the rollout's thread and
+	// keep waiting) or "abort". Default 4h.
+	ApprovalTimeout   Duration `json:"approvalTimeout,omitempty" yaml:"approvalTimeout,omitempty"`
+	OnApprovalTimeout string   `json:"onApprovalTimeout,omitempty" yaml:"onApprovalTimeout,omitempty"`
 }
 
 // Monitoring configures health checks.
@@ -81,3 +91,34 @@ type Monitoring struct {
 	// (default "30s"). Nothing advances while health is unknown.
 	UnknownGrace Duration `json:"unknownGrace,omitempty" yaml:"unknownGrace,omitempty"`
 }
+
+// Schedule controls maintenance windows.
+type Schedule struct {
+	// Windows is "respect" (default: each cluster waits for its weekly
+	// maintenance window and for blackouts to end) or "ignore" (for changes
+	// that need no window; blackouts still apply).
+	Windows string `json:"windows,omitempty" yaml:"windows,omitempty"`
+	// MaxWait bounds how long a cluster waits for its window before it is
+	// skipped with the reason (default "168h").
+	MaxWait Duration `json:"maxWait,omitempty" yaml:"maxWait,omitempty"`
+}
+
+// Emergency is the justification for running through windows and blackouts.
+type Emergency struct {
+	Justification string `json:"justification" yaml:"justification"`
+	// ForceProtected also changes protected clusters; the requester must be
+	// an admin in the worker's policy.
+	ForceProtected bool `json:"forceProtected,omitempty" yaml:"forceProtected,omitempty"`
+}
+
+// Windows values.
+const (
+	WindowsRespect = "respect"
+	WindowsIgnore  = "ignore"
+)
+
+// Gate timeout actions.
+const (
+	OnApprovalTimeoutRemind = "remind"
+	OnApprovalTimeoutAbort  = "abort"
+)

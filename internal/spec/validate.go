@@ -30,6 +30,12 @@ func (r *Rollout) Normalize() {
 	if r.Monitoring.UnknownGrace == 0 {
 		r.Monitoring.UnknownGrace = Duration(DefaultUnknownGrace)
 	}
+	if r.Schedule.Windows == "" {
+		r.Schedule.Windows = WindowsRespect
+	}
+	if r.Schedule.MaxWait == 0 {
+		r.Schedule.MaxWait = Duration(DefaultMaxWait)
+	}
 	if len(r.Strategy.Phases) == 0 {
 		if phases, ok := Preset(r.Strategy.Preset); ok {
 			r.Strategy.Phases = phases
@@ -133,6 +139,17 @@ func validate(r *Rollout, w *walker) ValidationErrors {
 		}
 	}
 	checkBudget("errorBudget", r.ErrorBudget)
+	switch r.Schedule.Windows {
+	case "", WindowsRespect, WindowsIgnore:
+	default:
+		add("schedule.windows", "must be respect or ignore, got %q", r.Schedule.Windows)
+	}
+	if r.Schedule.MaxWait < 0 {
+		add("schedule.maxWait", "must not be negative")
+	}
+	if r.Emergency != nil && len(strings.TrimSpace(r.Emergency.Justification)) < 10 {
+		add("emergency.justification", "required: say why this rollout may run through windows and blackouts (at least 10 characters)")
+	}
 	checkOrderBy := func(path string, o *OrderBy) {
 		if o == nil {
 			return
@@ -175,6 +192,14 @@ func validate(r *Rollout, w *walker) ValidationErrors {
 			add(base+".bake", "must not be negative")
 		}
 		checkBudget(base+".errorBudget", p.ErrorBudget)
+		if p.ApprovalTimeout < 0 {
+			add(base+".approvalTimeout", "must not be negative")
+		}
+		switch p.OnApprovalTimeout {
+		case "", OnApprovalTimeoutRemind, OnApprovalTimeoutAbort:
+		default:
+			add(base+".onApprovalTimeout", "must be remind or abort, got %q", p.OnApprovalTimeout)
+		}
 		checkOrderBy(base+".orderBy", p.OrderBy)
 	}
 	return errs
