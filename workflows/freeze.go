@@ -9,6 +9,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleet-rollout/fleet/internal/policy"
 )
 
 // Freeze activity names (registered by name by activities.FreezeActivities).
@@ -111,6 +113,9 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 
 	err := workflow.SetUpdateHandlerWithOptions(ctx, FreezeUpdate,
 		func(ctx workflow.Context, req FreezeRequest) (FreezeState, error) {
+			if err := authorizeFreeze(ctx, req.Actor, policy.ActionFreeze); err != nil {
+				return f.status(), err
+			}
 			f.doFreeze(ctx, req, FreezeUpdate)
 			f.awaitBroadcast(ctx)
 			return f.status(), nil
@@ -125,6 +130,9 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, req ActionRequest) (FreezeState, error) {
 			// A signal handled since validation may have lifted it already.
 			if err := f.validateUnfreeze(req); err != nil {
+				return f.status(), err
+			}
+			if err := authorizeFreeze(ctx, req.Actor, policy.ActionUnfreeze); err != nil {
 				return f.status(), err
 			}
 			f.doUnfreeze(ctx, req, UnfreezeUpdate)
@@ -396,4 +404,22 @@ func (f *freezer) drainSignals(ctx workflow.Context) {
 		}
 		f.onUnfreezeSignal(ctx, req)
 	}
+}
+
+// authorizeFreeze checks the caller's role against the policy in force (read
+// by the Policy activity: validators cannot run activities, so the update
+// handler checks and rejects before changing anything).
+func authorizeFreeze(ctx workflow.Context, actor string, action policy.Action) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
+	var snap *policy.Snapshot
+	if err := workflow.ExecuteActivity(actx, ActivityPolicy).Get(ctx, &snap); err != nil {
+		return fmt.Errorf("read policy: %w", err)
+	}
+	if snap == nil {
+		return nil
+	}
+	return snap.Authorize(actor, action, "")
 }

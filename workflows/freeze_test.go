@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleet-rollout/fleet/internal/policy"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,8 @@ type freezeHarness struct {
 	mu         sync.Mutex
 	broadcasts []workflows.FreezeState
 	seq        int
+	// policy answers the Policy activity (nil: no policy).
+	policy *policy.Snapshot
 }
 
 // newFreezeHarness runs the Freeze workflow with BroadcastFreeze replaced by
@@ -46,6 +49,9 @@ func newFreezeHarness(t *testing.T) *freezeHarness {
 		h.broadcasts = append(h.broadcasts, st)
 		return 3, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityBroadcastFreeze})
+	env.RegisterActivityWithOptions(func(_ context.Context) (*policy.Snapshot, error) {
+		return h.policy, nil
+	}, activity.RegisterOptions{Name: workflows.ActivityPolicy})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.FreezeID})
 	return h
 }
@@ -377,4 +383,19 @@ func TestFreezeCarriedFreezeExpiresInTheNextRun(t *testing.T) {
 		assert.Equal(t, until, a[0].At)
 	})
 	h.run(in, 2*time.Hour)
+}
+
+func TestFreezeNeedsTheAdminRole(t *testing.T) {
+	h := newFreezeHarness(t)
+	h.policy = &policy.Snapshot{Access: &policy.Access{Roles: map[string][]policy.Role{"alice": {policy.RoleOperator}, "carol": {policy.RoleAdmin}}}}
+	var denied, allowed *freezeOutcome
+	h.at(time.Minute, func() {
+		denied = h.update(workflows.FreezeUpdate, workflows.FreezeRequest{Actor: "alice", Reason: "holiday", Until: freezeT0.Add(48 * time.Hour)})
+		allowed = h.update(workflows.FreezeUpdate, workflows.FreezeRequest{Actor: "carol", Reason: "holiday", Until: freezeT0.Add(48 * time.Hour)})
+	})
+	h.run(workflows.FreezeInput{}, time.Hour)
+	require.ErrorIs(t, denied.err, policy.ErrDenied)
+	require.ErrorContains(t, denied.err, "admin")
+	require.NoError(t, allowed.err)
+	require.Equal(t, "carol", allowed.st.Freeze.Actor)
 }
