@@ -67,25 +67,28 @@ func (a *Activities) Clusters(ctx context.Context, in workflows.ClustersInput) (
 	return res, nil
 }
 
-// protections lists the protected clusters and checks who may force them.
-func (a *Activities) protections(requester string, force bool, clusters []fleet.Cluster) ([]string, error) {
+// protections lists the protected clusters with the policy's reason, and
+// checks who may force them.
+func (a *Activities) protections(requester string, force bool, clusters []fleet.Cluster) ([]string, map[string]string, error) {
 	cfg, err := a.loadPolicy()
 	if err != nil || cfg == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if force {
 		if err := cfg.Authorize(requester, policy.ActionForceProtected, ""); err != nil {
-			return nil, temporal.NewNonRetryableApplicationError("emergency.forceProtected: "+err.Error(), "InvalidSpec", err)
+			return nil, nil, temporal.NewNonRetryableApplicationError("emergency.forceProtected: "+err.Error(), "InvalidSpec", err)
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	var ids []string
+	why := map[string]string{}
 	for _, c := range clusters {
-		if _, ok := cfg.Protected(c); ok {
+		if reason, ok := cfg.Protected(c); ok {
 			ids = append(ids, c.ID)
+			why[c.ID] = reason
 		}
 	}
-	return ids, nil
+	return ids, why, nil
 }
 
 // authorizeStart checks that the requester may start rollouts.

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/starter/client"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -370,7 +372,24 @@ func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := plan.Build(r, inv, plan.Options{})
+	opts := plan.Options{}
+	if path := os.Getenv("FLEET_POLICY"); path != "" {
+		// Explain protected clusters the way the worker will.
+		pol, err := policy.Load(path)
+		if err != nil {
+			return fmt.Errorf("FLEET_POLICY: %w", err)
+		}
+		if r.Emergency == nil || !r.Emergency.ForceProtected {
+			opts.ProtectedWhy = map[string]string{}
+			for _, c := range inv {
+				if why, ok := pol.Protected(c); ok {
+					opts.Protected = append(opts.Protected, c.ID)
+					opts.ProtectedWhy[c.ID] = why
+				}
+			}
+		}
+	}
+	p, err := plan.Build(r, inv, opts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *file, err)
 	}

@@ -29,6 +29,9 @@ type Options struct {
 	// Protected lists cluster IDs no rollout may change (ReasonProtected),
 	// even when the spec includes them.
 	Protected []string
+	// ProtectedWhy optionally gives the reason per protected cluster ID
+	// (shown as the exclusion's Detail).
+	ProtectedWhy map[string]string
 	// Metrics maps a cluster ID to its value of the ordering metric, for the
 	// phases with an orderBy (the spec's OrderMetrics, read from Datadog
 	// before planning). A cluster without a value, or with NaN, is ordered
@@ -182,7 +185,7 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 		}
 		switch {
 		case protected[c.ID]:
-			exclusion(c, ReasonProtected, "")
+			exclusion(c, ReasonProtected, opts.ProtectedWhy[c.ID])
 		case pi < 0:
 			exclusion(c, ReasonNoPhase, "")
 		case atTarget(c.Version, r.Target.Version, target):
