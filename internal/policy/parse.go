@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agnivade/levenshtein"
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
@@ -616,7 +617,7 @@ func describe(n *yaml.Node) string {
 func suggest(name string, known []string) string {
 	best, bestD := "", 3
 	for _, f := range known {
-		if d := editDistance(strings.ToLower(name), f); d < bestD {
+		if d := levenshtein.ComputeDistance(strings.ToLower(name), f); d < bestD {
 			best, bestD = f, d
 		}
 	}
@@ -624,24 +625,4 @@ func suggest(name string, known []string) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

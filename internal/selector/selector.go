@@ -42,6 +42,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/agnivade/levenshtein"
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/semver"
 )
@@ -661,7 +662,7 @@ func (p *parser) check(r *Requirement, pos []int) error {
 func suggest(name string) string {
 	best, bestD := "", 3
 	for _, f := range FieldNames {
-		if d := distance(strings.ToLower(name), f); d < bestD || d == bestD && f < best {
+		if d := levenshtein.ComputeDistance(strings.ToLower(name), f); d < bestD || d == bestD && f < best {
 			best, bestD = f, d
 		}
 	}
@@ -669,25 +670,4 @@ func suggest(name string) string {
 		return ""
 	}
 	return best
-}
-
-// distance is the Levenshtein edit distance.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

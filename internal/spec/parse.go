@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agnivade/levenshtein"
 	"gopkg.in/yaml.v3"
 )
 
@@ -365,7 +366,7 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 func suggestField(name string, t reflect.Type) string {
 	best, bestD := "", 3
 	for f := range structFields(t) {
-		d := editDistance(strings.ToLower(name), strings.ToLower(f))
+		d := levenshtein.ComputeDistance(strings.ToLower(name), strings.ToLower(f))
 		if d < bestD || d == bestD && f < best {
 			best, bestD = f, d
 		}
@@ -374,26 +375,6 @@ func suggestField(name string, t reflect.Type) string {
 		return ""
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 var (
