@@ -43,6 +43,7 @@ import (
 	"unicode"
 
 	"github.com/agnivade/levenshtein"
+
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/semver"
 )
