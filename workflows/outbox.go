@@ -11,8 +11,9 @@ import (
 // fleet.events — from one coroutine, in order, so the thread reads in order
 // and the rollout never waits on Slack or Kafka.
 type outbox struct {
-	ch   workflow.Channel
-	done workflow.WaitGroup
+	ch     workflow.Channel
+	done   workflow.WaitGroup
+	closed bool
 }
 
 type outboxItem struct {
@@ -68,18 +69,21 @@ func (r *rollout) startOutbox(ctx workflow.Context) {
 }
 
 func (r *rollout) closeOutbox(ctx workflow.Context) {
-	if r.out == nil {
+	if r.out == nil || r.out.closed {
 		return
 	}
+	r.out.closed = true
 	r.out.ch.Close()
 	r.out.done.Wait(ctx)
-	r.out = nil
 }
+
+// open reports whether the outbox still takes messages.
+func (o *outbox) open() bool { return o != nil && !o.closed }
 
 // notify queues a message for the rollout's thread, with the rollout's
 // current state for rich rendering.
 func (r *rollout) notify(event NotifyEvent, text string, actions ...string) {
-	if r.out == nil {
+	if !r.out.open() {
 		return
 	}
 	st := r.status()
@@ -103,7 +107,7 @@ func (r *rollout) notify(event NotifyEvent, text string, actions ...string) {
 
 // emit queues events for fleet.events, stamped with the rollout and time.
 func (r *rollout) emit(ctx workflow.Context, evs ...Event) {
-	if r.out == nil || len(evs) == 0 {
+	if !r.out.open() || len(evs) == 0 {
 		return
 	}
 	now := workflow.Now(ctx)

@@ -607,9 +607,11 @@ func (r *rollout) finish(ctx workflow.Context, state RolloutState, why string) R
 	r.audit(ctx, "fleet", "finish", why, string(state))
 	r.emit(ctx, Event{Kind: EventRolloutFinished, State: string(state), Message: fmt.Sprintf("%d done, %d failed, %d aborted, %d skipped of %d",
 		st.Counts.Done, st.Counts.Failed, st.Counts.Aborted, st.Counts.Skipped, st.Total)})
-	r.closeOutbox(ctx)
-	// Let in-flight update handlers answer before the workflow closes.
+	// Let in-flight handlers (a pause racing the last batch, say) finish —
+	// they may still notify — before the outbox closes; anything sent after
+	// that is dropped, not a panic.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	r.closeOutbox(ctx)
 	return r.status()
 }
 

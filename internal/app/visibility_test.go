@@ -3,6 +3,8 @@ package app_test
 // Whole-stack tests of what people see of a rollout: the order in which the
 // fleet is touched, the status query and the Web UI's search attributes, the
 // Slack thread and its buttons, and a cluster's history in fleet.events.
+// Specs set schedule.windows: ignore: the simulated clusters' maintenance
+// windows would otherwise hold them for days.
 // They reuse startStackWith / waitFor / parseSpec from app_test.go; helpers
 // here are prefixed with vis so they do not collide with other test files.
 
@@ -15,7 +17,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -58,6 +59,14 @@ func visEventually(t *testing.T, what string, cond func() (bool, string)) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+// visCtx bounds one call to the stack: an update on a workflow that cannot
+// make progress would otherwise wait forever.
+func visCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // visSDK dials a plain Temporal client to the stack (visibility queries,
@@ -307,12 +316,13 @@ strategy:
       concurrency: 60
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore # clusters do not wait for their maintenance windows
 `
 
 func TestThreePhaseRolloutTouchesClustersInPhaseOrderAndOnlyThePlan(t *testing.T) {
 	s := startStack(t, 300, 5*time.Millisecond, nil)
-	ctx := context.Background()
-	id, err := s.client.Start(ctx, parseSpec(t, threePhaseRollout), "integration-test")
+	id, err := s.client.Start(visCtx(t), parseSpec(t, threePhaseRollout), "integration-test")
 	require.NoError(t, err)
 
 	st := s.waitFor(t, id, "the end", terminal)
@@ -409,6 +419,8 @@ strategy:
       concurrency: 50
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore # clusters do not wait for their maintenance windows
 `
 
 func TestStatusQueryMidRollout(t *testing.T) {
@@ -416,7 +428,7 @@ func TestStatusQueryMidRollout(t *testing.T) {
 	s := startStack(t, 400, 300*time.Millisecond, nil)
 	tc := visSDK(t, s)
 	ctx := context.Background()
-	id, err := s.client.Start(ctx, parseSpec(t, statusRollout), "integration-test")
+	id, err := s.client.Start(visCtx(t), parseSpec(t, statusRollout), "integration-test")
 	require.NoError(t, err)
 	const target = "3.7.1"
 
@@ -439,7 +451,9 @@ func TestStatusQueryMidRollout(t *testing.T) {
 	var simBefore, simAfter simView
 	visEventually(t, "phase non-prod applying", func() (bool, string) {
 		b := view()
-		got, err := s.client.Status(ctx, id)
+		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		got, err := s.client.Status(qctx, id)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -550,14 +564,14 @@ func TestStatusQueryMidRollout(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, got, id, "not paused yet")
 
-	_, err = s.client.Pause(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: "looking at the status"})
+	_, err = s.client.Pause(visCtx(t), id, workflows.ActionRequest{Actor: "alice", Reason: "looking at the status"})
 	require.NoError(t, err)
 	paused := s.waitFor(t, id, "paused", func(st *workflows.RolloutStatus) bool { return st.State == workflows.StatePaused })
 	require.Equal(t, "alice", paused.Paused.Actor)
 	visFinds(t, tc, "WorkflowType = 'Rollout' AND Paused = true", id)
 	visFinds(t, tc, "RolloutName = 'it-status' AND Paused = true", id)
 
-	_, err = s.client.Abort(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: "test over"})
+	_, err = s.client.Abort(visCtx(t), id, workflows.ActionRequest{Actor: "alice", Reason: "test over"})
 	require.NoError(t, err)
 	end := s.waitFor(t, id, "the end", terminal)
 	require.Equal(t, workflows.StateAborted, end.State)
@@ -582,6 +596,8 @@ strategy:
       concurrency: 20
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore # clusters do not wait for their maintenance windows
 `
 
 func TestSlackThreadForARolloutThatPausesAndResumes(t *testing.T) {
@@ -593,8 +609,7 @@ func TestSlackThreadForARolloutThatPausesAndResumes(t *testing.T) {
 		c.SlackChannel = channel
 	}})
 	tc := visSDK(t, s)
-	ctx := context.Background()
-	id, err := s.client.Start(ctx, parseSpec(t, slackRollout), "integration-test")
+	id, err := s.client.Start(visCtx(t), parseSpec(t, slackRollout), "integration-test")
 	require.NoError(t, err)
 
 	// Pause once the second phase has clusters in flight.
@@ -602,7 +617,7 @@ func TestSlackThreadForARolloutThatPausesAndResumes(t *testing.T) {
 		return len(st.Phases) == 2 && st.Phases[1].State == "running" && st.Counts.InFlight > 0
 	})
 	const reason = "checking lag on lkc-00042"
-	_, err = s.client.Pause(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: reason})
+	_, err = s.client.Pause(visCtx(t), id, workflows.ActionRequest{Actor: "alice", Reason: reason})
 	require.NoError(t, err)
 	s.waitFor(t, id, "clusters held", func(st *workflows.RolloutStatus) bool {
 		return st.State == workflows.StatePaused && st.Counts.InFlight == 0
@@ -611,7 +626,7 @@ func TestSlackThreadForARolloutThatPausesAndResumes(t *testing.T) {
 		evs := visEvents(sl.messages())
 		return slices.Contains(evs, workflows.NotifyPaused), fmt.Sprint(evs)
 	})
-	_, err = s.client.Resume(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: "lag is fine"})
+	_, err = s.client.Resume(visCtx(t), id, workflows.ActionRequest{Actor: "alice", Reason: "lag is fine"})
 	require.NoError(t, err)
 	final := visAwaitClosed(t, tc, id)
 	require.Equal(t, workflows.StateCompleted, final.State)
@@ -704,6 +719,8 @@ strategy:
       requireApproval: true
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore # clusters do not wait for their maintenance windows
 `
 
 // visInteraction is a block_actions payload as Slack sends it for a button,
@@ -741,7 +758,6 @@ func TestSlackApprovalStartsAGatedPhase(t *testing.T) {
 		c.SlackSigningSecret = secret
 	}})
 	tc := visSDK(t, s)
-	ctx := context.Background()
 
 	// Slack's response_url: the handler answers the clicking user there.
 	var replyMu sync.Mutex
@@ -787,7 +803,7 @@ func TestSlackApprovalStartsAGatedPhase(t *testing.T) {
 		return resp.StatusCode
 	}
 
-	id, err := s.client.Start(ctx, parseSpec(t, approvalRollout), "integration-test")
+	id, err := s.client.Start(visCtx(t), parseSpec(t, approvalRollout), "integration-test")
 	require.NoError(t, err)
 	waiting := s.waitFor(t, id, "the approval gate of phase non-prod", func(st *workflows.RolloutStatus) bool {
 		return st.State == workflows.StateAwaitingApproval && len(st.Phases) == 2 && st.Phases[1].State == "awaiting-approval"
@@ -816,7 +832,6 @@ func TestSlackApprovalStartsAGatedPhase(t *testing.T) {
 	value, ok := approval.buttons()[notify.ActionApprovePhase]
 	require.True(t, ok, "approve-phase button: %v", approval.buttons())
 	require.Equal(t, notify.ActionValue{Rollout: id, Phase: "non-prod"}, visButtonValue(t, value))
-	require.Contains(t, approval.buttons(), notify.ActionAbort)
 
 	body := visInteraction(notify.ActionApprovePhase, value, approval.TS, respSrv.URL)
 
@@ -832,7 +847,7 @@ func TestSlackApprovalStartsAGatedPhase(t *testing.T) {
 		notify.SignRequest(r, body, secret, time.Now().Add(-10*time.Minute))
 	}), "stale timestamp")
 	time.Sleep(time.Second) // give a wrongly accepted request the chance to act
-	still, err := s.client.Status(ctx, id)
+	still, err := s.client.Status(visCtx(t), id)
 	require.NoError(t, err)
 	require.Equal(t, workflows.StateAwaitingApproval, still.State)
 	require.Equal(t, "awaiting-approval", still.Phases[1].State)
@@ -887,73 +902,94 @@ selector: product=kafka, env=internal
 strategy:
   phases:
     - name: internal
-      batchSize: 5
-      concurrency: 10
+      batchSize: 4
+      concurrency: 4
 monitoring:
   interval: 1s
+schedule:
+  windows: ignore # clusters do not wait for their maintenance windows
 `
 
 func TestHistoryOfAClusterTouchedByTwoRollouts(t *testing.T) {
-	const clusters = 400
 	const monitor = "kafka-under-replicated-partitions"
-	// The fault hits, on 3.7.2, the internal Kafka cluster(s) with the lowest
-	// hash bucket: predictable, and at least one.
-	var internal []fleet.Cluster
-	for _, c := range sim.GenerateFleet(clusters, 7) {
-		if c.Product == fleet.ProductKafka && c.Environment == fleet.EnvInternal {
-			internal = append(internal, c)
-		}
-	}
-	require.GreaterOrEqual(t, len(internal), 4)
-	sort.Slice(internal, func(i, j int) bool { return sim.Bucket(internal[i].ID) < sim.Bucket(internal[j].ID) })
-	fault := sim.Fault{Version: "3.7.2", Monitor: monitor, Fraction: sim.Bucket(internal[0].ID) + 0.00005}
-	tripped := map[string]bool{}
-	for _, c := range internal {
-		if fault.Trips(c, "3.7.2") {
-			tripped[c.ID] = true
-		}
-	}
-	require.NotEmpty(t, tripped)
-	require.Less(t, len(tripped), len(internal))
-
-	s := startStack(t, clusters, 5*time.Millisecond, []sim.Fault{fault})
+	s := startStack(t, 400, 5*time.Millisecond, nil)
 	tc := visSDK(t, s)
 	ctx := context.Background()
 
-	first, err := s.client.Start(ctx, parseSpec(t, fmt.Sprintf(historyRollout, "it-hist-371", "3.7.1")), "integration-test")
+	// First rollout: 3.7.1 to every internal Kafka cluster, one batch at a time.
+	first, err := s.client.Start(visCtx(t), parseSpec(t, fmt.Sprintf(historyRollout, "it-hist-371", "3.7.1")), "integration-test")
 	require.NoError(t, err)
 	st1 := visAwaitClosed(t, tc, first)
 	require.Equal(t, workflows.StateCompleted, st1.State)
-	require.Equal(t, len(internal), st1.Total)
-	require.Equal(t, len(internal), st1.Counts.Done)
+	require.Equal(t, st1.Total, st1.Counts.Done)
+	require.Len(t, st1.Phases, 1)
+	batches := st1.Phases[0].Batches
+	require.GreaterOrEqual(t, len(batches), 2, "the second rollout needs batches after the tripped one")
+	var internal []string
+	for _, b := range batches {
+		for _, c := range b.Clusters {
+			internal = append(internal, c.ID)
+		}
+	}
 
-	second, err := s.client.Start(ctx, parseSpec(t, fmt.Sprintf(historyRollout, "it-hist-372", "3.7.2")), "integration-test")
-	require.NoError(t, err)
-	// The tripped monitor pauses the rollout (error budget 0); resume past it.
-	var alerted []workflows.Incident
-	visEventually(t, "rollout it-hist-372 to end", func() (bool, string) {
-		st, err := s.client.Status(ctx, second)
-		if err != nil {
-			return false, err.Error()
-		}
-		if st.State.Terminal() {
-			alerted = st.Incidents
-			return true, ""
-		}
-		if st.State == workflows.StatePaused && st.Paused != nil {
-			if _, err := s.client.Resume(ctx, second, workflows.ActionRequest{Actor: "alice", Reason: "known fault"}); err != nil {
-				return false, "resume: " + err.Error()
+	// A fault on 3.7.2 that trips the monitor on cluster(s) of the first batch
+	// only (the second rollout plans the same clusters in the same order).
+	// With later batches still pending, the automatic pause cannot race the
+	// rollout's end.
+	firstBatch := map[string]bool{}
+	for _, c := range batches[0].Clusters {
+		firstBatch[c.ID] = true
+	}
+	var fault sim.Fault
+	tripped := map[string]bool{}
+	for _, c := range batches[0].Clusters {
+		cl := s.before[c.ID]
+		f := sim.Fault{Version: "3.7.2", Monitor: monitor, Cloud: cl.Cloud, Region: cl.Region, Fraction: sim.Bucket(cl.ID) + 0.00005}
+		hits := map[string]bool{}
+		for _, id := range internal {
+			if f.Trips(s.before[id], "3.7.2") {
+				hits[id] = true
 			}
 		}
-		return false, fmt.Sprintf("%s %+v", st.State, st.Counts)
+		inFirst := true
+		for id := range hits {
+			inFirst = inFirst && firstBatch[id]
+		}
+		if inFirst && len(hits) > 0 && len(hits) < len(firstBatch) {
+			fault, tripped = f, hits
+			break
+		}
+	}
+	require.NotEmpty(t, tripped, "a fault that trips only clusters of batch %d", batches[0].Number)
+	require.NoError(t, s.dev.Sim.SetFaults([]sim.Fault{fault}))
+
+	second, err := s.client.Start(visCtx(t), parseSpec(t, fmt.Sprintf(historyRollout, "it-hist-372", "3.7.2")), "integration-test")
+	require.NoError(t, err)
+	paused := s.waitFor(t, second, "the automatic pause", func(st *workflows.RolloutStatus) bool { return st.Paused != nil || terminal(st) })
+	require.NotNil(t, paused.Paused, "paused by the tripped monitor: %+v", paused)
+	require.Equal(t, "fleet-safety", paused.Paused.Actor)
+	require.NotNil(t, paused.Paused.Incident)
+	require.True(t, tripped[paused.Paused.Incident.ClusterID], "the incident names a tripped cluster: %+v", paused.Paused.Incident)
+	require.Equal(t, monitor, paused.Paused.Incident.Monitor)
+	// Wait until every tripped cluster has failed, then resume past them.
+	s.waitFor(t, second, "the tripped clusters failed", func(st *workflows.RolloutStatus) bool {
+		cl, _ := visClusters(st)
+		for id := range tripped {
+			if cl[id].State != workflows.ClusterFailed {
+				return false
+			}
+		}
+		return true
 	})
+	_, err = s.client.Resume(visCtx(t), second, workflows.ActionRequest{Actor: "alice", Reason: "known fault on the canary"})
+	require.NoError(t, err)
 	st2 := visAwaitClosed(t, tc, second)
 	require.Equal(t, workflows.StateCompleted, st2.State)
 	require.Equal(t, len(tripped), st2.Counts.Failed, "%+v", st2.Counts)
 	require.Equal(t, len(internal)-len(tripped), st2.Counts.Done)
-	require.NotEmpty(t, alerted)
-	for _, inc := range alerted {
-		require.True(t, tripped[inc.ClusterID], "incident on a cluster the fault trips: %+v", inc)
+	require.Len(t, st2.Incidents, len(tripped))
+	for _, inc := range st2.Incidents {
+		require.True(t, tripped[inc.ClusterID], "incident on a tripped cluster: %+v", inc)
 		require.Equal(t, workflows.IncidentMonitorAlert, inc.Kind)
 		require.Equal(t, monitor, inc.Monitor)
 	}
@@ -967,28 +1003,31 @@ func TestHistoryOfAClusterTouchedByTwoRollouts(t *testing.T) {
 		return h
 	}
 
-	// A cluster both rollouts finished: two entries, in order, both done.
-	var healthy string
-	for _, c := range internal {
-		if !tripped[c.ID] {
-			healthy = c.ID
+	// Every cluster both rollouts finished: two entries, in order, both done.
+	checked := 0
+	for _, id := range internal {
+		if tripped[id] {
+			continue
+		}
+		h := history(id)
+		require.Len(t, h, 2, "history of %s: %+v", id, h)
+		for i, want := range []struct{ rollout, version string }{{first, "3.7.1"}, {second, "3.7.2"}} {
+			e := h[i]
+			assert.Equal(t, want.rollout, e.RolloutID, "%s entry %d", id, i)
+			assert.Equal(t, want.version, e.Version, "%s entry %d", id, i)
+			assert.Equal(t, workflows.ClusterDone, e.State, "%s entry %d", id, i)
+			assert.Equal(t, string(workflows.StateCompleted), e.RolloutState, "%s entry %d", id, i)
+			assert.Equal(t, "internal", e.Phase, "%s entry %d", id, i)
+			assert.Positive(t, e.Batch, "%s entry %d", id, i)
+			assert.Empty(t, e.Alerts, "%s entry %d", id, i)
+			assert.False(t, e.Last.Before(e.First), "%s entry %d", id, i)
+		}
+		require.False(t, h[1].First.Before(h[0].Last), "%s: the second rollout's events follow the first's", id)
+		if checked++; checked == 3 {
 			break
 		}
 	}
-	h := history(healthy)
-	require.Len(t, h, 2, "history of %s: %+v", healthy, h)
-	for i, want := range []struct{ rollout, version string }{{first, "3.7.1"}, {second, "3.7.2"}} {
-		e := h[i]
-		assert.Equal(t, want.rollout, e.RolloutID, "entry %d", i)
-		assert.Equal(t, want.version, e.Version, "entry %d", i)
-		assert.Equal(t, workflows.ClusterDone, e.State, "entry %d", i)
-		assert.Equal(t, string(workflows.StateCompleted), e.RolloutState, "entry %d", i)
-		assert.Equal(t, "internal", e.Phase, "entry %d", i)
-		assert.Positive(t, e.Batch, "entry %d", i)
-		assert.Empty(t, e.Alerts, "entry %d", i)
-		assert.False(t, e.Last.Before(e.First), "entry %d", i)
-	}
-	require.False(t, h[1].First.Before(h[0].Last), "the second rollout's events follow the first's")
+	require.Positive(t, checked)
 
 	// The cluster the monitor tripped on: its alert is in the second rollout's entry.
 	for id := range tripped {
