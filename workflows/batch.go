@@ -65,7 +65,86 @@ const (
 	publishTimeout      = 30 * time.Second
 	healthCheckTimeout  = 30 * time.Second
 	minimumPollInterval = 250 * time.Millisecond
+	// ackTimeout bounds how long a batch waits for its rollout's verdict on
+	// a failure before it goes on starting clusters.
+	ackTimeout = time.Minute
 )
+
+// control is a signal channel handled before anything else in a batch's loop.
+type control struct {
+	ch  workflow.ReceiveChannel
+	try func() bool // receives and handles one pending message, if any
+}
+
+// controls lists the batch's control signals in priority order.
+func (b *batch) controls(ctx workflow.Context) []control {
+	logger := workflow.GetLogger(ctx)
+	abortCh := workflow.GetSignalChannel(ctx, Abort)
+	pauseCh := workflow.GetSignalChannel(ctx, Pause)
+	resumeCh := workflow.GetSignalChannel(ctx, Resume)
+	alertCh := workflow.GetSignalChannel(ctx, SignalMonitorAlert)
+	ackCh := workflow.GetSignalChannel(ctx, SignalIncidentAck)
+	pacingCh := workflow.GetSignalChannel(ctx, SignalPacing)
+	action := func(ch workflow.ReceiveChannel, do func(workflow.Context, string) error, what string) control {
+		return control{ch: ch, try: func() bool {
+			var req ActionRequest
+			if !ch.ReceiveAsync(&req) {
+				return false
+			}
+			if err := do(ctx, req.Reason); err != nil {
+				logger.Error(what, "error", err)
+			}
+			return true
+		}}
+	}
+	return []control{
+		action(abortCh, b.abort, "abort clusters"),
+		action(pauseCh, b.pause, "hold clusters"),
+		{ch: alertCh, try: func() bool {
+			var al MonitorAlert
+			if !alertCh.ReceiveAsync(&al) {
+				return false
+			}
+			if err := b.onPushedAlert(ctx, al); err != nil {
+				logger.Error("stop alerting cluster", "error", err)
+			}
+			return true
+		}},
+		{ch: ackCh, try: func() bool {
+			var id string
+			if !ackCh.ReceiveAsync(&id) {
+				return false
+			}
+			if b.awaitingAck > 0 {
+				b.awaitingAck--
+			}
+			return true
+		}},
+		action(resumeCh, b.resume, "resume clusters"),
+		{ch: pacingCh, try: func() bool {
+			var n int
+			if !pacingCh.ReceiveAsync(&n) {
+				return false
+			}
+			if n > 0 {
+				b.in.Concurrency = min(n, len(b.clusters))
+			}
+			return true
+		}},
+	}
+}
+
+// drainControls handles every pending control signal, in priority order.
+func (b *batch) drainControls(controls []control) {
+	for again := true; again; {
+		again = false
+		for _, c := range controls {
+			for c.try() {
+				again = true
+			}
+		}
+	}
+}
 
 // Batch applies the target spec to one batch of clusters: it keeps up to
 // Concurrency clusters in flight, follows each through the data plane's status
@@ -104,6 +183,15 @@ type batch struct {
 	// readable); unknownSince is, per cluster, when its health became unknown.
 	unreadableSince time.Time
 	unknownSince    map[string]time.Time
+	// health is the monitor read in flight (nil when none) and the clusters
+	// it reads.
+	health        workflow.Future
+	healthTargets []HealthTarget
+	// awaitingAck counts failures reported to the rollout that it has not yet
+	// judged against the error budget: nothing new starts meanwhile, so a
+	// failed cluster is not replaced before the rollout decides to pause.
+	awaitingAck int
+	ackDeadline time.Time
 	// emitted is each cluster's last state published to fleet.events;
 	// emits are the Emit activities in flight.
 	emitted map[string]ClusterState
@@ -237,13 +325,8 @@ func (b *batch) publish(ctx workflow.Context, cmds []dataplane.Command) error {
 }
 
 func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
-	logger := workflow.GetLogger(ctx)
 	statusCh := workflow.GetSignalChannel(ctx, SignalClusterStatus)
-	pauseCh := workflow.GetSignalChannel(ctx, Pause)
-	resumeCh := workflow.GetSignalChannel(ctx, Resume)
-	abortCh := workflow.GetSignalChannel(ctx, Abort)
-	pacingCh := workflow.GetSignalChannel(ctx, SignalPacing)
-	alertCh := workflow.GetSignalChannel(ctx, SignalMonitorAlert)
+	controls := b.controls(ctx)
 
 	if err := b.loadSchedule(ctx); err != nil {
 		return b.result(), err
@@ -251,11 +334,14 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	var tick workflow.Future
 	var pollDue time.Time
 	for {
+		// Control signals first: a pause or an abort that has arrived is
+		// acted on before another status is processed or a cluster starts.
+		b.drainControls(controls)
 		// Start what may start.
 		if err := b.startClusters(ctx); err != nil {
 			return b.result(), err
 		}
-		if b.allTerminal() {
+		if b.allTerminal() && b.health == nil {
 			if b.aborted || b.in.Bake <= 0 || b.in.HealthInterval <= 0 {
 				break
 			}
@@ -273,48 +359,27 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 			tick = workflow.NewTimer(ctx, b.tickInterval(workflow.Now(ctx)))
 		}
 		sel := workflow.NewSelector(ctx)
-		fired := false
-		sel.AddFuture(tick, func(workflow.Future) { fired = true; tick = nil })
+		for _, c := range controls {
+			// Received by drainControls at the top of the loop.
+			sel.AddReceive(c.ch, func(workflow.ReceiveChannel, bool) {})
+		}
 		sel.AddReceive(statusCh, func(ch workflow.ReceiveChannel, _ bool) {
 			var st dataplane.Status
 			ch.Receive(ctx, &st)
 			b.onStatus(ctx, st)
 		})
-		sel.AddReceive(pauseCh, func(ch workflow.ReceiveChannel, _ bool) {
-			var req ActionRequest
-			ch.Receive(ctx, &req)
-			if err := b.pause(ctx, req.Reason); err != nil {
-				logger.Error("hold clusters", "error", err)
-			}
-		})
-		sel.AddReceive(resumeCh, func(ch workflow.ReceiveChannel, _ bool) {
-			var req ActionRequest
-			ch.Receive(ctx, &req)
-			if err := b.resume(ctx, req.Reason); err != nil {
-				logger.Error("resume clusters", "error", err)
-			}
-		})
-		sel.AddReceive(abortCh, func(ch workflow.ReceiveChannel, _ bool) {
-			var req ActionRequest
-			ch.Receive(ctx, &req)
-			if err := b.abort(ctx, req.Reason); err != nil {
-				logger.Error("abort clusters", "error", err)
-			}
-		})
-		sel.AddReceive(pacingCh, func(ch workflow.ReceiveChannel, _ bool) {
-			var n int
-			ch.Receive(ctx, &n)
-			if n > 0 {
-				b.in.Concurrency = min(n, len(b.clusters))
-			}
-		})
-		sel.AddReceive(alertCh, func(ch workflow.ReceiveChannel, _ bool) {
-			var al MonitorAlert
-			ch.Receive(ctx, &al)
-			if err := b.onPushedAlert(ctx, al); err != nil {
-				logger.Error("stop alerting cluster", "error", err)
-			}
-		})
+		fired := false
+		sel.AddFuture(tick, func(workflow.Future) { fired = true; tick = nil })
+		if b.health != nil {
+			// Health is read without blocking the loop: a pause is handled
+			// while monitors are being read (or a rate limit waited out).
+			sel.AddFuture(b.health, func(f workflow.Future) {
+				b.health = nil
+				if err := b.onHealth(ctx, f); err != nil {
+					workflow.GetLogger(ctx).Error("health result", "error", err)
+				}
+			})
+		}
 		sel.Select(ctx)
 		b.collectEvents(ctx)
 		if !fired {
@@ -325,11 +390,9 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 		if err := b.resync(ctx, now); err != nil {
 			return b.result(), err
 		}
-		if b.in.HealthInterval > 0 && !now.Before(pollDue) {
+		if b.in.HealthInterval > 0 && !now.Before(pollDue) && b.health == nil {
 			pollDue = now.Add(b.in.HealthInterval)
-			if err := b.checkHealth(ctx); err != nil {
-				return b.result(), err
-			}
+			b.startHealth(ctx)
 		}
 	}
 	if b.aborted {
@@ -395,6 +458,9 @@ func (b *batch) tickInterval(now time.Time) time.Duration {
 // has room and the batch is neither paused nor aborted.
 func (b *batch) startClusters(ctx workflow.Context) error {
 	if b.paused || b.aborted || b.healthUnknown() {
+		return nil
+	}
+	if b.awaitingAck > 0 && workflow.Now(ctx).Before(b.ackDeadline) {
 		return nil
 	}
 	var cmds []dataplane.Command
@@ -606,7 +672,9 @@ func (b *batch) resync(ctx workflow.Context, now time.Time) error {
 	return b.publish(ctx, cmds)
 }
 
-func (b *batch) checkHealth(ctx workflow.Context) error {
+// startHealth starts reading the monitors of the clusters in flight,
+// verifying, or done and baking.
+func (b *batch) startHealth(ctx workflow.Context) {
 	var targets []HealthTarget
 	for _, c := range b.clusters {
 		switch c.State {
@@ -619,15 +687,23 @@ func (b *batch) checkHealth(ctx workflow.Context) error {
 		}
 	}
 	if len(targets) == 0 {
-		return nil
+		return
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: healthCheckTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
+	b.healthTargets = targets
+	b.health = workflow.ExecuteActivity(actx, ActivityCheckHealth, HealthInput{Clusters: targets})
+}
+
+// onHealth acts on a health read: alerting clusters fail and stop, unknown
+// health holds everything back and, past the grace period, raises an incident.
+func (b *batch) onHealth(ctx workflow.Context, f workflow.Future) error {
+	targets := b.healthTargets
 	now := workflow.Now(ctx)
 	var res HealthResult
-	err := workflow.ExecuteActivity(actx, ActivityCheckHealth, HealthInput{Clusters: targets}).Get(ctx, &res)
+	err := f.Get(ctx, &res)
 	if err != nil {
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) {
@@ -759,6 +835,10 @@ func (b *batch) raise(ctx workflow.Context, inc Incident) {
 		}
 		return
 	}
+	if inc.Kind != IncidentHealthUnknown {
+		b.awaitingAck++
+		b.ackDeadline = inc.At.Add(ackTimeout)
+	}
 	// The parent's run ID is left empty: after a continue-as-new the
 	// current run of the rollout receives it.
 	f := workflow.SignalExternalWorkflow(ctx, b.parent, "", SignalIncident, inc)
@@ -793,6 +873,7 @@ func (b *batch) resume(ctx workflow.Context, reason string) error {
 	// The incidents already reported stay recorded; a cluster that is still
 	// unhealthy after resume raises a fresh incident.
 	b.reported = map[string]bool{}
+	b.awaitingAck = 0
 	// A person resumed: unknown health gets a fresh grace period.
 	now0 := workflow.Now(ctx)
 	if !b.unreadableSince.IsZero() {

@@ -111,6 +111,7 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 		return
 	}
 	if _, seen := r.failed[inc.ClusterID]; seen {
+		r.ackIncident(ctx, inc)
 		return
 	}
 	r.failed[inc.ClusterID] = phase
@@ -136,6 +137,7 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 	}
 	if exceeded == "" {
 		r.audit(ctx, safetyActor, "count-failure", what, fmt.Sprintf("within budget: %d failed, budget %d", len(r.failed), limit))
+		r.ackIncident(ctx, inc)
 		return
 	}
 	reason := exceeded + "; last: " + what
@@ -146,6 +148,16 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 	if r.st.Paused == nil {
 		r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
 		r.audit(ctx, safetyActor, Pause, reason, "applied")
+	}
+}
+
+// ackIncident lets the reporting batch go on starting clusters: the failure
+// is within the budget (the batch waits for this verdict, so a failed cluster
+// is not replaced by a new one before the rollout could pause).
+func (r *rollout) ackIncident(ctx workflow.Context, inc Incident) {
+	f := workflow.SignalExternalWorkflow(ctx, BatchID(r.id, inc.Batch), "", SignalIncidentAck, inc.ClusterID)
+	if err := f.Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Info("ack incident", "batch", inc.Batch, "error", err)
 	}
 }
 

@@ -7,6 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/internal/spec"
@@ -247,4 +250,48 @@ func TestRolloutPublishesStateChangesAsEvents(t *testing.T) {
 	require.Equal(t, 2, kinds[workflows.EventPhaseStarted])
 	require.Equal(t, 2, kinds[workflows.EventPhaseFinished])
 	require.Equal(t, 1, kinds[workflows.EventRolloutFinished])
+}
+
+func TestPauseIsHandledBeforeStatusesThatArriveWithIt(t *testing.T) {
+	h := newBatchHarness(t, 1) // one broker: every step completes the clusters in flight
+	// The plane's first step (t=1s) completes lkc-001 and lkc-002; the pause
+	// arrives at the same instant. Handled first, it keeps the freed slots empty.
+	h.env.RegisterDelayedCallback(func() {
+		h.plane.step(h.env)
+		h.env.SignalWorkflow(workflows.Pause, workflows.ActionRequest{Actor: "op", Reason: "now"})
+	}, time.Second)
+	var applies int
+	h.env.RegisterDelayedCallback(func() {
+		applies = len(h.plane.commands(dataplane.Apply))
+		h.env.SignalWorkflow(workflows.Abort, workflows.ActionRequest{Actor: "op", Reason: "done"})
+	}, time.Minute)
+	h.env.ExecuteWorkflow(workflows.WorkflowBatch, batchInput(6, 2))
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, 2, applies, "no cluster started after the pause arrived")
+}
+
+// silentParent runs a batch as its child and never answers its incidents,
+// like a rollout whose verdict is slow to arrive.
+func silentParent(ctx workflow.Context, in workflows.BatchInput) (workflows.BatchResult, error) {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: testBatchID})
+	var res workflows.BatchResult
+	err := workflow.ExecuteChildWorkflow(cctx, workflows.WorkflowBatch, in).Get(ctx, &res)
+	return res, err
+}
+
+func TestAFailedClusterIsNotReplacedBeforeTheRolloutDecides(t *testing.T) {
+	h := newBatchHarness(t, 30)
+	h.env.RegisterWorkflow(silentParent)
+	h.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "rollout/test"})
+	h.plane.run(h.env, time.Second, 20*time.Minute)
+	h.health = alertOn("lkc-001")
+	in := batchInput(6, 2)
+	in.HealthInterval = 2 * time.Second
+	var beforeVerdict, afterTimeout int
+	h.env.RegisterDelayedCallback(func() { beforeVerdict = len(h.plane.commands(dataplane.Apply)) }, 40*time.Second)
+	h.env.RegisterDelayedCallback(func() { afterTimeout = len(h.plane.commands(dataplane.Apply)) }, 90*time.Second)
+	h.env.ExecuteWorkflow(silentParent, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, 2, beforeVerdict, "lkc-001 failed at its first health read; its slot stays empty while the rollout has not judged it")
+	require.Greater(t, afterTimeout, 2, "with no verdict for a minute, the batch goes on")
 }

@@ -15,3 +15,8 @@ type MonitorAlert struct {
 	Message   string    `json:"message"`
 	At        time.Time `json:"at"`
 }
+
+// SignalIncidentAck tells a Batch that its rollout judged a failure it
+// reported (payload: the cluster ID) and the batch may go on starting
+// clusters; when the failure exceeds the budget the rollout pauses instead.
+const SignalIncidentAck = "incident-ack"
