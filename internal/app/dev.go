@@ -48,6 +48,9 @@ type DevOptions struct {
 	UIPort   int
 	// Persistent keeps Kafka on disk (DataDir/kafka); tests use memory.
 	Persistent bool
+	// AdminPort serves the fault-injection endpoints (admin.go) on
+	// 127.0.0.1; 0 reads FLEET_ADMIN_PORT, and neither means off.
+	AdminPort int
 }
 
 // Dev is the running dev stack.
@@ -62,6 +65,9 @@ type Dev struct {
 	done      chan struct{}
 	closers   []func()
 	log       *zap.Logger
+
+	// AdminAddress is where the admin endpoints listen ("" when off).
+	AdminAddress string
 }
 
 // StartDev starts the in-process Temporal server, Kafka, the simulated data
@@ -150,6 +156,9 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 	}
 	ddAddr, err := serveBackground(runCtx, o.DatadogPort, d.Datadog.Handler(), log)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.startAdmin(runCtx, o.AdminPort); err != nil {
 		return nil, err
 	}
 	workerPort, err := pickPort(o.WorkerPort)

@@ -1,0 +1,653 @@
+// Package bench measures the whole system on the in-process stack: a rollout
+// over every simulated cluster, compared with the ideal makespan and with a
+// bare Temporal fan-out of the same size on the same server; the largest
+// workflow history; the process's peak memory; and how fast a pause holds
+// every in-flight cluster. cmd/fleetbench is its command line.
+package bench
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/fleet-rollout/fleet/internal/bench/stack"
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/spec"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// BatchSize is the rollout's batch size (clusters per Batch workflow).
+const BatchSize = 25
+
+// Options configure Run.
+type Options struct {
+	Ns          []int
+	Concurrency int
+	BrokerTime  time.Duration
+	// MonitorInterval is the rollout's monitoring.interval (monitoring is on).
+	MonitorInterval time.Duration
+	// Pauses is how many pauses the pause-latency rollout takes (0: skip).
+	Pauses int
+	// BareApply also runs a bare fan-out whose activities each sleep the
+	// mean apply time (the rollout's work with no rollout logic).
+	BareApply bool
+	// Seed of the simulated fleet.
+	Seed int64
+	// Timeout bounds one N's main rollout.
+	Timeout time.Duration
+	// TempDir is where each N's stack keeps its data (a fresh directory
+	// under it, removed afterwards); "" is the system's.
+	TempDir string
+	Log     *zap.Logger
+	// Progress receives a line now and then (nil: quiet).
+	Progress func(format string, args ...any)
+}
+
+// Seconds is a duration that marshals as seconds.
+type Seconds float64
+
+func secs(d time.Duration) Seconds { return Seconds(math.Round(d.Seconds()*1000) / 1000) }
+
+// Result is one N's measurements.
+type Result struct {
+	N               int     `json:"n"`
+	Concurrency     int     `json:"concurrency"`
+	BatchSize       int     `json:"batchSize"`
+	BrokerTime      Seconds `json:"brokerTimeSeconds"`
+	MonitorInterval Seconds `json:"monitorIntervalSeconds"`
+	Selected        int     `json:"selected"`
+	Batches         int     `json:"batches"`
+	RolloutState    string  `json:"rolloutState"`
+	// MeanBrokers is the mean broker count of the selected clusters;
+	// MeanApply = MeanBrokers × BrokerTime is the mean per-cluster apply
+	// time t. Ideal = Selected / Concurrency × t (+ bakes, none here).
+	MeanBrokers float64 `json:"meanBrokers"`
+	MeanApply   Seconds `json:"meanApplySeconds"`
+	Ideal       Seconds `json:"idealSeconds"`
+	// BatchBound is the makespan of the plan's batches on the rollout's
+	// sliding window (Concurrency/BatchSize batches side by side) when each
+	// batch lasts exactly its slowest cluster's apply: the best this design
+	// can do, with zero overhead.
+	BatchBound Seconds `json:"batchBoundSeconds"`
+	Makespan   Seconds `json:"makespanSeconds"`
+	// RatioIdeal = Makespan / Ideal; RatioBatchBound = Makespan / BatchBound.
+	RatioIdeal      float64 `json:"ratioIdeal"`
+	RatioBatchBound float64 `json:"ratioBatchBound"`
+	// ExactlyOnce counts selected clusters applied exactly once and now on
+	// the target; Violations lists the others (first few).
+	ExactlyOnce int      `json:"exactlyOnce"`
+	Violations  []string `json:"violations,omitempty"`
+	// BareNoop is the bare fan-out of N no-op activities at the same
+	// concurrency; BareApply the same with activities that each sleep
+	// MeanApply. The overhead ratios are Makespan over each.
+	BareNoop          Seconds `json:"bareNoopSeconds"`
+	BareApply         Seconds `json:"bareApplySeconds,omitempty"`
+	OverheadVsNoop    float64 `json:"overheadVsBareNoop"`
+	OverheadVsApply   float64 `json:"overheadVsBareApply,omitempty"`
+	MaxHistoryEvents  int64   `json:"maxHistoryEvents"`
+	MaxHistoryWF      string  `json:"maxHistoryWorkflow"`
+	RolloutHistory    int64   `json:"rolloutHistoryEvents"`
+	MaxBatchHistory   int64   `json:"maxBatchHistoryEvents"`
+	MaxHistoryBytes   int64   `json:"maxHistoryBytes"`
+	BareHistoryEvents int64   `json:"bareMaxHistoryEvents"`
+	// PeakRSSMB is VmHWM of this process over this N (reset before each N
+	// when the kernel allows); PeakHeapMB the highest Go HeapInuse sampled.
+	PeakRSSMB      float64 `json:"peakRssMB"`
+	PeakRSSReset   bool    `json:"peakRssReset"`
+	PeakHeapMB     float64 `json:"peakHeapMB"`
+	PeakGoroutines int     `json:"peakGoroutines"`
+	// Pause latency: from the pause call until the rollout's status shows
+	// no cluster in flight and some held; milliseconds.
+	PauseSamplesMS []float64 `json:"pauseSamplesMs,omitempty"`
+	PauseP50MS     float64   `json:"pauseP50Ms,omitempty"`
+	PauseP99MS     float64   `json:"pauseP99Ms,omitempty"`
+	PauseUpdateMS  float64   `json:"pauseUpdateP50Ms,omitempty"`
+	HeldAtPause    []int     `json:"heldAtPause,omitempty"`
+	// StatusQueryMS is the median time of one client.Status call during
+	// the pause measurement; StatusBytes is not measured.
+	StatusQueryMS float64 `json:"statusQueryP50Ms,omitempty"`
+	// FinalStatusError is set when the rollout's status could not be read
+	// once it finished (e.g. a query answer too large).
+	FinalStatusError string `json:"finalStatusError,omitempty"`
+	// Errors say what failed at this N and where.
+	Errors []string `json:"errors,omitempty"`
+	// Took is this N's wall time, everything included.
+	Took Seconds `json:"tookSeconds"`
+}
+
+// RolloutSpec is the benchmark's rollout: every cluster, one phase.
+func RolloutSpec(name, version string, concurrency int, interval time.Duration) (*spec.Rollout, error) {
+	y := fmt.Sprintf(`
+name: %s
+description: fleetbench
+target:
+  version: %s
+strategy:
+  phases:
+    - name: all
+      batchSize: %d
+      concurrency: %d
+schedule:
+  windows: ignore
+monitoring:
+  interval: %s
+`, name, version, BatchSize, concurrency, interval)
+	return spec.Parse(name+".yaml", []byte(y))
+}
+
+// Run measures every N in o.Ns in turn, each on a fresh stack.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	var out []Result
+	for _, n := range o.Ns {
+		r, err := RunOne(ctx, o, n)
+		if err != nil {
+			r.Errors = append(r.Errors, err.Error())
+		}
+		out = append(out, r)
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+func (o Options) progress(format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(format, args...)
+	}
+}
+
+// RunOne measures one N. The returned Result carries what was measured
+// even when err is set.
+func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
+	began := time.Now()
+	log := o.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 250
+	}
+	if o.BrokerTime <= 0 {
+		o.BrokerTime = time.Second
+	}
+	if o.MonitorInterval <= 0 {
+		o.MonitorInterval = time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Hour
+	}
+	res = Result{N: n, Concurrency: o.Concurrency, BatchSize: BatchSize, BrokerTime: secs(o.BrokerTime), MonitorInterval: secs(o.MonitorInterval)}
+	defer func() { res.Took = secs(time.Since(began)) }()
+
+	res.PeakRSSReset = resetPeakRSS()
+	mem := startMemSampler()
+	defer func() {
+		heapB, gor := mem.stop()
+		res.PeakHeapMB = round1(float64(heapB) / (1 << 20))
+		res.PeakGoroutines = gor
+		if kb, err := vmHWM(); err == nil {
+			res.PeakRSSMB = round1(float64(kb) / 1024)
+		}
+	}()
+
+	dir, err := os.MkdirTemp(o.TempDir, fmt.Sprintf("fleetbench-%d-", n))
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+
+	o.progress("N=%d: starting the stack (%d clusters)", n, n)
+	s, err := stack.Start(ctx, stack.Options{DataDir: filepath.Join(dir, "stack"), Clusters: n, Seed: o.Seed, BrokerTime: o.BrokerTime, Log: log})
+	if err != nil {
+		return res, fmt.Errorf("start stack: %w", err)
+	}
+	defer s.Close()
+
+	// The bench's own worker for the bare fan-out, on its own task queue.
+	bw := worker.New(s.Temporal, BareTaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: o.Concurrency})
+	RegisterBare(bw)
+	if err := bw.Start(); err != nil {
+		return res, fmt.Errorf("start bare worker: %w", err)
+	}
+	defer bw.Stop()
+
+	name := fmt.Sprintf("bench-%d", n)
+	r, err := RolloutSpec(name, "99.0.0", o.Concurrency, o.MonitorInterval)
+	if err != nil {
+		return res, fmt.Errorf("bench spec: %w", err)
+	}
+
+	// The plan the rollout will make (the planner is pure): selection, mean
+	// apply time, and the batch-gated bound.
+	norm := *r
+	norm.Normalize()
+	p, err := plan.Build(&norm, s.Dev.Sim.Clusters(), plan.Options{})
+	if err != nil {
+		return res, fmt.Errorf("plan: %w", err)
+	}
+	res.Selected = p.Total
+	res.Batches = p.Batches()
+	totalBrokers := 0
+	var batchDur []time.Duration
+	for _, ph := range p.Phases {
+		for _, b := range ph.Batches {
+			mx := 0
+			for _, t := range b.Clusters {
+				br := s.Before[t.ClusterID].Brokers
+				totalBrokers += br
+				mx = max(mx, br)
+			}
+			batchDur = append(batchDur, time.Duration(mx)*o.BrokerTime)
+		}
+	}
+	if p.Total > 0 {
+		res.MeanBrokers = round3(float64(totalBrokers) / float64(p.Total))
+	}
+	meanApply := time.Duration(res.MeanBrokers * float64(o.BrokerTime))
+	res.MeanApply = secs(meanApply)
+	res.Ideal = secs(time.Duration(float64(p.Total) / float64(o.Concurrency) * float64(meanApply)))
+	res.BatchBound = secs(slidingWindow(batchDur, max(1, o.Concurrency/BatchSize)))
+
+	// The rollout.
+	o.progress("N=%d: rollout of %d clusters in %d batches, concurrency %d, broker time %s (ideal %.1fs, batch-gated bound %.1fs)",
+		n, p.Total, res.Batches, o.Concurrency, o.BrokerTime, float64(res.Ideal), float64(res.BatchBound))
+	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	id, err := s.Fleet.Start(rctx, r, "fleetbench")
+	if err != nil {
+		return res, fmt.Errorf("start rollout: %w", err)
+	}
+	stopProgress := o.watchVersions(s, n, "99.0.0", t0)
+	var final workflows.RolloutStatus
+	werr := s.Temporal.GetWorkflow(rctx, id, "").Get(rctx, &final)
+	stopProgress()
+	res.Makespan = secs(time.Since(t0))
+	if d, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
+		info := d.GetWorkflowExecutionInfo()
+		if st, ct := info.GetStartTime(), info.GetCloseTime(); st != nil && ct != nil && ct.AsTime().After(st.AsTime()) {
+			// Temporal's own start and close times: the workflow's makespan.
+			res.Makespan = secs(ct.AsTime().Sub(st.AsTime()))
+		}
+		res.RolloutState = strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
+	}
+	if werr != nil {
+		res.Errors = append(res.Errors, fmt.Sprintf("rollout %s did not complete: %v", id, werr))
+	} else {
+		res.RolloutState = string(final.State)
+	}
+	if res.Ideal > 0 {
+		res.RatioIdeal = round3(float64(res.Makespan) / float64(res.Ideal))
+	}
+	if res.BatchBound > 0 {
+		res.RatioBatchBound = round3(float64(res.Makespan) / float64(res.BatchBound))
+	}
+	// Exactly once, from the data plane's own counters.
+	for _, ph := range p.Phases {
+		for _, b := range ph.Batches {
+			for _, t := range b.Clusters {
+				c, _ := s.Dev.Sim.Cluster(t.ClusterID)
+				starts := s.Dev.Sim.ApplyStarts(t.ClusterID)
+				if starts == 1 && c.Version == "99.0.0" {
+					res.ExactlyOnce++
+				} else if len(res.Violations) < 10 {
+					res.Violations = append(res.Violations, fmt.Sprintf("%s: %d applies, version %s", t.ClusterID, starts, c.Version))
+				}
+			}
+		}
+	}
+	// The status query on the finished rollout (what `fleet status` reads).
+	sctx, scancel := context.WithTimeout(ctx, time.Minute)
+	if _, err := s.Fleet.Status(sctx, id); err != nil {
+		res.FinalStatusError = err.Error()
+	}
+	scancel()
+	o.progress("N=%d: rollout %s in %.1fs (ideal %.1fs, ratio %.2f); exactly once: %d/%d",
+		n, res.RolloutState, float64(res.Makespan), float64(res.Ideal), res.RatioIdeal, res.ExactlyOnce, res.Selected)
+
+	// History lengths of the rollout and every batch.
+	if err := histories(ctx, s.Temporal, fmt.Sprintf("RolloutName = '%s'", name), &res); err != nil {
+		res.Errors = append(res.Errors, "histories: "+err.Error())
+	}
+
+	// The bare fan-out on the same server.
+	o.progress("N=%d: bare fan-out of %d no-op activities", n, n)
+	if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-noop-%d", n), BareInput{N: n, Concurrency: o.Concurrency}); err != nil {
+		res.Errors = append(res.Errors, "bare no-op fan-out: "+err.Error())
+	} else {
+		res.BareNoop = secs(d)
+		res.BareHistoryEvents = h
+		if d > 0 {
+			res.OverheadVsNoop = round3(float64(res.Makespan) / d.Seconds())
+		}
+	}
+	if o.BareApply {
+		o.progress("N=%d: bare fan-out of %d activities of %s each", n, n, meanApply)
+		if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-apply-%d", n), BareInput{N: n, Concurrency: o.Concurrency, Sleep: meanApply}); err != nil {
+			res.Errors = append(res.Errors, "bare apply-shaped fan-out: "+err.Error())
+		} else {
+			res.BareApply = secs(d)
+			res.BareHistoryEvents = max(res.BareHistoryEvents, h)
+			if d > 0 {
+				res.OverheadVsApply = round3(float64(res.Makespan) / d.Seconds())
+			}
+		}
+	}
+
+	// Pause latency on a second rollout.
+	if o.Pauses > 0 {
+		o.progress("N=%d: pause latency, %d pauses", n, o.Pauses)
+		if err := pauseLatency(ctx, s, o, n, &res); err != nil {
+			res.Errors = append(res.Errors, "pause latency: "+err.Error())
+		}
+	}
+	return res, nil
+}
+
+// watchVersions reports, every 10 s, how many clusters run the version.
+func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Time) func() {
+	if o.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(10 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				at := 0
+				for _, c := range s.Dev.Sim.Clusters() {
+					if c.Version == version {
+						at++
+					}
+				}
+				o.progress("N=%d: %5.0fs  %d/%d clusters on %s", n, time.Since(t0).Seconds(), at, n, version)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// bare runs the bare fan-out and returns its makespan and its largest
+// run's history length.
+func bare(ctx context.Context, c sdkclient.Client, id string, in BareInput) (time.Duration, int64, error) {
+	t0 := time.Now()
+	run, err := c.ExecuteWorkflow(ctx, sdkclient.StartWorkflowOptions{ID: id, TaskQueue: BareTaskQueue}, BareWorkflowName, in)
+	if err != nil {
+		return 0, 0, err
+	}
+	var n int
+	if err := run.Get(ctx, &n); err != nil {
+		return 0, 0, err
+	}
+	d := time.Since(t0)
+	var res Result
+	if err := histories(ctx, c, fmt.Sprintf("WorkflowId = '%s'", id), &res); err != nil {
+		return d, 0, err
+	}
+	return d, res.MaxHistoryEvents, nil
+}
+
+// histories describes every execution the visibility query finds (every
+// run, continued-as-new ones included) and records the largest histories.
+func histories(ctx context.Context, c sdkclient.Client, query string, res *Result) error {
+	var token []byte
+	seen := 0
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 1000})
+		if err != nil {
+			return fmt.Errorf("list %q: %w", query, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			seen++
+			wid, rid := e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()
+			d, err := c.DescribeWorkflowExecution(ctx, wid, rid)
+			if err != nil {
+				return fmt.Errorf("describe %s: %w", wid, err)
+			}
+			info := d.GetWorkflowExecutionInfo()
+			h := info.GetHistoryLength()
+			if h > res.MaxHistoryEvents {
+				res.MaxHistoryEvents, res.MaxHistoryWF = h, wid
+			}
+			res.MaxHistoryBytes = max(res.MaxHistoryBytes, info.GetHistorySizeBytes())
+			switch info.GetType().GetName() {
+			case workflows.WorkflowRollout:
+				res.RolloutHistory = max(res.RolloutHistory, h)
+			case workflows.WorkflowBatch:
+				res.MaxBatchHistory = max(res.MaxBatchHistory, h)
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			break
+		}
+	}
+	if seen == 0 {
+		return fmt.Errorf("no workflow matches %q", query)
+	}
+	return nil
+}
+
+// pauseLatency starts a second rollout and pauses it o.Pauses times while
+// clusters are in flight, timing each pause until the status shows every
+// in-flight cluster held; then it aborts the rollout.
+func pauseLatency(ctx context.Context, s *stack.Stack, o Options, n int, res *Result) error {
+	name := fmt.Sprintf("bench-%d-pause", n)
+	r, err := RolloutSpec(name, "99.0.1", o.Concurrency, o.MonitorInterval)
+	if err != nil {
+		return err
+	}
+	id, err := s.Fleet.Start(ctx, r, "fleetbench")
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	defer func() {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_, _ = s.Fleet.Abort(actx, id, workflows.ActionRequest{Actor: "fleetbench", Reason: "benchmark over"})
+		_ = s.Temporal.GetWorkflow(actx, id, "").Get(actx, nil)
+	}()
+	var statusTimes []float64
+	status := func() (*workflows.RolloutStatus, error) {
+		t := time.Now()
+		st, err := s.Fleet.Status(ctx, id)
+		statusTimes = append(statusTimes, float64(time.Since(t).Microseconds())/1000)
+		return st, err
+	}
+	wait := func(what string, limit time.Duration, cond func(*workflows.RolloutStatus) bool) (*workflows.RolloutStatus, error) {
+		deadline := time.Now().Add(limit)
+		var last *workflows.RolloutStatus
+		var lastErr error
+		for time.Now().Before(deadline) {
+			st, err := status()
+			if err == nil {
+				last = st
+				if cond(st) {
+					return st, nil
+				}
+				if st.State.Terminal() {
+					return nil, fmt.Errorf("%s: the rollout ended (%s) first; counts %+v", what, st.State, st.Counts)
+				}
+			} else {
+				lastErr = err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if last != nil {
+			return nil, fmt.Errorf("%s: timed out after %s; last counts %+v", what, limit, last.Counts)
+		}
+		return nil, fmt.Errorf("%s: timed out after %s: %v", what, limit, lastErr)
+	}
+	want := max(1, min(o.Concurrency, n)/2)
+	var updates []float64
+	defer func() {
+		res.PauseP50MS = round1(percentile(res.PauseSamplesMS, 50))
+		res.PauseP99MS = round1(percentile(res.PauseSamplesMS, 99))
+		res.PauseUpdateMS = round1(percentile(updates, 50))
+		res.StatusQueryMS = round1(percentile(statusTimes, 50))
+	}()
+	for i := 0; i < o.Pauses; i++ {
+		if _, err := wait("clusters in flight", 5*time.Minute, func(st *workflows.RolloutStatus) bool {
+			return st.State == workflows.StateRunning && st.Counts.InFlight >= want
+		}); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if _, err := s.Fleet.Pause(ctx, id, workflows.ActionRequest{Actor: "fleetbench", Reason: fmt.Sprintf("pause %d", i+1)}); err != nil {
+			return fmt.Errorf("pause %d: %w", i+1, err)
+		}
+		updates = append(updates, float64(time.Since(t0).Microseconds())/1000)
+		st, err := wait("every in-flight cluster held", 5*time.Minute, func(st *workflows.RolloutStatus) bool {
+			return st.Counts.InFlight == 0 && st.Counts.Held > 0
+		})
+		if err != nil {
+			return fmt.Errorf("pause %d: %w", i+1, err)
+		}
+		res.PauseSamplesMS = append(res.PauseSamplesMS, float64(time.Since(t0).Microseconds())/1000)
+		res.HeldAtPause = append(res.HeldAtPause, st.Counts.Held)
+		if _, err := s.Fleet.Resume(ctx, id, workflows.ActionRequest{Actor: "fleetbench", Reason: fmt.Sprintf("resume %d", i+1)}); err != nil {
+			return fmt.Errorf("resume %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// slidingWindow is the makespan of jobs run in order on k slots, each job
+// taking the first free slot.
+func slidingWindow(jobs []time.Duration, k int) time.Duration {
+	h := &durHeap{}
+	for i := 0; i < k; i++ {
+		heap.Push(h, time.Duration(0))
+	}
+	var end time.Duration
+	for _, d := range jobs {
+		start := heap.Pop(h).(time.Duration)
+		heap.Push(h, start+d)
+		end = max(end, start+d)
+	}
+	return end
+}
+
+type durHeap []time.Duration
+
+func (h durHeap) Len() int           { return len(h) }
+func (h durHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h durHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *durHeap) Push(x any)        { *h = append(*h, x.(time.Duration)) }
+func (h *durHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// percentile is the nearest-rank percentile of xs (0 for none).
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	rank = min(max(rank, 1), len(s))
+	return s[rank-1]
+}
+
+func round1(x float64) float64 { return math.Round(x*10) / 10 }
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// --- memory ---
+
+// vmHWM is the process's peak resident set size in kB (/proc/self/status).
+func vmHWM() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
+}
+
+// resetPeakRSS resets VmHWM to the current RSS (Linux: "5" to clear_refs).
+func resetPeakRSS() bool {
+	runtime.GC()
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+type memSampler struct {
+	done     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	heap     uint64
+	routines int
+}
+
+func startMemSampler() *memSampler {
+	m := &memSampler{done: make(chan struct{})}
+	m.sample()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-m.done:
+				return
+			case <-tk.C:
+				m.sample()
+			}
+		}
+	}()
+	return m
+}
+
+func (m *memSampler) sample() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	g := runtime.NumGoroutine()
+	m.mu.Lock()
+	m.heap = max(m.heap, ms.HeapInuse)
+	m.routines = max(m.routines, g)
+	m.mu.Unlock()
+}
+
+func (m *memSampler) stop() (uint64, int) {
+	close(m.done)
+	m.wg.Wait()
+	m.sample()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.heap, m.routines
+}

@@ -1,0 +1,186 @@
+// Command fleetbench measures a rollout over every simulated cluster on the
+// in-process stack, for each fleet size N: makespan against the ideal, a bare
+// Temporal fan-out of the same size on the same server, the largest workflow
+// history, peak memory, and pause latency. It prints a table and writes JSON.
+//
+//	go run ./internal/bench/cmd/fleetbench [-n 2000,20000] [-concurrency 250]
+//	    [-broker-time 1s] [-monitor-interval 1s] [-pauses 5]
+//	    [-json bench-results/bench.json] [-log bench-results/bench.log]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/fleet-rollout/fleet/internal/bench"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "fleetbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		ns       = flag.String("n", "2000,20000", "comma-separated fleet sizes")
+		conc     = flag.Int("concurrency", 250, "rollout concurrency (clusters applied at once)")
+		bt       = flag.Duration("broker-time", time.Second, "simulated time to restart one broker")
+		interval = flag.Duration("monitor-interval", time.Second, "the rollout's monitoring.interval (monitoring is on)")
+		pauses   = flag.Int("pauses", 5, "pauses for the pause-latency measurement (0: skip)")
+		bareAp   = flag.Bool("bare-apply", true, "also run a bare fan-out whose activities sleep the mean apply time")
+		seed     = flag.Int64("seed", 1, "seed of the simulated fleet")
+		jsonOut  = flag.String("json", "bench-results/bench.json", "write the results as JSON here (\"\" = don't)")
+		logOut   = flag.String("log", "bench-results/bench.log", "the stack's log (\"\" = stderr, errors only)")
+		timeout  = flag.Duration("timeout", 2*time.Hour, "bound on one N's rollout")
+	)
+	flag.Parse()
+	var sizes []int
+	for _, f := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-n: %q is not a positive count", f)
+		}
+		sizes = append(sizes, n)
+	}
+	log, closeLog, err := logger(*logOut)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	o := bench.Options{
+		Ns: sizes, Concurrency: *conc, BrokerTime: *bt, MonitorInterval: *interval,
+		Pauses: *pauses, BareApply: *bareAp, Seed: *seed, Timeout: *timeout, Log: log,
+		Progress: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "[%6.0fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		},
+	}
+	results, runErr := bench.Run(ctx, o)
+	Print(os.Stdout, results)
+	if *jsonOut != "" && len(results) > 0 {
+		if err := os.MkdirAll(filepath.Dir(*jsonOut), 0o755); err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(map[string]any{
+			"when":    time.Now().UTC().Format(time.RFC3339),
+			"options": map[string]any{"n": sizes, "concurrency": *conc, "brokerTime": bt.String(), "monitorInterval": interval.String(), "pauses": *pauses, "seed": *seed},
+			"results": results,
+		}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", *jsonOut)
+	}
+	return runErr
+}
+
+// Print writes the results as a table, one column per N.
+func Print(w io.Writer, rs []bench.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(name string, f func(r bench.Result) string) {
+		fmt.Fprint(tw, name+"\t")
+		for _, r := range rs {
+			fmt.Fprint(tw, f(r)+"\t")
+		}
+		fmt.Fprintln(tw)
+	}
+	s := func(x bench.Seconds) string { return fmt.Sprintf("%.1fs", float64(x)) }
+	row("N", func(r bench.Result) string { return strconv.Itoa(r.N) })
+	row("concurrency / batch size", func(r bench.Result) string { return fmt.Sprintf("%d / %d", r.Concurrency, r.BatchSize) })
+	row("broker time / monitor interval", func(r bench.Result) string {
+		return fmt.Sprintf("%.3gs / %.3gs", float64(r.BrokerTime), float64(r.MonitorInterval))
+	})
+	row("selected clusters / batches", func(r bench.Result) string { return fmt.Sprintf("%d / %d", r.Selected, r.Batches) })
+	row("rollout outcome", func(r bench.Result) string { return r.RolloutState })
+	row("mean brokers -> mean apply t", func(r bench.Result) string { return fmt.Sprintf("%.2f -> %s", r.MeanBrokers, s(r.MeanApply)) })
+	row("ideal N/C x t", func(r bench.Result) string { return s(r.Ideal) })
+	row("batch-gated bound", func(r bench.Result) string { return s(r.BatchBound) })
+	row("makespan", func(r bench.Result) string { return s(r.Makespan) })
+	row("makespan / ideal (target <= 1.15)", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioIdeal) })
+	row("makespan / batch-gated bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioBatchBound) })
+	row("exactly once", func(r bench.Result) string { return fmt.Sprintf("%d/%d", r.ExactlyOnce, r.Selected) })
+	row("bare fan-out, no-op activities", func(r bench.Result) string { return s(r.BareNoop) })
+	row("rollout / bare no-op", func(r bench.Result) string { return fmt.Sprintf("%.1f", r.OverheadVsNoop) })
+	row("bare fan-out, activities of t", func(r bench.Result) string { return s(r.BareApply) })
+	row("rollout / bare of t", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.OverheadVsApply) })
+	row("largest history (target <= 10240)", func(r bench.Result) string {
+		return fmt.Sprintf("%d (%s)", r.MaxHistoryEvents, r.MaxHistoryWF)
+	})
+	row("rollout / largest batch history", func(r bench.Result) string {
+		return fmt.Sprintf("%d / %d", r.RolloutHistory, r.MaxBatchHistory)
+	})
+	row("largest history bytes", func(r bench.Result) string { return fmt.Sprintf("%.2f MB", float64(r.MaxHistoryBytes)/(1<<20)) })
+	row("peak RSS (VmHWM) / Go heap", func(r bench.Result) string {
+		reset := ""
+		if !r.PeakRSSReset {
+			reset = "*"
+		}
+		return fmt.Sprintf("%.0f%s / %.0f MB", r.PeakRSSMB, reset, r.PeakHeapMB)
+	})
+	row("pause -> all held p50 / p99", func(r bench.Result) string {
+		if len(r.PauseSamplesMS) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f / %.0f ms (n=%d)", r.PauseP50MS, r.PauseP99MS, len(r.PauseSamplesMS))
+	})
+	row("pause update p50 / status query p50", func(r bench.Result) string {
+		return fmt.Sprintf("%.0f / %.0f ms", r.PauseUpdateMS, r.StatusQueryMS)
+	})
+	row("wall time", func(r bench.Result) string { return s(r.Took) })
+	tw.Flush()
+	for _, r := range rs {
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "N=%d: error: %s\n", r.N, e)
+		}
+		if r.FinalStatusError != "" {
+			fmt.Fprintf(w, "N=%d: status of the finished rollout failed: %s\n", r.N, r.FinalStatusError)
+		}
+		for _, v := range r.Violations {
+			fmt.Fprintf(w, "N=%d: not exactly once: %s\n", r.N, v)
+		}
+		if !r.PeakRSSReset {
+			fmt.Fprintf(w, "N=%d: * peak RSS could not be reset before this N: it includes earlier Ns\n", r.N)
+		}
+	}
+}
+
+func logger(path string) (*zap.Logger, func(), error) {
+	if path == "" {
+		cfg := zap.NewProductionConfig()
+		cfg.Level = zap.NewAtomicLevelAt(zapcore.ErrorLevel)
+		l, err := cfg.Build()
+		return l, func() {}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	l := zap.New(zapcore.NewCore(enc, zapcore.AddSync(f), zapcore.WarnLevel))
+	return l, func() { _ = l.Sync(); _ = f.Close() }, nil
+}
