@@ -6,7 +6,7 @@ WFCHECK  := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-short lint fuzz bench ui clean
+.PHONY: all build run test test-short lint fuzz bench bench-latency chaos ui clean
 
 all: build
 
@@ -35,8 +35,17 @@ fuzz: ## bounded fuzzing of the selector and spec parsers
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSpec$$' -fuzztime=$(FUZZTIME) ./internal/spec/
 	$(GO) test -run='^$$' -fuzz='^FuzzCompare$$' -fuzztime=$(FUZZTIME) ./internal/semver/
 
-bench: ## planner benchmark
+BENCHN ?= 2000,20000
+
+bench: ## planner benchmark, then fleetbench: makespan vs ideal, overhead vs a bare fan-out, history, memory, pause latency
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/plan/
+	$(GO) run ./internal/bench/cmd/fleetbench -n $(BENCHN)
+
+bench-latency: ## pause latency with 500 clusters in flight, webhook vs polling detection
+	$(GO) test -run='^$$' -bench=PauseLatency -benchtime=1x ./internal/app/
+
+chaos: ## the fault suite with real processes (kill -9 the worker, restart the stack, Kafka down, monitors 500/429)
+	$(GO) run ./internal/chaos/cmd/fleetchaos
 
 ui: ## build the Temporal Web UI (its own module); `worker dev` starts it when present
 	cd tools/ui && $(GO) build -o ../../$(BIN)/fleet-ui .
