@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/selector"
+	"github.com/fleet-rollout/fleet/internal/srcerr"
 )
 
 // Error is one problem in a policy file, located like the rollout spec's:
@@ -27,51 +28,10 @@ import (
 //
 // Line and Column are 1-based, 0 when unknown (a Config checked by
 // Prepare). Field is the path to the value at fault, with 0-based indexes.
-type Error struct {
-	File   string
-	Line   int
-	Column int
-	Field  string
-	Msg    string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	switch {
-	case e.File != "" && e.Line > 0:
-		b.WriteString(e.File + ":" + strconv.Itoa(e.Line) + ": ")
-	case e.File != "":
-		b.WriteString(e.File + ": ")
-	case e.Line > 0:
-		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+type Error = srcerr.Error
 
 // ValidationErrors is every problem found in one policy, in file order.
-type ValidationErrors []*Error
-
-// Error joins the errors one per line.
-func (v ValidationErrors) Error() string {
-	lines := make([]string, len(v))
-	for i, e := range v {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap exposes each *Error to errors.Is and errors.As.
-func (v ValidationErrors) Unwrap() []error {
-	out := make([]error, len(v))
-	for i, e := range v {
-		out[i] = e
-	}
-	return out
-}
+type ValidationErrors = srcerr.List
 
 // Load reads and parses the policy file at path. See Parse.
 func Load(path string) (*Config, error) {
