@@ -130,7 +130,10 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 
 func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RolloutStatus, error) {
-		return r.status(), nil
+		// Per-cluster detail of finished batches only while it stays small
+		// (Temporal caps a query answer at 2 MB); failed, aborted and skipped
+		// clusters are always listed. Every cluster's history is in fleet.events.
+		return r.statusDetail(r.st.Total <= detailLimit), nil
 	}); err != nil {
 		return fmt.Errorf("register status query: %w", err)
 	}
@@ -612,11 +615,21 @@ func (r *rollout) finish(ctx workflow.Context, state RolloutState, why string) R
 	// that is dropped, not a panic.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	r.closeOutbox(ctx)
-	return r.status()
+	// The result stays small at any fleet size (Temporal caps a result at
+	// 2 MB): counts and batches, clusters only where something went wrong.
+	return r.statusDetail(false)
 }
 
-// status assembles the query answer from the plan and the batch results.
-func (r *rollout) status() RolloutStatus {
+// detailLimit is the rollout size up to which the status query lists every
+// finished cluster.
+const detailLimit = 5000
+
+// status assembles the full status from the plan and the batch results.
+func (r *rollout) status() RolloutStatus { return r.statusDetail(true) }
+
+// statusDetail assembles the status; without detail, finished batches list
+// only the clusters that did not end done.
+func (r *rollout) statusDetail(detail bool) RolloutStatus {
 	st := r.st
 	st.Counts = Counts{}
 	st.Phases = nil
@@ -637,9 +650,11 @@ func (r *rollout) status() RolloutStatus {
 				if res.Aborted {
 					bs.State = BatchAborted
 				}
-				bs.Clusters = res.Clusters
 				for _, c := range res.Clusters {
 					bs.Counts.Add(c.State)
+					if detail || c.State != ClusterDone {
+						bs.Clusters = append(bs.Clusters, c)
+					}
 				}
 			} else if _, ok := r.running[b.Number]; ok {
 				started++
@@ -650,14 +665,15 @@ func (r *rollout) status() RolloutStatus {
 				bs.Counts.InFlight = len(b.Clusters)
 			} else {
 				bs.State = BatchPending
-				bs.Clusters = make([]ClusterStatus, len(b.Clusters))
-				for i, t := range b.Clusters {
+				for _, t := range b.Clusters {
 					state := ClusterPending
 					if r.st.State.Terminal() {
 						state = ClusterSkipped
 					}
-					bs.Clusters[i] = ClusterStatus{ID: t.ClusterID, Product: t.Product, Generation: t.Generation, State: state}
 					bs.Counts.Add(state)
+					if detail {
+						bs.Clusters = append(bs.Clusters, ClusterStatus{ID: t.ClusterID, Product: t.Product, Generation: t.Generation, State: state})
+					}
 				}
 			}
 			st.Counts.Merge(bs.Counts)

@@ -139,6 +139,14 @@ func TestRolloutRunsPhasesInOrderAndCompletes(t *testing.T) {
 	require.Equal(t, workflows.StateCompleted, st.State)
 	require.Equal(t, 8, st.Counts.Done)
 	require.Equal(t, "abc123def456", st.PlanHash)
+	// The result stays small at any size: counts per batch, and clusters
+	// only where something went wrong (none here).
+	for _, ph := range st.Phases {
+		for _, b := range ph.Batches {
+			require.Empty(t, b.Clusters, "batch %d", b.Number)
+			require.Equal(t, workflows.BatchCompleted, b.State)
+		}
+	}
 	// The canary's clusters were applied before any prod cluster.
 	applies := h.plane.commands(dataplane.Apply)
 	require.Len(t, applies, 8)
@@ -212,6 +220,15 @@ func TestRolloutMonitorAlertPausesEveryBatchUntilResumed(t *testing.T) {
 	require.Equal(t, workflows.StateCompleted, st.State)
 	require.Equal(t, 7, st.Counts.Done)
 	require.Equal(t, 1, st.Counts.Failed, "the alerting cluster stays failed")
+	var listed []string
+	for _, ph := range st.Phases {
+		for _, b := range ph.Batches {
+			for _, c := range b.Clusters {
+				listed = append(listed, c.ID+":"+string(c.State))
+			}
+		}
+	}
+	require.Equal(t, []string{"lkc-003:failed"}, listed, "the result lists the clusters that went wrong")
 	for id, n := range h.plane.starts {
 		require.Equal(t, 1, n, id)
 	}

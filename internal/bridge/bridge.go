@@ -80,6 +80,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 		kgo.AutoCommitMarks(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A worker killed without leaving the group holds its partitions
+		// until the session times out: keep that short (default 45 s).
+		kgo.SessionTimeout(10 * time.Second),
+		kgo.HeartbeatInterval(2 * time.Second),
 	}, b.cfg.ExtraOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
