@@ -88,6 +88,11 @@ func visAwaitClosed(t *testing.T, c sdkclient.Client, id string) workflows.Rollo
 	defer cancel()
 	var st workflows.RolloutStatus
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &st), "result of %s", id)
+	// The result lists clusters only where something went wrong (it must stay
+	// small at any fleet size); the status query has every cluster's detail.
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	require.NoError(t, err, "status of %s", id)
+	require.NoError(t, v.Get(&st))
 	return st
 }
 
