@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -516,7 +517,7 @@ func (b *batch) nextStart(c *ClusterStatus, now time.Time) (time.Time, string, e
 				reason = err.Error()
 			}
 			note := fmt.Sprintf("%s: emergency override: %s", c.ID, reason)
-			if len(b.overrides) < 1000 && (len(b.overrides) == 0 || !containsString(b.overrides, note)) {
+			if len(b.overrides) < 1000 && !slices.Contains(b.overrides, note) {
 				b.overrides = append(b.overrides, note)
 			}
 			c.Message = "emergency override: " + reason
@@ -524,15 +525,6 @@ func (b *batch) nextStart(c *ClusterStatus, now time.Time) (time.Time, string, e
 		return now, "", nil
 	}
 	return at, reason, err
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (b *batch) anyVerifying() bool {

@@ -115,7 +115,7 @@ func (r *rollout) checkApprover(req ApproveRequest) error {
 
 // gate waits for cond (an approval, or an abort), reminding in the rollout's
 // thread every timeout, or aborting when the phase says so.
-func (r *rollout) gate(ctx workflow.Context, what string, sp *spec.Phase, cond func() bool) error {
+func (r *rollout) gate(ctx workflow.Context, what, button string, sp *spec.Phase, cond func() bool) error {
 	timeout := spec.DefaultApprovalTimeout
 	action := spec.OnApprovalTimeoutRemind
 	if sp != nil {
@@ -142,15 +142,8 @@ func (r *rollout) gate(ctx workflow.Context, what string, sp *spec.Phase, cond f
 			return nil
 		}
 		r.audit(ctx, safetyActor, "remind", what, fmt.Sprintf("still waiting after %s", waited))
-		r.notify(NotifyApproval, fmt.Sprintf("Reminder: still waiting for %s (%s so far).", what, waited), approvalButton(what))
+		r.notify(NotifyApproval, fmt.Sprintf("Reminder: still waiting for %s (%s so far).", what, waited), button)
 	}
-}
-
-func approvalButton(what string) string {
-	if len(what) >= 4 && what[:4] == "plan" {
-		return "approve-plan"
-	}
-	return "approve-phase"
 }
 
 // specPhase finds the spec's phase of that name (nil for preset phases).

@@ -437,7 +437,7 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 		r.st.State = StateAwaitingApproval
 		r.st.WaitingFor = "plan approval (fleet approve " + r.st.Name + " --plan " + p.Hash + ")"
 		r.notify(NotifyApproval, "Waiting for plan approval: "+r.st.WaitingFor, "approve-plan")
-		if err := r.gate(ctx, "plan approval", nil, func() bool { return r.approvedPlan || r.aborted }); err != nil {
+		if err := r.gate(ctx, "plan approval", "approve-plan", nil, func() bool { return r.approvedPlan || r.aborted }); err != nil {
 			return r.st, err
 		}
 		r.st.WaitingFor = ""
@@ -455,7 +455,7 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 			r.st.WaitingFor = fmt.Sprintf("approval of phase %s (fleet approve %s --phase %s)", ph.Name, r.st.Name, ph.Name)
 			r.currentPhase = ph.Name
 			r.notify(NotifyApproval, "Waiting for "+r.st.WaitingFor, "approve-phase")
-			if err := r.gate(ctx, "approval of phase "+ph.Name, r.specPhase(ph.Name), func() bool { return r.approvedPhases[ph.Name] || r.aborted }); err != nil {
+			if err := r.gate(ctx, "approval of phase "+ph.Name, "approve-phase", r.specPhase(ph.Name), func() bool { return r.approvedPhases[ph.Name] || r.aborted }); err != nil {
 				return r.st, err
 			}
 			r.st.WaitingFor = ""
