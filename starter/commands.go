@@ -272,6 +272,15 @@ func oneID(cmd *command, pos []string) (string, error) {
 	return pos[0], nil
 }
 
+// parseNoArgs parses the flags of a command that takes no positional arguments.
+func (e *env) parseNoArgs(cmd *command, fs *flag.FlagSet, args []string) error {
+	pos, err := e.parse(cmd, fs, args)
+	if err != nil {
+		return err
+	}
+	return noArgs(cmd, pos)
+}
+
 func noArgs(cmd *command, pos []string) error {
 	if len(pos) > 0 {
 		return usagef(cmd.name, "%s: unexpected argument %q (usage: fleet %s)", cmd.name, pos[0], cmd.synopsis)
@@ -315,11 +324,7 @@ func cmdStart(ctx context.Context, e *env, cmd *command, args []string) error {
 	file := fileFlag(fs)
 	watch := fs.Bool("watch", false, "follow the rollout live after starting it (like fleet watch)")
 	wait := fs.Bool("wait", false, "wait quietly until the rollout ends, then print a summary; exit 1 unless it completes")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(cmd, pos); err != nil {
+	if err := e.parseNoArgs(cmd, fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
@@ -353,11 +358,7 @@ func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	clusters := fs.Bool("clusters", false, "list each batch's cluster IDs")
 	excluded := fs.Int("excluded", 0, "list up to `N` excluded cluster IDs per reason")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(cmd, pos); err != nil {
+	if err := e.parseNoArgs(cmd, fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
@@ -403,11 +404,7 @@ func cmdList(ctx context.Context, e *env, cmd *command, args []string) error {
 	fs := newFlags(cmd)
 	all := fs.Bool("all", false, "include finished rollouts")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(cmd, pos); err != nil {
+	if err := e.parseNoArgs(cmd, fs, args); err != nil {
 		return err
 	}
 	api, _, closeFn, err := e.dial(ctx)

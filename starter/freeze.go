@@ -155,11 +155,7 @@ func cmdFreezeStatus(ctx context.Context, e *env, cmd *command, args []string) e
 func cmdUnfreeze(ctx context.Context, e *env, cmd *command, args []string) error {
 	fs := newFlags(cmd)
 	reason := fs.String("reason", "", "why (recorded in the freeze's audit trail)")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(cmd, pos); err != nil {
+	if err := e.parseNoArgs(cmd, fs, args); err != nil {
 		return err
 	}
 	api, cfg, closeFn, err := e.dial(ctx)
