@@ -90,9 +90,6 @@ func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Pl
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: list inventory: %w", in.RolloutID, err)
 	}
-	if err := a.authorizeStart(in.Spec.Requester); err != nil {
-		return nil, err
-	}
 	opts := plan.Options{}
 	force := r.Emergency != nil && r.Emergency.ForceProtected
 	if opts.Protected, opts.ProtectedWhy, err = a.protections(in.Spec.Requester, force, clusters); err != nil {

@@ -68,11 +68,15 @@ func (a *Activities) Clusters(ctx context.Context, in workflows.ClustersInput) (
 }
 
 // protections lists the protected clusters with the policy's reason, and
-// checks who may force them.
+// checks who may start the rollout and who may force protected clusters.
+// The policy file is read once per plan.
 func (a *Activities) protections(requester string, force bool, clusters []fleet.Cluster) ([]string, map[string]string, error) {
 	cfg, err := a.loadPolicy()
 	if err != nil || cfg == nil {
 		return nil, nil, err
+	}
+	if err := cfg.Authorize(requester, policy.ActionStart, ""); err != nil {
+		return nil, nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
 	}
 	if force {
 		if err := cfg.Authorize(requester, policy.ActionForceProtected, ""); err != nil {
@@ -89,16 +93,4 @@ func (a *Activities) protections(requester string, force bool, clusters []fleet.
 		}
 	}
 	return ids, why, nil
-}
-
-// authorizeStart checks that the requester may start rollouts.
-func (a *Activities) authorizeStart(requester string) error {
-	cfg, err := a.loadPolicy()
-	if err != nil || cfg == nil {
-		return err
-	}
-	if err := cfg.Authorize(requester, policy.ActionStart, ""); err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
-	}
-	return nil
 }

@@ -86,7 +86,7 @@ func (r *rollout) notify(event NotifyEvent, text string, actions ...string) {
 	if !r.out.open() {
 		return
 	}
-	st := r.status()
+	st := r.statusDetail(false) // counts only: no need to copy every cluster
 	counts := st.Counts
 	n := &Notification{
 		RolloutID: r.id,

@@ -603,7 +603,7 @@ func (r *rollout) finish(ctx workflow.Context, state RolloutState, why string) R
 	r.st.State = state
 	r.st.FinishedAt = &now
 	r.st.WaitingFor = ""
-	st := r.status()
+	st := r.statusDetail(false)
 	r.notify(NotifyFinished, fmt.Sprintf("Rollout %s %s: %d done, %d failed, %d aborted, %d skipped of %d in %s.",
 		r.st.Name, why, st.Counts.Done, st.Counts.Failed, st.Counts.Aborted, st.Counts.Skipped, st.Total,
 		now.Sub(r.st.StartedAt).Round(time.Second)))
@@ -623,9 +623,6 @@ func (r *rollout) finish(ctx workflow.Context, state RolloutState, why string) R
 // detailLimit is the rollout size up to which the status query lists every
 // finished cluster.
 const detailLimit = 5000
-
-// status assembles the full status from the plan and the batch results.
-func (r *rollout) status() RolloutStatus { return r.statusDetail(true) }
 
 // statusDetail assembles the status; without detail, finished batches list
 // only the clusters that did not end done.
