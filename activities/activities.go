@@ -136,8 +136,39 @@ func revalidate(r spec.Rollout) (*spec.Rollout, error) {
 	return out, nil
 }
 
+// ProducerOptions are the options of the worker's Kafka client, which
+// Publish (and the events and audit publishers) produce with.
+//
+// The client is idempotent (franz-go's default), and by default franz-go
+// refuses to fail a record that was written to a broker without an answer
+// yet: its outcome is unknown. When Kafka goes away mid-request (the broker
+// stops, drops the connection, or stops answering), ProduceSync then ignores
+// its context and waits until Kafka answers again, so Publish outlived its
+// StartToClose timeout and held a worker slot for the whole outage (for good,
+// if that broker never came back).
+// AllowIdempotentProduceCancellation lets the context (the activity's
+// deadline, or its cancellation) fail such records, so Publish returns with
+// an error and Temporal retries it. The cost is that a cancelled record may
+// still land and a retry land again: commands are idempotent by generation
+// (the data plane applies a generation at most once), and a retried activity
+// produces its records again in any case.
+func ProducerOptions(brokers []string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.DefaultProduceTopic(dataplane.CommandsTopic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.AllowIdempotentProduceCancellation(),
+	}
+}
+
+// publishCancelGrace bounds how long Publish waits, once its context is
+// done, for the Kafka client to give up on the records it has not delivered.
+const publishCancelGrace = 10 * time.Second
+
 // Publish produces the commands to the data plane, keyed by cluster, and
-// returns once Kafka acknowledged every one of them.
+// returns once Kafka acknowledged every one of them, or with an error once
+// ctx is done (see ProducerOptions).
 func (a *Activities) Publish(ctx context.Context, in workflows.PublishInput) error {
 	records := make([]*kgo.Record, 0, len(in.Commands))
 	for _, c := range in.Commands {
@@ -150,8 +181,47 @@ func (a *Activities) Publish(ctx context.Context, in workflows.PublishInput) err
 		}
 		records = append(records, &kgo.Record{Topic: dataplane.CommandsTopic, Key: []byte(c.ClusterID), Value: v})
 	}
-	if err := a.Kafka.ProduceSync(ctx, records...).FirstErr(); err != nil {
-		return fmt.Errorf("publish %d commands: %w", len(records), err)
+	// ProduceSync, bounded: once ctx is done the client fails the records
+	// (ProducerOptions), usually within seconds, at its next attempt to
+	// reach Kafka. Publish waits for that, so that no record of this call is
+	// left in the client's buffer to fail a retry's records behind it on the
+	// same partition, but at most publishCancelGrace: it never hangs.
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		released = make(chan struct{})
+	)
+	wg.Add(len(records))
+	for _, r := range records {
+		a.Kafka.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	go func() { wg.Wait(); close(released) }()
+	select {
+	case <-released:
+	case <-ctx.Done():
+		grace := time.NewTimer(publishCancelGrace)
+		defer grace.Stop()
+		select {
+		case <-released:
+		case <-grace.C:
+			return fmt.Errorf("publish %d commands: Kafka did not acknowledge them before the deadline, and the client still holds them %s later: %w",
+				len(records), publishCancelGrace, context.Cause(ctx))
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if firstErr != nil {
+		return fmt.Errorf("publish %d commands: %w", len(records), firstErr)
 	}
 	return nil
 }

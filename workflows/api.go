@@ -33,8 +33,11 @@ const (
 	// do or is doing ([]string): the clusters another rollout must not take.
 	QueryClusters = "clusters"
 
-	// SignalClusterStatus carries a dataplane.Status from the status bridge to a Batch.
+	// SignalClusterStatus carries one dataplane.Status to a Batch.
 	SignalClusterStatus = "cluster-status"
+	// SignalClusterStatuses carries []dataplane.Status, in order, from the
+	// status bridge to a Batch: the events of one poll for that batch.
+	SignalClusterStatuses = "cluster-statuses"
 	// SignalIncident carries an Incident from a Batch to its Rollout.
 	SignalIncident = "incident"
 )
@@ -193,6 +196,67 @@ type BatchInput struct {
 	// UnknownGrace is how long health may stay unknown before an incident.
 	UnknownGrace time.Duration `json:"unknownGrace"`
 	ApplyTimeout time.Duration `json:"applyTimeout"`
+	// Lane, when set, replaces Concurrency: the batch is one link of a lane
+	// of batches that pass concurrency slots along cluster by cluster (see
+	// BatchLane). Nil runs the batch on its own Concurrency.
+	Lane *BatchLane `json:"lane,omitempty"`
+}
+
+// BatchLane makes a phase's concurrency a cluster-level window across its
+// batches. The phase's concurrency is split into lanes, each owning a number
+// of slots (one per cluster in flight). A lane is a chain of batches: the
+// rollout gives the lane whose chain is shortest the next batch of the plan,
+// queued behind the lane's newest batch (its donor). A batch starts clusters
+// while it holds free slots, and hands each slot it can no longer use to its
+// heir as soon as one of its clusters finishes, so the heir's clusters start
+// without waiting for the batch's slowest cluster; a lane that moves faster
+// takes more batches. Slots are only passed along (batch to heir, or back to
+// the rollout, which gives them to another lane), never created, so no more
+// clusters are in flight than the phase's concurrency.
+type BatchLane struct {
+	// Lane numbers the lane (from 0).
+	Lane int `json:"lane"`
+	// Slots is how many slots the batch owns when it starts: the lane's
+	// slots for a batch without a donor, 0 for the others, which are given
+	// theirs by their donor.
+	Slots int `json:"slots"`
+	// Donor is the workflow ID of the batch before this one in the lane ("":
+	// none). The batch tells its donor it is running (SignalLaneReady), and
+	// finishes only after its donor's last grant (SlotGrant.Final).
+	Donor string `json:"donor,omitempty"`
+}
+
+// Lane signals: between the batches of a lane; from a batch that finishes
+// with no heir to its rollout; from the rollout to a batch.
+const (
+	// SignalLaneReady tells a donor its heir is running; the payload is the
+	// heir's workflow ID.
+	SignalLaneReady = "lane-ready"
+	// SignalLaneSlots carries a SlotGrant to a batch.
+	SignalLaneSlots = "lane-slots"
+	// SignalLaneReturn carries a LaneReturn from a batch to its rollout.
+	SignalLaneReturn = "lane-return"
+)
+
+// SlotGrant passes slots to a batch. N may be negative when pacing lowered
+// the lane's concurrency: the receiver then frees that many slots before it
+// starts another cluster. Final is the donor's last grant: it has finished.
+type SlotGrant struct {
+	N     int  `json:"n"`
+	Final bool `json:"final,omitempty"`
+	// FromRollout marks a grant the rollout sent; the batch's result counts
+	// them (BatchResult.RolloutSlots), so the rollout gives again what a
+	// batch that finished as the grant arrived never took.
+	FromRollout bool `json:"fromRollout,omitempty"`
+}
+
+// LaneReturn gives the rollout every slot a batch with no heir still owns as
+// it finishes.
+type LaneReturn struct {
+	Phase string `json:"phase"`
+	Batch int    `json:"batch"`
+	Lane  int    `json:"lane"`
+	N     int    `json:"n"`
 }
 
 // BatchSchedule says when a batch's clusters may start.
@@ -226,6 +290,18 @@ type BatchStatus struct {
 	State    BatchState      `json:"state"`
 	Clusters []ClusterStatus `json:"clusters"`
 	Counts   Counts          `json:"counts"`
+	// Lane is the batch's place in its lane (nil in a strict phase).
+	Lane *LaneStatus `json:"lane,omitempty"`
+}
+
+// LaneStatus is a batch's lane state: the slots it holds, its donor and
+// heir, and whether its donor has handed over its last slots.
+type LaneStatus struct {
+	Lane      int    `json:"lane"`
+	Slots     int    `json:"slots"`
+	Donor     string `json:"donor,omitempty"`
+	Heir      string `json:"heir,omitempty"`
+	DonorDone bool   `json:"donorDone"`
 }
 
 // BatchResult is what a Batch returns.
@@ -235,6 +311,9 @@ type BatchResult struct {
 	Clusters []ClusterStatus `json:"clusters"`
 	// Overrides lists what an emergency rollout ran through, per cluster.
 	Overrides []string `json:"overrides,omitempty"`
+	// RolloutSlots sums the slots of the grants from the rollout the batch
+	// took (SlotGrant.FromRollout).
+	RolloutSlots int `json:"rolloutSlots,omitempty"`
 }
 
 // IncidentKind says why a batch asks its rollout to stop.

@@ -86,6 +86,8 @@ func (b *batch) controls(ctx workflow.Context) []control {
 	alertCh := workflow.GetSignalChannel(ctx, SignalMonitorAlert)
 	ackCh := workflow.GetSignalChannel(ctx, SignalIncidentAck)
 	pacingCh := workflow.GetSignalChannel(ctx, SignalPacing)
+	readyCh := workflow.GetSignalChannel(ctx, SignalLaneReady)
+	slotsCh := workflow.GetSignalChannel(ctx, SignalLaneSlots)
 	action := func(ch workflow.ReceiveChannel, do func(workflow.Context, string) error, what string) control {
 		return control{ch: ch, try: func() bool {
 			var req ActionRequest
@@ -130,6 +132,17 @@ func (b *batch) controls(ctx workflow.Context) []control {
 			if n > 0 {
 				b.in.Concurrency = min(n, len(b.clusters))
 			}
+			return true
+		}},
+		{ch: readyCh, try: func() bool {
+			return readyCh.ReceiveAsync(&b.heir)
+		}},
+		{ch: slotsCh, try: func() bool {
+			var g SlotGrant
+			if !slotsCh.ReceiveAsync(&g) {
+				return false
+			}
+			b.take(g)
 			return true
 		}},
 	}
@@ -188,6 +201,7 @@ type batch struct {
 	// it reads.
 	health        workflow.Future
 	healthTargets []HealthTarget
+	lastRead      time.Time
 	// awaitingAck counts failures reported to the rollout that it has not yet
 	// judged against the error budget: nothing new starts meanwhile, so a
 	// failed cluster is not replaced before the rollout decides to pause.
@@ -198,6 +212,18 @@ type batch struct {
 	emitted map[string]ClusterState
 	events  []Event
 	emits   []workflow.Future
+	// Lane state (BatchInput.Lane): the slots owned (clusters that may be in
+	// flight; negative after pacing lowered the lane's slots), those of them
+	// the rollout granted, the heir that announced itself, whether the donor
+	// has finished, and the grants sent.
+	slots        int
+	rolloutSlots int
+	heir         string
+	// healthRead is set by the first successful health read: until then a
+	// cluster that finished applying keeps its slot.
+	healthRead bool
+	donorDone  bool
+	grants     []workflow.Future
 }
 
 func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
@@ -221,6 +247,14 @@ func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
 	if b.in.Concurrency <= 0 || b.in.Concurrency > len(in.Batch.Clusters) {
 		b.in.Concurrency = len(in.Batch.Clusters)
 	}
+	if in.Lane != nil {
+		b.slots = in.Lane.Slots
+		b.donorDone = in.Lane.Donor == ""
+		if b.slots <= 0 {
+			// Queued: nothing may start until the donor grants a slot.
+			b.state = BatchPending
+		}
+	}
 	for _, t := range in.Batch.Clusters {
 		cs := &ClusterStatus{ID: t.ClusterID, Product: t.Product, Generation: t.Generation, State: ClusterPending}
 		b.clusters = append(b.clusters, cs)
@@ -236,6 +270,9 @@ func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
 
 func (b *batch) status() BatchStatus {
 	st := BatchStatus{Number: b.in.Batch.Number, Phase: b.in.Phase, State: b.state}
+	if l := b.in.Lane; l != nil {
+		st.Lane = &LaneStatus{Lane: l.Lane, Slots: b.slots, Donor: l.Donor, Heir: b.heir, DonorDone: b.donorDone}
+	}
 	st.Clusters = make([]ClusterStatus, len(b.clusters))
 	for i, c := range b.clusters {
 		st.Clusters[i] = *c
@@ -245,7 +282,7 @@ func (b *batch) status() BatchStatus {
 }
 
 func (b *batch) result() BatchResult {
-	r := BatchResult{Number: b.in.Batch.Number, Aborted: b.aborted, Overrides: b.overrides}
+	r := BatchResult{Number: b.in.Batch.Number, Aborted: b.aborted, Overrides: b.overrides, RolloutSlots: b.rolloutSlots}
 	r.Clusters = make([]ClusterStatus, len(b.clusters))
 	for i, c := range b.clusters {
 		r.Clusters[i] = *c
@@ -301,25 +338,38 @@ func (b *batch) command(ctx workflow.Context, kind dataplane.CommandKind, c *Clu
 	return cmd
 }
 
-func publishOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: publishTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    10 * time.Second,
-		},
-	})
+// Publishing: first as a local activity, which skips the server's schedule,
+// dispatch and completion round trips that a cluster's slot would otherwise
+// sit idle through; if Kafka does not take the commands within
+// localPublishFor, as a regular activity retried until it succeeds, which
+// waits out a long outage without holding the batch's workflow task open. A
+// retry may send a command twice; commands are idempotent by generation.
+const localPublishFor = time.Minute
+
+var publishRetry = &temporal.RetryPolicy{
+	InitialInterval:    200 * time.Millisecond,
+	BackoffCoefficient: 2,
+	MaximumInterval:    10 * time.Second,
 }
 
-// publish sends commands and waits until Kafka acknowledged them. It retries
-// until it succeeds: commands are idempotent by generation.
+// publish sends commands and waits until Kafka acknowledged them.
 func (b *batch) publish(ctx workflow.Context, cmds []dataplane.Command) error {
 	if len(cmds) == 0 {
 		return nil
 	}
-	err := workflow.ExecuteActivity(publishOptions(ctx), ActivityPublish, PublishInput{Commands: cmds}).Get(ctx, nil)
-	if err != nil {
+	in := PublishInput{Commands: cmds}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: localPublishFor,
+		StartToCloseTimeout:    publishTimeout,
+		RetryPolicy:            publishRetry,
+	})
+	err := workflow.ExecuteLocalActivity(lctx, ActivityPublish, in).Get(ctx, nil)
+	if err == nil {
+		return nil
+	}
+	workflow.GetLogger(ctx).Warn("publish still failing; retrying as an activity", "commands", len(cmds), "error", err)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: publishTimeout, RetryPolicy: publishRetry})
+	if err := workflow.ExecuteActivity(actx, ActivityPublish, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("publish %d commands: %w", len(cmds), err)
 	}
 	return nil
@@ -327,22 +377,33 @@ func (b *batch) publish(ctx workflow.Context, cmds []dataplane.Command) error {
 
 func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	statusCh := workflow.GetSignalChannel(ctx, SignalClusterStatus)
+	statusesCh := workflow.GetSignalChannel(ctx, SignalClusterStatuses)
 	controls := b.controls(ctx)
 
+	b.announce(ctx)
 	if err := b.loadSchedule(ctx); err != nil {
 		return b.result(), err
 	}
 	var tick workflow.Future
+	cancelTick := func() {}
 	var pollDue time.Time
 	for {
 		// Control signals first: a pause or an abort that has arrived is
 		// acted on before another status is processed or a cluster starts.
 		b.drainControls(controls)
 		// Start what may start.
+		queued := b.state == BatchPending
 		if err := b.startClusters(ctx); err != nil {
 			return b.result(), err
 		}
-		if b.allTerminal() && b.health == nil {
+		if queued && b.state != BatchPending && tick != nil {
+			// The queued batch's long backstop timer gives way to the
+			// running batch's ticks (health reads, resync).
+			cancelTick()
+			tick = nil
+		}
+		b.donate(ctx)
+		if b.allTerminal() && b.health == nil && b.laneSettled() {
 			if b.aborted || b.in.Bake <= 0 || b.in.HealthInterval <= 0 {
 				break
 			}
@@ -357,20 +418,18 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 
 		// One timer drives status resync, apply timeouts, health polls and the bake.
 		if tick == nil {
-			tick = workflow.NewTimer(ctx, b.tickInterval(workflow.Now(ctx)))
+			var tctx workflow.Context
+			tctx, cancelTick = workflow.WithCancel(ctx)
+			tick = workflow.NewTimer(tctx, b.tickInterval(workflow.Now(ctx)))
 		}
 		sel := workflow.NewSelector(ctx)
 		for _, c := range controls {
 			// Received by drainControls at the top of the loop.
 			sel.AddReceive(c.ch, func(workflow.ReceiveChannel, bool) {})
 		}
-		sel.AddReceive(statusCh, func(ch workflow.ReceiveChannel, _ bool) {
-			var st dataplane.Status
-			ch.Receive(ctx, &st)
-			b.onStatus(ctx, st)
-		})
+		b.receiveStatuses(ctx, sel, statusCh, statusesCh)
 		fired := false
-		sel.AddFuture(tick, func(workflow.Future) { fired = true; tick = nil })
+		sel.AddFuture(tick, func(workflow.Future) { fired = true; tick = nil; cancelTick() })
 		if b.health != nil {
 			// Health is read without blocking the loop: a pause is handled
 			// while monitors are being read (or a rate limit waited out).
@@ -384,6 +443,13 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 		sel.Select(ctx)
 		b.collectEvents(ctx)
 		if !fired {
+			now := workflow.Now(ctx)
+			if b.onlyVerifying() && b.health == nil && b.in.HealthInterval > 0 && now.Sub(b.lastRead) >= minimumPollInterval {
+				// The batch waits only for its last clusters' monitors:
+				// read them now, not at the next tick.
+				pollDue = now.Add(b.in.HealthInterval)
+				b.startHealth(ctx)
+			}
 			continue
 		}
 		b.flushEvents(ctx)
@@ -408,6 +474,8 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 			workflow.GetLogger(ctx).Error("emit cluster events", "error", err)
 		}
 	}
+	// Last, so no grant arrives after the slots are handed over.
+	b.handOver(ctx)
 	return b.result(), nil
 }
 
@@ -445,6 +513,11 @@ func (b *batch) tickInterval(now time.Time) time.Duration {
 		// until the first may start (a durable timer, however long).
 		return b.wakeAt.Sub(now)
 	}
+	if b.state == BatchPending && b.health == nil {
+		// Queued in a lane: the donor's grant wakes the batch; the timer
+		// is only a backstop, so a long queue does not fill the history.
+		return resyncAfter / 3
+	}
 	d := b.in.HealthInterval
 	if d <= 0 || d > resyncAfter/3 {
 		d = resyncAfter / 3
@@ -468,7 +541,7 @@ func (b *batch) startClusters(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	b.wakeAt = time.Time{}
 	for _, c := range b.clusters {
-		if b.active()+len(cmds) >= b.in.Concurrency {
+		if b.active()+len(cmds) >= b.limit() {
 			break
 		}
 		if c.State != ClusterPending && c.State != ClusterWaiting {
@@ -495,6 +568,9 @@ func (b *batch) startClusters(ctx workflow.Context) error {
 		c.State = ClusterApplying
 		c.StartedAt = &now
 		b.lastSeen[c.ID] = now
+	}
+	if len(cmds) > 0 && b.state == BatchPending {
+		b.state = BatchRunning
 	}
 	return b.publish(ctx, cmds)
 }
@@ -525,6 +601,20 @@ func (b *batch) nextStart(c *ClusterStatus, now time.Time) (time.Time, string, e
 		return now, "", nil
 	}
 	return at, reason, err
+}
+
+// onlyVerifying reports whether every cluster not yet finished is verifying.
+func (b *batch) onlyVerifying() bool {
+	any := false
+	for _, c := range b.clusters {
+		switch {
+		case c.State == ClusterVerifying:
+			any = true
+		case !c.State.Terminal():
+			return false
+		}
+	}
+	return any
 }
 
 func (b *batch) anyVerifying() bool {
@@ -632,6 +722,23 @@ func (b *batch) onStatus(ctx workflow.Context, st dataplane.Status) {
 	}
 }
 
+// receiveStatuses adds the data plane's status signals (one status, or the
+// bridge's list) to sel.
+func (b *batch) receiveStatuses(ctx workflow.Context, sel workflow.Selector, one, list workflow.ReceiveChannel) {
+	sel.AddReceive(one, func(ch workflow.ReceiveChannel, _ bool) {
+		var st dataplane.Status
+		ch.Receive(ctx, &st)
+		b.onStatus(ctx, st)
+	})
+	sel.AddReceive(list, func(ch workflow.ReceiveChannel, _ bool) {
+		var sts []dataplane.Status
+		ch.Receive(ctx, &sts)
+		for _, st := range sts {
+			b.onStatus(ctx, st)
+		}
+	})
+}
+
 // resync re-sends the last command for clusters the data plane has been
 // silent about, and fails clusters past their apply timeout.
 func (b *batch) resync(ctx workflow.Context, now time.Time) error {
@@ -686,6 +793,7 @@ func (b *batch) startHealth(ctx workflow.Context) {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	b.healthTargets = targets
+	b.lastRead = workflow.Now(ctx)
 	b.health = workflow.ExecuteActivity(actx, ActivityCheckHealth, HealthInput{Clusters: targets})
 }
 
@@ -714,6 +822,7 @@ func (b *batch) onHealth(ctx workflow.Context, f workflow.Future) error {
 		return nil
 	}
 	b.unreadableSince = time.Time{}
+	b.healthRead = true
 
 	sort.Slice(res.Findings, func(i, j int) bool {
 		if res.Findings[i].ClusterID != res.Findings[j].ClusterID {
@@ -917,14 +1026,19 @@ func (b *batch) abort(ctx workflow.Context, reason string) error {
 	}
 	// Wait for the in-flight clusters to stop, but not forever.
 	statusCh := workflow.GetSignalChannel(ctx, SignalClusterStatus)
+	statusesCh := workflow.GetSignalChannel(ctx, SignalClusterStatuses)
 	deadline := now.Add(holdWaitAfterAbort)
 	for b.active() > 0 && workflow.Now(ctx).Before(deadline) {
-		var st dataplane.Status
-		ok, _ := statusCh.ReceiveWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), &st)
-		if !ok {
+		tctx, cancel := workflow.WithCancel(ctx)
+		timedOut := false
+		sel := workflow.NewSelector(ctx)
+		b.receiveStatuses(ctx, sel, statusCh, statusesCh)
+		sel.AddFuture(workflow.NewTimer(tctx, deadline.Sub(workflow.Now(ctx))), func(workflow.Future) { timedOut = true })
+		sel.Select(ctx)
+		cancel()
+		if timedOut {
 			break
 		}
-		b.onStatus(ctx, st)
 	}
 	end := workflow.Now(ctx)
 	for _, c := range b.clusters {

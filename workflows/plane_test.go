@@ -28,6 +28,20 @@ type stepPlane struct {
 	silent map[string]bool
 	// starts counts applies begun per cluster.
 	starts map[string]int
+	// brokersOf overrides brokers for single clusters.
+	brokersOf map[string]int
+	// inFlight is, per step, how many clusters were applying or held, and
+	// steps counts the steps taken.
+	inFlight []int
+	steps    int
+}
+
+// size is a cluster's broker count.
+func (p *stepPlane) size(id string) int {
+	if n, ok := p.brokersOf[id]; ok {
+		return n
+	}
+	return p.brokers
 }
 
 type planeCluster struct {
@@ -40,7 +54,7 @@ type planeCluster struct {
 }
 
 func newStepPlane(brokers int) *stepPlane {
-	return &stepPlane{brokers: brokers, clusters: map[string]*planeCluster{}, silent: map[string]bool{}, starts: map[string]int{}}
+	return &stepPlane{brokers: brokers, clusters: map[string]*planeCluster{}, silent: map[string]bool{}, starts: map[string]int{}, brokersOf: map[string]int{}}
 }
 
 // publish is the Publish activity's test implementation.
@@ -87,7 +101,7 @@ func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
 		if p.silent[id] {
 			return
 		}
-		out = append(out, dataplane.Status{ClusterID: id, Generation: c.gen, State: s, Broker: c.broker, Brokers: p.brokers, ReplyTo: c.replyTo})
+		out = append(out, dataplane.Status{ClusterID: id, Generation: c.gen, State: s, Broker: c.broker, Brokers: p.size(id), ReplyTo: c.replyTo})
 	}
 	for _, cmd := range p.pending {
 		c := p.clusters[cmd.ClusterID]
@@ -127,6 +141,14 @@ func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	active := 0
+	for _, id := range ids {
+		if p.clusters[id].active {
+			active++
+		}
+	}
+	p.inFlight = append(p.inFlight, active)
+	p.steps++
 	for _, id := range ids {
 		c := p.clusters[id]
 		if !c.active || c.held {
@@ -134,7 +156,7 @@ func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
 		}
 		c.broker++
 		c.state = dataplane.Progress
-		if c.broker >= p.brokers {
+		if c.broker >= p.size(id) {
 			c.active, c.state = false, dataplane.Completed
 		}
 		emit(id, c, c.state)
@@ -153,4 +175,22 @@ func (p *stepPlane) brokersRestarted(id string) int {
 		return c.broker
 	}
 	return 0
+}
+
+// maxInFlight is the most clusters in flight at one step, over steps [from, to).
+func (p *stepPlane) maxInFlight(from, to int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := 0
+	for i := from; i < min(to, len(p.inFlight)); i++ {
+		m = max(m, p.inFlight[i])
+	}
+	return m
+}
+
+// applies is how many applies each cluster received, and the step count.
+func (p *stepPlane) applies(id string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.starts[id]
 }

@@ -101,6 +101,10 @@ type rollout struct {
 	pacedConcurrency int
 	pacedBake        *time.Duration
 	currentPhase     string
+	// lanes is the running phase's lanes (nil for a strict phase).
+	lanes *lanes
+	// childErr is the first batch that ended in error: the phase stops.
+	childErr error
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -208,6 +212,16 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			var inc Incident
 			incidents.Receive(ctx, &inc)
 			r.onIncident(ctx, inc)
+		}
+	})
+	returns := workflow.GetSignalChannel(ctx, SignalLaneReturn)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var ret LaneReturn
+			returns.Receive(ctx, &ret)
+			// Each return on its own: a heir waiting for its donor's
+			// slots must not wait behind other returns' signals.
+			workflow.Go(ctx, func(ctx workflow.Context) { r.onLaneReturn(ctx, ret) })
 		}
 	})
 	return nil
@@ -480,36 +494,30 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	return r.finish(ctx, StateCompleted, "completed"), nil
 }
 
-// runPhase runs the phase's batches: a sliding window of parallel batches, or
-// waves when the phase is strict. Nothing starts while the rollout is paused.
+// runPhase runs the phase's batches: lanes of batches passing slots along
+// (see BatchLane), or waves when the phase is strict. Nothing starts while the
+// rollout is paused.
 func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 	if len(ph.Batches) == 0 {
 		return nil
+	}
+	if !ph.Strict {
+		return r.runLanes(ctx, ph)
 	}
 	batchSize := len(ph.Batches[0].Clusters)
 	// window returns the batches to run side by side and the clusters per
 	// batch, from the plan or the live pacing override.
 	window := func() (parallel, perBatch int) {
-		concurrency := ph.Concurrency
-		if r.pacedConcurrency > 0 {
-			concurrency = r.pacedConcurrency
-		}
+		concurrency := r.concurrency(ph)
 		if concurrency <= 0 {
 			concurrency = batchSize
 		}
 		return max(1, concurrency/batchSize), min(concurrency, batchSize)
 	}
-	childOpts := workflow.ChildWorkflowOptions{
-		TaskQueue:         TaskQueue,
-		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
-		// A re-run of the same rollout name may reuse batch IDs of a closed run.
-		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}
-	var childErr error
 	next := 0
 	for {
 		ok := func() bool {
-			if r.aborted || childErr != nil {
+			if r.aborted || r.childErr != nil {
 				return len(r.running) == 0
 			}
 			if next >= len(ph.Batches) {
@@ -519,7 +527,7 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 				return false
 			}
 			parallel, _ := window()
-			if ph.Strict && len(r.running) > 0 && next%parallel == 0 {
+			if len(r.running) > 0 && next%parallel == 0 {
 				return false // wait for the wave to finish
 			}
 			return len(r.running) < parallel
@@ -527,63 +535,89 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 		if err := workflow.Await(ctx, ok); err != nil {
 			return err
 		}
-		if childErr != nil {
-			return childErr
+		if r.childErr != nil {
+			return r.childErr
 		}
 		if r.aborted || next >= len(ph.Batches) {
 			return nil
 		}
-		b := ph.Batches[next]
-		next++
 		_, perBatch := window()
-		bake := ph.Bake
-		if r.pacedBake != nil {
-			bake = *r.pacedBake
-		}
-		in := BatchInput{
-			RolloutID:    r.id,
-			Phase:        ph.Name,
-			Batch:        b,
-			Target:       dataplane.Spec{Version: r.in.Spec.Target.Version, Config: r.in.Spec.Target.Config},
-			Concurrency:  perBatch,
-			Bake:         bake,
-			UnknownGrace: r.in.Spec.Monitoring.UnknownGrace.D(),
-			Schedule: BatchSchedule{
-				RespectWindows: r.in.Spec.Schedule.Windows != spec.WindowsIgnore,
-				Emergency:      r.in.Spec.Emergency != nil,
-				MaxWait:        r.in.Spec.Schedule.MaxWait.D(),
-			},
-			ApplyTimeout:   r.in.Spec.ApplyTimeout.D(),
-			HealthInterval: r.in.Spec.Monitoring.Interval.D(),
-		}
-		if r.in.Spec.Monitoring.Disabled {
-			in.HealthInterval = 0
-		}
-		ids := make([]string, len(b.Clusters))
-		for i, t := range b.Clusters {
-			ids[i] = t.ClusterID
-		}
-		opts := childOpts
-		opts.WorkflowID = BatchID(r.id, b.Number)
-		opts.TypedSearchAttributes = temporal.NewSearchAttributes(
-			SARolloutName.ValueSet(r.st.Name), SAPhase.ValueSet(ph.Name), SAClusters.ValueSet(ids),
-			SATargetVersion.ValueSet(r.st.TargetVersion))
-		child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Batch, in)
-		r.running[b.Number] = child
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			var res BatchResult
-			err := child.Get(ctx, &res)
-			delete(r.running, b.Number)
-			if err != nil {
-				childErr = fmt.Errorf("batch %d: %w", b.Number, err)
-				return
-			}
-			r.results[b.Number] = res
-			for _, o := range res.Overrides {
-				r.audit(ctx, r.in.Requester, "override", o, "applied (emergency: "+r.in.Spec.Emergency.Justification+")")
-			}
-		})
+		r.startBatch(ctx, ph, ph.Batches[next], perBatch, nil, nil)
+		next++
 	}
+}
+
+// concurrency is the phase's concurrency, from the plan or the live pacing
+// override (0: the batch size).
+func (r *rollout) concurrency(ph *plan.Phase) int {
+	if r.pacedConcurrency > 0 {
+		return r.pacedConcurrency
+	}
+	return ph.Concurrency
+}
+
+// startBatch starts one Batch child and follows it to its end; done, if
+// set, is called with its result when it has ended.
+func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch, perBatch int, lane *BatchLane, done func(workflow.Context, BatchResult)) workflow.ChildWorkflowFuture {
+	bake := ph.Bake
+	if r.pacedBake != nil {
+		bake = *r.pacedBake
+	}
+	in := BatchInput{
+		RolloutID:    r.id,
+		Phase:        ph.Name,
+		Batch:        b,
+		Target:       dataplane.Spec{Version: r.in.Spec.Target.Version, Config: r.in.Spec.Target.Config},
+		Concurrency:  perBatch,
+		Bake:         bake,
+		UnknownGrace: r.in.Spec.Monitoring.UnknownGrace.D(),
+		Schedule: BatchSchedule{
+			RespectWindows: r.in.Spec.Schedule.Windows != spec.WindowsIgnore,
+			Emergency:      r.in.Spec.Emergency != nil,
+			MaxWait:        r.in.Spec.Schedule.MaxWait.D(),
+		},
+		ApplyTimeout:   r.in.Spec.ApplyTimeout.D(),
+		HealthInterval: r.in.Spec.Monitoring.Interval.D(),
+		Lane:           lane,
+	}
+	if r.in.Spec.Monitoring.Disabled {
+		in.HealthInterval = 0
+	}
+	ids := make([]string, len(b.Clusters))
+	for i, t := range b.Clusters {
+		ids[i] = t.ClusterID
+	}
+	opts := workflow.ChildWorkflowOptions{
+		WorkflowID:        BatchID(r.id, b.Number),
+		TaskQueue:         TaskQueue,
+		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		// A re-run of the same rollout name may reuse batch IDs of a closed run.
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			SARolloutName.ValueSet(r.st.Name), SAPhase.ValueSet(ph.Name), SAClusters.ValueSet(ids),
+			SATargetVersion.ValueSet(r.st.TargetVersion)),
+	}
+	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Batch, in)
+	r.running[b.Number] = child
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		var res BatchResult
+		err := child.Get(ctx, &res)
+		delete(r.running, b.Number)
+		if done != nil {
+			defer done(ctx, res)
+		}
+		if err != nil {
+			if r.childErr == nil {
+				r.childErr = fmt.Errorf("batch %d: %w", b.Number, err)
+			}
+			return
+		}
+		r.results[b.Number] = res
+		for _, o := range res.Overrides {
+			r.audit(ctx, r.in.Requester, "override", o, "applied (emergency: "+r.in.Spec.Emergency.Justification+")")
+		}
+	})
+	return child
 }
 
 func (r *rollout) phaseCounts(ph *plan.Phase) Counts {

@@ -226,21 +226,11 @@ func (r *rollout) doPacing(ctx workflow.Context, req PacingRequest) ActionResult
 	if req.Concurrency > 0 {
 		r.pacedConcurrency = req.Concurrency
 		what = fmt.Sprintf("concurrency %d", req.Concurrency)
-		// Running batches take the new per-batch window at once.
-		for _, n := range workflow.DeterministicKeys(r.running) {
-			per := req.Concurrency
-			if r.plan != nil {
-				for _, ph := range r.plan.Phases {
-					for _, b := range ph.Batches {
-						if b.Number == n && len(b.Clusters) < per {
-							per = len(b.Clusters)
-						}
-					}
-				}
-			}
-			if err := r.running[n].SignalChildWorkflow(ctx, SignalPacing, per).Get(ctx, nil); err != nil {
-				workflow.GetLogger(ctx).Info("pacing signal", "batch", n, "error", err)
-			}
+		if r.lanes != nil {
+			// The running phase's lanes take their new slots at once.
+			what += r.paceLanes(ctx, req.Concurrency)
+		} else {
+			r.paceBatches(ctx, req.Concurrency)
 		}
 	}
 	if req.Bake != nil {
@@ -253,4 +243,24 @@ func (r *rollout) doPacing(ctx workflow.Context, req PacingRequest) ActionResult
 	}
 	r.audit(ctx, req.Actor, UpdatePacing, what+" "+req.Reason, "applied")
 	return ActionResult{State: r.st.State, Message: "pacing set: " + what + " (current and later phases)"}
+}
+
+// paceBatches gives the running batches of a strict phase their new
+// per-batch window at once.
+func (r *rollout) paceBatches(ctx workflow.Context, concurrency int) {
+	for _, n := range workflow.DeterministicKeys(r.running) {
+		per := concurrency
+		if r.plan != nil {
+			for _, ph := range r.plan.Phases {
+				for _, b := range ph.Batches {
+					if b.Number == n && len(b.Clusters) < per {
+						per = len(b.Clusters)
+					}
+				}
+			}
+		}
+		if err := r.running[n].SignalChildWorkflow(ctx, SignalPacing, per).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Info("pacing signal", "batch", n, "error", err)
+		}
+	}
 }

@@ -23,7 +23,6 @@ import (
 
 	"github.com/fleet-rollout/fleet/activities"
 	"github.com/fleet-rollout/fleet/internal/bridge"
-	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
@@ -156,12 +155,16 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: 200,
+		// Hundreds of batches take signals at once: more pollers keep
+		// task pick-up latency low (the SDK's default is 2 of each).
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 8,
 	})
 	workflows.Register(w)
 	acts.Register(w)
 	(&activities.FreezeActivities{Temporal: c, Log: log.Named("freeze")}).Register(w)
 
-	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatus}, c, log.Named("bridge"))
+	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatuses}, c, log.Named("bridge"))
 	if err != nil {
 		return err
 	}
@@ -187,12 +190,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 
 // NewActivities builds the activities' dependencies from the configuration.
 func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities.Activities, func(), error) {
-	kc, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.KafkaBrokers...),
-		kgo.DefaultProduceTopic(dataplane.CommandsTopic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
-	)
+	kc, err := kgo.NewClient(activities.ProducerOptions(cfg.KafkaBrokers)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka producer: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -46,6 +47,9 @@ type Options struct {
 	// BareApply also runs a bare fan-out whose activities each sleep the
 	// mean apply time (the rollout's work with no rollout logic).
 	BareApply bool
+	// OrderBy orders the rollout's clusters (a spec orderBy metric, e.g.
+	// "brokers"); "" keeps the planner's order.
+	OrderBy string
 	// Seed of the simulated fleet.
 	Seed int64
 	// Timeout bounds one N's main rollout.
@@ -67,6 +71,7 @@ func secs(d time.Duration) Seconds { return Seconds(math.Round(d.Seconds()*1000)
 type Result struct {
 	N               int     `json:"n"`
 	Concurrency     int     `json:"concurrency"`
+	OrderBy         string  `json:"orderBy,omitempty"`
 	BatchSize       int     `json:"batchSize"`
 	BrokerTime      Seconds `json:"brokerTimeSeconds"`
 	MonitorInterval Seconds `json:"monitorIntervalSeconds"`
@@ -84,10 +89,20 @@ type Result struct {
 	// batch lasts exactly its slowest cluster's apply: the best this design
 	// can do, with zero overhead.
 	BatchBound Seconds `json:"batchBoundSeconds"`
-	Makespan   Seconds `json:"makespanSeconds"`
+	// WindowBound is the makespan of one window of Concurrency clusters
+	// over every cluster in the plan's order, with zero overhead: what a
+	// cluster-level window (the rollout's lanes, see workflows.BatchLane)
+	// can do on this plan. Ideal assumes perfect packing.
+	WindowBound Seconds `json:"windowBoundSeconds"`
+	Makespan    Seconds `json:"makespanSeconds"`
 	// RatioIdeal = Makespan / Ideal; RatioBatchBound = Makespan / BatchBound.
-	RatioIdeal      float64 `json:"ratioIdeal"`
-	RatioBatchBound float64 `json:"ratioBatchBound"`
+	RatioIdeal       float64 `json:"ratioIdeal"`
+	RatioBatchBound  float64 `json:"ratioBatchBound"`
+	RatioWindowBound float64 `json:"ratioWindowBound"`
+	// MeanInFlight and MaxInFlight are the clusters the data plane had in
+	// flight, sampled every 250 ms from the rollout's start to its end.
+	MeanInFlight float64 `json:"meanInFlight"`
+	MaxInFlight  int     `json:"maxInFlight"`
 	// ExactlyOnce counts selected clusters applied exactly once and now on
 	// the target; Violations lists the others (first few).
 	ExactlyOnce int      `json:"exactlyOnce"`
@@ -105,6 +120,8 @@ type Result struct {
 	MaxBatchHistory   int64   `json:"maxBatchHistoryEvents"`
 	MaxHistoryBytes   int64   `json:"maxHistoryBytes"`
 	BareHistoryEvents int64   `json:"bareMaxHistoryEvents"`
+	// RolloutEvents counts the rollout's history events by type.
+	RolloutEvents map[string]int `json:"rolloutEvents,omitempty"`
 	// PeakRSSMB is VmHWM of this process over this N (reset before each N
 	// when the kernel allows); PeakHeapMB the highest Go HeapInuse sampled.
 	PeakRSSMB      float64 `json:"peakRssMB"`
@@ -130,8 +147,13 @@ type Result struct {
 	Took Seconds `json:"tookSeconds"`
 }
 
-// RolloutSpec is the benchmark's rollout: every cluster, one phase.
-func RolloutSpec(name, version string, concurrency int, interval time.Duration) (*spec.Rollout, error) {
+// RolloutSpec is the benchmark's rollout: every cluster, one phase, in the
+// planner's order or ordered by orderBy (e.g. "brokers": largest first).
+func RolloutSpec(name, version string, concurrency int, interval time.Duration, orderBy string) (*spec.Rollout, error) {
+	order := ""
+	if orderBy != "" {
+		order = "      orderBy: {metric: " + orderBy + "}\n"
+	}
 	y := fmt.Sprintf(`
 name: %s
 description: fleetbench
@@ -142,11 +164,11 @@ strategy:
     - name: all
       batchSize: %d
       concurrency: %d
-schedule:
+%sschedule:
   windows: ignore
 monitoring:
   interval: %s
-`, name, version, BatchSize, concurrency, interval)
+`, name, version, BatchSize, concurrency, order, interval)
 	return spec.Parse(name+".yaml", []byte(y))
 }
 
@@ -192,7 +214,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Hour
 	}
-	res = Result{N: n, Concurrency: o.Concurrency, BatchSize: BatchSize, BrokerTime: secs(o.BrokerTime), MonitorInterval: secs(o.MonitorInterval)}
+	res = Result{N: n, Concurrency: o.Concurrency, OrderBy: o.OrderBy, BatchSize: BatchSize, BrokerTime: secs(o.BrokerTime), MonitorInterval: secs(o.MonitorInterval)}
 	defer func() { res.Took = secs(time.Since(began)) }()
 
 	res.PeakRSSReset = resetPeakRSS()
@@ -228,7 +250,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	defer bw.Stop()
 
 	name := fmt.Sprintf("bench-%d", n)
-	r, err := RolloutSpec(name, "99.0.0", o.Concurrency, o.MonitorInterval)
+	r, err := RolloutSpec(name, "99.0.0", o.Concurrency, o.MonitorInterval, o.OrderBy)
 	if err != nil {
 		return res, fmt.Errorf("bench spec: %w", err)
 	}
@@ -245,6 +267,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	res.Batches = p.Batches()
 	totalBrokers := 0
 	var batchDur []time.Duration
+	var jobs []time.Duration
 	for _, ph := range p.Phases {
 		for _, b := range ph.Batches {
 			mx := 0
@@ -252,6 +275,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 				br := s.Before[t.ClusterID].Brokers
 				totalBrokers += br
 				mx = max(mx, br)
+				jobs = append(jobs, time.Duration(br)*o.BrokerTime)
 			}
 			batchDur = append(batchDur, time.Duration(mx)*o.BrokerTime)
 		}
@@ -263,6 +287,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	res.MeanApply = secs(meanApply)
 	res.Ideal = secs(time.Duration(float64(p.Total) / float64(o.Concurrency) * float64(meanApply)))
 	res.BatchBound = secs(slidingWindow(batchDur, max(1, o.Concurrency/BatchSize)))
+	res.WindowBound = secs(slidingWindow(jobs, o.Concurrency))
 
 	// The rollout.
 	o.progress("N=%d: rollout of %d clusters in %d batches, concurrency %d, broker time %s (ideal %.1fs, batch-gated bound %.1fs)",
@@ -275,8 +300,10 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 		return res, fmt.Errorf("start rollout: %w", err)
 	}
 	stopProgress := o.watchVersions(s, n, "99.0.0", t0)
+	stopSampling := sampleInFlight(s, &res)
 	var final workflows.RolloutStatus
 	werr := s.Temporal.GetWorkflow(rctx, id, "").Get(rctx, &final)
+	stopSampling()
 	stopProgress()
 	res.Makespan = secs(time.Since(t0))
 	if d, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
@@ -297,6 +324,9 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	}
 	if res.BatchBound > 0 {
 		res.RatioBatchBound = round3(float64(res.Makespan) / float64(res.BatchBound))
+	}
+	if res.WindowBound > 0 {
+		res.RatioWindowBound = round3(float64(res.Makespan) / float64(res.WindowBound))
 	}
 	// Exactly once, from the data plane's own counters.
 	for _, ph := range p.Phases {
@@ -324,6 +354,9 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	// History lengths of the rollout and every batch.
 	if err := histories(ctx, s.Temporal, fmt.Sprintf("RolloutName = '%s'", name), &res); err != nil {
 		res.Errors = append(res.Errors, "histories: "+err.Error())
+	}
+	if res.RolloutEvents, err = eventTypes(ctx, s.Temporal, id); err != nil {
+		res.Errors = append(res.Errors, "rollout history: "+err.Error())
 	}
 
 	// The bare fan-out on the same server.
@@ -360,7 +393,10 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	return res, nil
 }
 
-// watchVersions reports, every 10 s, how many clusters run the version.
+// progressEvery is how often a rollout's progress is reported.
+const progressEvery = 10 * time.Second
+
+// watchVersions reports, every progressEvery, how many clusters run the version.
 func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Time) func() {
 	if o.Progress == nil {
 		return func() {}
@@ -370,7 +406,7 @@ func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Ti
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tk := time.NewTicker(10 * time.Second)
+		tk := time.NewTicker(progressEvery)
 		defer tk.Stop()
 		for {
 			select {
@@ -383,11 +419,42 @@ func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Ti
 						at++
 					}
 				}
-				o.progress("N=%d: %5.0fs  %d/%d clusters on %s", n, time.Since(t0).Seconds(), at, n, version)
+				o.progress("N=%d: %5.0fs  %d/%d clusters on %s, %d in flight", n, time.Since(t0).Seconds(), at, n, version, s.Dev.Sim.InFlight())
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// sampleInFlight samples the data plane's clusters in flight every 250 ms
+// until the returned function is called, which records mean and max in res.
+func sampleInFlight(s *stack.Stack, res *Result) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var sum, samples, most int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(250 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				n := s.Dev.Sim.InFlight()
+				sum, samples, most = sum+n, samples+1, max(most, n)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		if samples > 0 {
+			res.MeanInFlight = round1(float64(sum) / float64(samples))
+		}
+		res.MaxInFlight = most
+	}
 }
 
 // bare runs the bare fan-out and returns its makespan and its largest
@@ -451,12 +518,26 @@ func histories(ctx context.Context, c sdkclient.Client, query string, res *Resul
 	return nil
 }
 
+// eventTypes counts a workflow's (latest run's) history events by type.
+func eventTypes(ctx context.Context, c sdkclient.Client, id string) (map[string]int, error) {
+	out := map[string]int{}
+	it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return out, err
+		}
+		out[strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")]++
+	}
+	return out, nil
+}
+
 // pauseLatency starts a second rollout and pauses it o.Pauses times while
 // clusters are in flight, timing each pause until the status shows every
 // in-flight cluster held; then it aborts the rollout.
 func pauseLatency(ctx context.Context, s *stack.Stack, o Options, n int, res *Result) error {
 	name := fmt.Sprintf("bench-%d-pause", n)
-	r, err := RolloutSpec(name, "99.0.1", o.Concurrency, o.MonitorInterval)
+	r, err := RolloutSpec(name, "99.0.1", o.Concurrency, o.MonitorInterval, o.OrderBy)
 	if err != nil {
 		return err
 	}

@@ -31,8 +31,12 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestRolloutSpec(t *testing.T) {
-	r, err := RolloutSpec("bench-10", "99.0.0", 250, time.Second)
+	r, err := RolloutSpec("bench-10", "99.0.0", 250, time.Second, "")
 	require.NoError(t, err)
+	require.Nil(t, r.Strategy.Phases[0].OrderBy)
+	ordered, err := RolloutSpec("bench-10", "99.0.0", 250, time.Second, "brokers")
+	require.NoError(t, err)
+	require.Equal(t, "brokers desc", ordered.PhaseOrderBy(ordered.Strategy.Phases[0]).String())
 	require.Equal(t, "bench-10", r.Name)
 	require.Empty(t, r.Selector, "every cluster")
 	require.Len(t, r.Strategy.Phases, 1)
@@ -72,6 +76,9 @@ func TestRunSmall(t *testing.T) {
 	require.Equal(t, res.Selected, res.ExactlyOnce, res.Violations)
 	require.Greater(t, float64(res.Makespan), 0.0)
 	require.GreaterOrEqual(t, float64(res.BatchBound), float64(res.Ideal))
+	require.GreaterOrEqual(t, float64(res.WindowBound), float64(res.Ideal))
+	require.Greater(t, res.MeanInFlight, 0.0)
+	require.LessOrEqual(t, res.MaxInFlight, res.Concurrency, "never more clusters in flight than the concurrency")
 	require.Greater(t, res.RatioIdeal, 1.0)
 	require.Greater(t, float64(res.BareNoop), 0.0)
 	require.Greater(t, float64(res.BareApply), 0.0)

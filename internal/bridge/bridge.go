@@ -1,6 +1,8 @@
 // Package bridge is the status bridge: one consumer group for the whole
 // fleet that turns the data plane's status events into signals to the
-// workflow that asked (each command names it in ReplyTo).
+// workflow that asked (each command names it in ReplyTo). The events of one
+// poll are grouped by workflow, in order, one signal per workflow, so the
+// busier the fleet the fewer signals per event.
 package bridge
 
 import (
@@ -30,8 +32,11 @@ type Config struct {
 	Brokers []string
 	// Group is the consumer group (default DefaultGroup).
 	Group string
-	// Signal is the signal name events are delivered under.
+	// Signal is the signal name events are delivered under; its payload is
+	// a []dataplane.Status, in the order the events were published.
 	Signal string
+	// Parallel bounds the signals in flight at once (default 32).
+	Parallel int
 	// ExtraOpts are added to the Kafka client's options (TLS, SASL, ...).
 	ExtraOpts []kgo.Opt
 }
@@ -45,6 +50,7 @@ type Bridge struct {
 	mu        sync.Mutex
 	delivered int64
 	dropped   int64
+	signals   int64
 }
 
 // New builds a bridge; Run starts it.
@@ -58,6 +64,9 @@ func New(cfg Config, sig Signaler, log *zap.Logger) (*Bridge, error) {
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 32
+	}
 	return &Bridge{cfg: cfg, sig: sig, log: log}, nil
 }
 
@@ -67,6 +76,13 @@ func (b *Bridge) Stats() (delivered, dropped int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.delivered, b.dropped
+}
+
+// Signals returns how many signals delivered the events Stats counts.
+func (b *Bridge) Signals() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.signals
 }
 
 // Run consumes until ctx is done. An event's offset is committed only after
@@ -108,55 +124,84 @@ func (b *Bridge) Run(ctx context.Context) error {
 		fetches.EachError(func(t string, p int32, err error) {
 			b.log.Warn("bridge: fetch", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
 		})
-		var wg sync.WaitGroup
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for _, rec := range p.Records {
-					if !b.deliver(ctx, rec) {
-						return // ctx done: stop without marking
-					}
-					cl.MarkCommitRecords(rec)
-				}
-			}()
-		})
-		wg.Wait()
+		var recs []*kgo.Record
+		fetches.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+		if b.deliverAll(ctx, recs) {
+			cl.MarkCommitRecords(recs...)
+		}
 		cl.AllowRebalance()
 	}
 }
 
-// deliver signals the event's workflow, retrying transient errors until ctx
-// is done. It returns false only when ctx ended first.
-func (b *Bridge) deliver(ctx context.Context, rec *kgo.Record) bool {
-	st, err := dataplane.DecodeStatus(rec.Value)
-	if err != nil {
-		b.log.Warn("bridge: drop undecodable status", zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
-		b.count(false)
-		return true
+// deliverAll groups the records by the workflow they answer, keeping their
+// order, and signals each workflow once. It returns false when ctx ended
+// before everything was delivered (nothing is marked then, so it comes again).
+func (b *Bridge) deliverAll(ctx context.Context, recs []*kgo.Record) bool {
+	groups := map[string][]dataplane.Status{}
+	var order []string
+	for _, rec := range recs {
+		st, err := dataplane.DecodeStatus(rec.Value)
+		if err != nil {
+			b.log.Warn("bridge: drop undecodable status", zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
+			b.count(false, 1)
+			continue
+		}
+		if st.ReplyTo == "" {
+			b.count(false, 1)
+			continue
+		}
+		if _, ok := groups[st.ReplyTo]; !ok {
+			order = append(order, st.ReplyTo)
+		}
+		groups[st.ReplyTo] = append(groups[st.ReplyTo], st)
 	}
-	if st.ReplyTo == "" {
-		b.count(false)
-		return true
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, b.cfg.Parallel)
+	ok := true
+	var mu sync.Mutex
+	for _, id := range order {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return false
+		}
+		wg.Add(1)
+		go func(id string, sts []dataplane.Status) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if !b.deliver(ctx, id, sts) {
+				mu.Lock()
+				ok = false
+				mu.Unlock()
+			}
+		}(id, groups[id])
 	}
+	wg.Wait()
+	return ok
+}
+
+// deliver signals one workflow its events, retrying transient errors until
+// ctx is done. It returns false only when ctx ended first.
+func (b *Bridge) deliver(ctx context.Context, workflowID string, sts []dataplane.Status) bool {
 	backoff := 100 * time.Millisecond
 	for {
-		err := b.sig.SignalWorkflow(ctx, st.ReplyTo, "", b.cfg.Signal, st)
+		err := b.sig.SignalWorkflow(ctx, workflowID, "", b.cfg.Signal, sts)
 		if err == nil {
-			b.count(true)
+			b.count(true, len(sts))
+			b.mu.Lock()
+			b.signals++
+			b.mu.Unlock()
 			return true
 		}
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			// The workflow finished: nobody waits for this event.
-			b.log.Debug("bridge: workflow gone", zap.String("workflow", st.ReplyTo), zap.String("cluster", st.ClusterID))
-			b.count(false)
+			// The workflow finished: nobody waits for these events.
+			b.log.Debug("bridge: workflow gone", zap.String("workflow", workflowID), zap.Int("events", len(sts)))
+			b.count(false, len(sts))
 			return true
 		}
-		b.log.Warn("bridge: signal failed, retrying", zap.String("workflow", st.ReplyTo), zap.String("cluster", st.ClusterID), zap.Duration("backoff", backoff), zap.Error(err))
+		b.log.Warn("bridge: signal failed, retrying", zap.String("workflow", workflowID), zap.Int("events", len(sts)), zap.Duration("backoff", backoff), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return false
@@ -168,12 +213,12 @@ func (b *Bridge) deliver(ctx context.Context, rec *kgo.Record) bool {
 	}
 }
 
-func (b *Bridge) count(delivered bool) {
+func (b *Bridge) count(delivered bool, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if delivered {
-		b.delivered++
+		b.delivered += int64(n)
 	} else {
-		b.dropped++
+		b.dropped += int64(n)
 	}
 }

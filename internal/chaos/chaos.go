@@ -2,7 +2,8 @@
 // must hold afterwards: the rollout completed (or paused with a clear
 // reason), every selected cluster's change was applied exactly once and the
 // cluster runs the target version, no cluster was skipped, and clusters
-// outside the selection were not touched.
+// outside the selection were not touched, and the rollout's Slack thread
+// lost no message.
 //
 // The Go tests here do it on the in-process stack (internal/bench/stack);
 // cmd/fleetchaos does it with real processes (bin/worker stack and
@@ -10,8 +11,12 @@
 package chaos
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
@@ -161,4 +166,82 @@ func Outcome(st *workflows.RolloutStatus) string {
 		s += fmt.Sprintf(", paused by %s: %s", st.Paused.Actor, st.Paused.Reason)
 	}
 	return s
+}
+
+// Posted is one chat.postMessage a Slack-compatible server received.
+type Posted struct {
+	TS, Channel, Text, ThreadTS string
+}
+
+// SlackRecorder is a chat.postMessage handler for a Slack-compatible test
+// server (slacktest): it records every message and answers each with a
+// distinct ts (slacktest's own handler stamps them all alike).
+type SlackRecorder struct {
+	mu   sync.Mutex
+	msgs []Posted
+}
+
+// PostMessage handles chat.postMessage.
+func (rc *SlackRecorder) PostMessage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := r.ParseForm(); err != nil {
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_form_data"})
+		return
+	}
+	rc.mu.Lock()
+	p := Posted{
+		TS:       fmt.Sprintf("1700000000.%06d", 100*(len(rc.msgs)+1)),
+		Channel:  r.PostForm.Get("channel"),
+		Text:     r.PostForm.Get("text"),
+		ThreadTS: r.PostForm.Get("thread_ts"),
+	}
+	rc.msgs = append(rc.msgs, p)
+	rc.mu.Unlock()
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": p.Channel, "ts": p.TS})
+}
+
+// Messages returns the messages so far, in the order they arrived.
+func (rc *SlackRecorder) Messages() []Posted {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]Posted(nil), rc.msgs...)
+}
+
+// CheckThread checks a chaos rollout's Slack thread once its workflow has
+// closed (it closes after its last message is out). Problems are lost or
+// misplaced messages: the thread must open with the start message and hold
+// the phase's and the rollout's completion, every later message in the
+// thread. Repeated lists messages that arrived more than once (a Notify
+// activity is at-least-once: one cut off after Slack took the message runs
+// again).
+func CheckThread(msgs []Posted) (problems, repeated []string) {
+	if len(msgs) == 0 {
+		return []string{"no Slack message at all"}, nil
+	}
+	if !strings.Contains(msgs[0].Text, "started by") {
+		problems = append(problems, fmt.Sprintf("the thread does not open with the start message: %q", msgs[0].Text))
+	}
+	if msgs[0].ThreadTS != "" {
+		problems = append(problems, fmt.Sprintf("the first message is itself in a thread (%s)", msgs[0].ThreadTS))
+	}
+	seen := map[string]int{}
+	var phaseDone, finished bool
+	for i, m := range msgs {
+		if i > 0 && m.ThreadTS != msgs[0].TS {
+			problems = append(problems, fmt.Sprintf("message %d is outside the rollout's thread (thread_ts %q): %q", i+1, m.ThreadTS, m.Text))
+		}
+		seen[m.Text]++
+		if seen[m.Text] == 2 {
+			repeated = append(repeated, m.Text)
+		}
+		phaseDone = phaseDone || strings.Contains(m.Text, "Phase all done")
+		finished = finished || strings.Contains(m.Text, " completed: ")
+	}
+	if !phaseDone {
+		problems = append(problems, `no "Phase all done" message`)
+	}
+	if !finished {
+		problems = append(problems, `no "Rollout ... completed: ..." message`)
+	}
+	return problems, repeated
 }

@@ -408,6 +408,17 @@ func dynamicConfig(httpPort int, overrides map[string]any) dynamicconfig.StaticC
 		// Namespace changes (e.g. new search attribute aliases) propagate quickly.
 		dynamicconfig.NamespaceCacheRefreshInterval.Key(): namespaceRefresh,
 		dynamicconfig.EnableEagerWorkflowStart.Key():      true,
+		// One task queue partition: with one process polling, tasks on
+		// other partitions wait to be forwarded (tens of ms a task).
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
+		// One history shard holds every workflow: its queues may read
+		// new tasks more often than the default 20 times a second, or
+		// every task (a workflow task, an activity, a signal to a child)
+		// waits up to 50 ms before it is dispatched.
+		dynamicconfig.TransferProcessorMaxPollRPS.Key():   500,
+		dynamicconfig.TimerProcessorMaxPollRPS.Key():      500,
+		dynamicconfig.VisibilityProcessorMaxPollRPS.Key(): 100,
 	}
 	if httpPort == 0 {
 		// Nexus needs the HTTP API; say so once here rather than warn on every start.

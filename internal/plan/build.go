@@ -88,7 +88,8 @@ func (o Options) metricValues(metric string) map[string]float64 {
 //
 // A phase with an orderBy (its own, else the rollout's: spec's
 // PhaseOrderBy) is then ordered by its clusters' values of that metric
-// (opts.Metrics, or opts.MetricsByName[metric]), highest first for desc
+// (opts.Metrics, or opts.MetricsByName[metric]; for "brokers" the
+// inventory's broker count), highest first for desc
 // (the default), lowest first for asc. The sort is stable over the order
 // above: ties keep it, and clusters without a value come last, in it too.
 // The phase records the ordering (Phase.OrderBy) for display; the hash
@@ -238,7 +239,14 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 		orderBy := r.PhaseOrderBy(ph)
 		unvalued := 0
 		if orderBy != nil {
-			unvalued = orderByMetric(ms, opts.metricValues(orderBy.Metric), orderBy.Descending())
+			values := opts.metricValues(orderBy.Metric)
+			if orderBy.Metric == spec.OrderBrokers {
+				values = make(map[string]float64, len(ms))
+				for _, c := range ms {
+					values[c.ID] = float64(c.Brokers)
+				}
+			}
+			unvalued = orderByMetric(ms, values, orderBy.Descending())
 		}
 		size := sizes[i].Of(len(ms))
 		out := Phase{

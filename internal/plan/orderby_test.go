@@ -226,3 +226,34 @@ func TestOrderByMetricIsStable(t *testing.T) {
 		}
 	}
 }
+
+func TestOrderByBrokersReadsTheInventory(t *testing.T) {
+	inv := append([]fleet.Cluster(nil), orderFleet...)
+	brokers := map[string]int{"a-1": 3, "a-2": 12, "a-3": 6, "a-4": 6, "a-5": 9}
+	for i := range inv {
+		if n, ok := brokers[inv[i].ID]; ok {
+			inv[i].Brokers = n
+		}
+	}
+	for _, tt := range []struct {
+		dir, want string
+	}{
+		// Largest first; the tie (a-3, a-4) keeps the usual order.
+		{"", "1:a-2,a-5 2:a-3,a-4 3:a-1"},
+		{spec.OrderAsc, "1:a-1,a-3 2:a-4,a-5 3:a-2"},
+	} {
+		r := rollout("product=kafka", spec.Phase{Name: "prod", Selector: "env=prod", BatchSize: "2",
+			OrderBy: &spec.OrderBy{Metric: spec.OrderBrokers, Direction: tt.dir}})
+		// Datadog values are not consulted for brokers.
+		p, err := Build(r, inv, Options{Metrics: map[string]float64{"a-1": 100}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(p); got != tt.want {
+			t.Fatalf("%s: batches = %s, want %s", tt.dir, got, tt.want)
+		}
+		if p.Phases[0].Unordered != 0 {
+			t.Fatalf("every cluster has a broker count; unordered %d", p.Phases[0].Unordered)
+		}
+	}
+}

@@ -567,6 +567,19 @@ func (s *Simulator) alertsFor(c fleet.Cluster, version string) map[string]bool {
 	return alerts
 }
 
+// InFlight is how many clusters have an apply in flight (applying or held).
+func (s *Simulator) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, cs := range s.clusters {
+		if cs.inflight != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // ApplyStarts is how many applies actually began on the cluster, across all
 // generations (a duplicate command does not begin one; a resumed apply is
 // not a new one).

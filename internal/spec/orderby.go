@@ -13,18 +13,28 @@ import (
 //
 //	orderBy: {metric: cpu, direction: desc}
 //
+// or by their broker count from the inventory (OrderBrokers): a rolling
+// restart takes time per broker, so the largest first starts the longest
+// changes early and the phase ends sooner (longest job first):
+//
+//	orderBy: {metric: brokers}
+//
 // Given at the rollout level it applies to every phase; a phase's own
 // orderBy replaces it for that phase. Clusters without a value (the metric
 // could not be read, or their product does not report it, like partitions
 // outside Kafka) come last; ties and the clusters without a value keep the
 // planner's usual order (environment, cloud, region, spread by customer).
 type OrderBy struct {
-	// Metric names one of monitors.MetricNames(): cpu, throughput, storage,
-	// partitions.
+	// Metric names one of monitors.MetricNames() (cpu, throughput,
+	// storage, partitions), read from Datadog, or "brokers", the
+	// inventory's broker count.
 	Metric string `json:"metric" yaml:"metric"`
 	// Direction is "desc" (default: highest first) or "asc".
 	Direction string `json:"direction,omitempty" yaml:"direction,omitempty"`
 }
+
+// OrderBrokers orders by the inventory's broker count, not a Datadog metric.
+const OrderBrokers = "brokers"
 
 // Order directions.
 const (
@@ -45,11 +55,13 @@ func (o OrderBy) String() string {
 }
 
 func (o OrderBy) validate() (field, msg string) {
-	known := strings.Join(monitors.MetricNames(), ", ")
+	names := append(monitors.MetricNames(), OrderBrokers)
+	slices.Sort(names)
+	known := strings.Join(names, ", ")
 	if strings.TrimSpace(o.Metric) == "" {
 		return "metric", "required: the metric to order by (" + known + ")"
 	}
-	if _, ok := monitors.MetricByName(o.Metric); !ok {
+	if _, ok := monitors.MetricByName(o.Metric); !ok && o.Metric != OrderBrokers {
 		return "metric", fmt.Sprintf("unknown metric %q (known: %s)", o.Metric, known)
 	}
 	switch o.Direction {
@@ -70,15 +82,16 @@ func (r *Rollout) PhaseOrderBy(p Phase) *OrderBy {
 	return r.OrderBy
 }
 
-// OrderMetrics lists, sorted and without repeats, the metrics the effective
-// phases (EffectivePhases) order their clusters by: what must be read from
-// Datadog before planning. Empty when no phase is ordered by a metric.
+// OrderMetrics lists, sorted and without repeats, the Datadog metrics the
+// effective phases (EffectivePhases) order their clusters by: what must be
+// read from Datadog before planning. Empty when no phase is ordered by a
+// Datadog metric (brokers come from the inventory).
 func (r *Rollout) OrderMetrics() []string {
 	phases, _ := r.Strategy.EffectivePhases()
 	seen := map[string]bool{}
 	var out []string
 	for _, p := range phases {
-		if o := r.PhaseOrderBy(p); o != nil && !seen[o.Metric] {
+		if o := r.PhaseOrderBy(p); o != nil && !seen[o.Metric] && o.Metric != OrderBrokers {
 			seen[o.Metric] = true
 			out = append(out, o.Metric)
 		}

@@ -45,6 +45,16 @@ func TestParseOrderBy(t *testing.T) {
 	if got := strings.Join(r.OrderMetrics(), ","); got != "cpu,storage" {
 		t.Fatalf("OrderMetrics = %s", got)
 	}
+	// Brokers come from the inventory: nothing to read from Datadog.
+	byBrokers := *r
+	byBrokers.OrderBy = &OrderBy{Metric: OrderBrokers}
+	byBrokers.Strategy.Phases = []Phase{canary}
+	if got := byBrokers.OrderMetrics(); len(got) != 0 {
+		t.Fatalf("OrderMetrics with brokers = %v", got)
+	}
+	if err := byBrokers.Validate(); err != nil {
+		t.Fatalf("orderBy brokers: %v", err)
+	}
 
 	// JSON (workflow input) and YAML (revalidation) round trips keep it.
 	b, err := json.Marshal(r)
@@ -111,12 +121,12 @@ func TestOrderByErrors(t *testing.T) {
 		{
 			name: "unknown metric at the rollout level",
 			src:  head + "strategy: {preset: emergency}\norderBy: {metric: latency}\n",
-			want: []string{`r.yaml:4: orderBy.metric: unknown metric "latency" (known: cpu, partitions, storage, throughput)`},
+			want: []string{`r.yaml:4: orderBy.metric: unknown metric "latency" (known: brokers, cpu, partitions, storage, throughput)`},
 		},
 		{
 			name: "unknown metric in a phase",
 			src:  head + phases + "      orderBy:\n        metric: CPU\n",
-			want: []string{`r.yaml:8: strategy.phases[0].orderBy.metric: unknown metric "CPU" (known: cpu, partitions, storage, throughput)`},
+			want: []string{`r.yaml:8: strategy.phases[0].orderBy.metric: unknown metric "CPU" (known: brokers, cpu, partitions, storage, throughput)`},
 		},
 		{
 			name: "bad direction",
@@ -126,7 +136,7 @@ func TestOrderByErrors(t *testing.T) {
 		{
 			name: "metric missing",
 			src:  head + "strategy: {preset: emergency}\norderBy:\n  direction: asc\n",
-			want: []string{`r.yaml:4: orderBy.metric: required: the metric to order by (cpu, partitions, storage, throughput)`},
+			want: []string{`r.yaml:4: orderBy.metric: required: the metric to order by (brokers, cpu, partitions, storage, throughput)`},
 		},
 		{
 			name: "not a mapping",
@@ -142,7 +152,7 @@ func TestOrderByErrors(t *testing.T) {
 			name: "with other errors, in file order",
 			src:  head + phases + "      orderBy: {metric: disk}\n    - name: b\n      batchSize: ten\norderBy: {metric: cpu, direction: down}\n",
 			want: []string{
-				`r.yaml:7: strategy.phases[0].orderBy.metric: unknown metric "disk" (known: cpu, partitions, storage, throughput)`,
+				`r.yaml:7: strategy.phases[0].orderBy.metric: unknown metric "disk" (known: brokers, cpu, partitions, storage, throughput)`,
 				`r.yaml:9: strategy.phases[1].batchSize: must be a count like 25 or a percentage like 10%`,
 				`r.yaml:10: orderBy.direction: must be asc or desc, got "down"`,
 			},

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,11 +46,24 @@ func run() error {
 		pauses   = flag.Int("pauses", 5, "pauses for the pause-latency measurement (0: skip)")
 		bareAp   = flag.Bool("bare-apply", true, "also run a bare fan-out whose activities sleep the mean apply time")
 		seed     = flag.Int64("seed", 1, "seed of the simulated fleet")
+		orderBy  = flag.String("order-by", "brokers", "the rollout's orderBy metric (brokers: largest clusters first); \"\" keeps the planner's order")
 		jsonOut  = flag.String("json", "bench-results/bench.json", "write the results as JSON here (\"\" = don't)")
 		logOut   = flag.String("log", "bench-results/bench.log", "the stack's log (\"\" = stderr, errors only)")
 		timeout  = flag.Duration("timeout", 2*time.Hour, "bound on one N's rollout")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run here (go tool pprof)")
 	)
 	flag.Parse()
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var sizes []int
 	for _, f := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -69,7 +83,7 @@ func run() error {
 	start := time.Now()
 	o := bench.Options{
 		Ns: sizes, Concurrency: *conc, BrokerTime: *bt, MonitorInterval: *interval,
-		Pauses: *pauses, BareApply: *bareAp, Seed: *seed, Timeout: *timeout, Log: log,
+		Pauses: *pauses, BareApply: *bareAp, Seed: *seed, OrderBy: *orderBy, Timeout: *timeout, Log: log,
 		Progress: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "[%6.0fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 		},
@@ -82,7 +96,7 @@ func run() error {
 		}
 		b, err := json.MarshalIndent(map[string]any{
 			"when":    time.Now().UTC().Format(time.RFC3339),
-			"options": map[string]any{"n": sizes, "concurrency": *conc, "brokerTime": bt.String(), "monitorInterval": interval.String(), "pauses": *pauses, "seed": *seed},
+			"options": map[string]any{"n": sizes, "concurrency": *conc, "brokerTime": bt.String(), "monitorInterval": interval.String(), "pauses": *pauses, "seed": *seed, "orderBy": *orderBy},
 			"results": results,
 		}, "", "  ")
 		if err != nil {
@@ -109,6 +123,12 @@ func Print(w io.Writer, rs []bench.Result) {
 	s := func(x bench.Seconds) string { return fmt.Sprintf("%.1fs", float64(x)) }
 	row("N", func(r bench.Result) string { return strconv.Itoa(r.N) })
 	row("concurrency / batch size", func(r bench.Result) string { return fmt.Sprintf("%d / %d", r.Concurrency, r.BatchSize) })
+	row("cluster order", func(r bench.Result) string {
+		if r.OrderBy == "" {
+			return "planner's"
+		}
+		return "orderBy " + r.OrderBy
+	})
 	row("broker time / monitor interval", func(r bench.Result) string {
 		return fmt.Sprintf("%.3gs / %.3gs", float64(r.BrokerTime), float64(r.MonitorInterval))
 	})
@@ -117,9 +137,14 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("mean brokers -> mean apply t", func(r bench.Result) string { return fmt.Sprintf("%.2f -> %s", r.MeanBrokers, s(r.MeanApply)) })
 	row("ideal N/C x t", func(r bench.Result) string { return s(r.Ideal) })
 	row("batch-gated bound", func(r bench.Result) string { return s(r.BatchBound) })
+	row("window bound (zero overhead)", func(r bench.Result) string { return s(r.WindowBound) })
 	row("makespan", func(r bench.Result) string { return s(r.Makespan) })
+	row("clusters in flight mean / max", func(r bench.Result) string {
+		return fmt.Sprintf("%.0f / %d", r.MeanInFlight, r.MaxInFlight)
+	})
 	row("makespan / ideal (target <= 1.15)", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioIdeal) })
 	row("makespan / batch-gated bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioBatchBound) })
+	row("makespan / window bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioWindowBound) })
 	row("exactly once", func(r bench.Result) string { return fmt.Sprintf("%d/%d", r.ExactlyOnce, r.Selected) })
 	row("bare fan-out, no-op activities", func(r bench.Result) string { return s(r.BareNoop) })
 	row("rollout / bare no-op", func(r bench.Result) string { return fmt.Sprintf("%.1f", r.OverheadVsNoop) })

@@ -7,11 +7,19 @@
 //
 //	worker-kill      kill -9 the worker three times at random points, restart it
 //	stack-restart    stop the stack process mid-rollout, start it on the same data dir
-//	kafka-down       Kafka drops every request for 10 s (admin endpoint)
+//	kafka-down       Kafka drops every request for 30 s (admin endpoint; -kafka-down)
 //	monitors-down    the monitors endpoint answers 500 then 429 past the grace
 //	                 period: expect a "health unknown" pause; then resume
 //
-// It prints a table: fault, outcome, exactly-once check, duration.
+// The worker posts its notifications to a Slack-compatible server (slacktest)
+// in this process; once the rollout's workflow has closed, its Slack thread
+// must hold every message (the start, the phase's and the rollout's
+// completion, each later message in the thread). A message posted twice is
+// noted, not failed: a Notify cut off by a kill -9 after Slack took the
+// message runs again.
+//
+// It prints a table: fault, outcome, exactly-once check, Slack thread,
+// duration.
 //
 //	go run ./internal/chaos/cmd/fleetchaos [-cases worker-kill,stack-restart,...] [-dir bench-results/chaos]
 package main
@@ -37,6 +45,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/slack-go/slack/slacktest"
+	sdkclient "go.temporal.io/sdk/client"
+
 	"github.com/fleet-rollout/fleet/internal/app"
 	"github.com/fleet-rollout/fleet/internal/chaos"
 	"github.com/fleet-rollout/fleet/internal/fleet"
@@ -55,6 +66,7 @@ type options struct {
 	timeout    time.Duration
 	seed       int64
 	logLevel   string
+	kafkaDown  time.Duration
 }
 
 func main() {
@@ -68,6 +80,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "bound on one case")
 	flag.Int64Var(&o.seed, "seed", time.Now().UnixNano(), "seed of the random kill points")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "FLEET_LOG_LEVEL of the stack and worker processes (logs in -dir)")
+	flag.DurationVar(&o.kafkaDown, "kafka-down", 30*time.Second, "how long Kafka stays down in the kafka-down case")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,6 +95,7 @@ type result struct {
 	fault    string
 	outcome  string
 	check    string
+	slack    string
 	ok       bool
 	duration time.Duration
 	notes    []string
@@ -122,20 +136,20 @@ func run(ctx context.Context, o options, cases []string) error {
 	for _, name := range cases {
 		say("case %s", name)
 		r := runCase(ctx, o, name, rng)
-		say("case %s: %s; %s (%s)", name, r.outcome, r.check, r.duration.Round(100*time.Millisecond))
+		say("case %s: %s; %s; slack: %s (%s)", name, r.outcome, r.check, r.slack, r.duration.Round(100*time.Millisecond))
 		results = append(results, r)
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\toutcome\texactly once\tduration")
+	fmt.Fprintln(tw, "fault\toutcome\texactly once\tslack thread\tduration")
 	failed := 0
 	for _, r := range results {
 		if !r.ok {
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.fault, r.outcome, r.check, r.duration.Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.fault, r.outcome, r.check, r.slack, r.duration.Round(100*time.Millisecond))
 	}
 	tw.Flush()
 	for _, r := range results {
@@ -226,7 +240,9 @@ type env struct {
 	workerN  int
 	stackN   int
 	temporal *client.Client
+	tc       sdkclient.Client
 	closeTC  func()
+	slackURL string
 	before   map[string]fleet.Cluster
 	selected int
 	http     *http.Client
@@ -278,7 +294,8 @@ func (e *env) startWorker() error {
 		"DD_API_KEY=" + app.DevDatadogAPIKey, "DD_APP_KEY=" + app.DevDatadogAppKey,
 		fmt.Sprintf("DD_URL=http://127.0.0.1:%d", p.datadog),
 		fmt.Sprintf("FLEET_HTTP_ADDR=127.0.0.1:%d", p.worker),
-		"SLACK_TOKEN=", "FLEET_LOG_LEVEL=" + e.o.logLevel,
+		"SLACK_TOKEN=xoxb-fleetchaos", "SLACK_CHANNEL=#fleetchaos", "SLACK_API_URL=" + e.slackURL,
+		"FLEET_LOG_LEVEL=" + e.o.logLevel,
 	})
 	return err
 }
@@ -420,7 +437,7 @@ func (e *env) close() {
 
 func runCase(ctx context.Context, o options, name string, rng *rand.Rand) (res result) {
 	began := time.Now()
-	res = result{fault: name, outcome: "not started", check: "-"}
+	res = result{fault: name, outcome: "not started", check: "-", slack: "-"}
 	defer func() { res.duration = time.Since(began) }()
 	fail := func(err error) result {
 		res.ok = false
@@ -431,7 +448,11 @@ func runCase(ctx context.Context, o options, name string, rng *rand.Rand) (res r
 	if err != nil {
 		return fail(err)
 	}
-	e := &env{o: o, dir: filepath.Join(o.dir, name), ports: ps, http: &http.Client{Timeout: 10 * time.Second}}
+	rec := &chaos.SlackRecorder{}
+	slackSrv := slacktest.NewTestServer(func(c slacktest.Customize) { c.Handle("/chat.postMessage", rec.PostMessage) })
+	slackSrv.Start()
+	defer slackSrv.Stop()
+	e := &env{o: o, dir: filepath.Join(o.dir, name), ports: ps, http: &http.Client{Timeout: 10 * time.Second}, slackURL: slackSrv.GetAPIURL()}
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
 		return fail(err)
 	}
@@ -447,6 +468,7 @@ func runCase(ctx context.Context, o options, name string, rng *rand.Rand) (res r
 		return fail(err)
 	}
 	e.closeTC = tc.Close
+	e.tc = tc
 	e.temporal = client.New(tc)
 	cs, err := e.clusters()
 	if err != nil {
@@ -519,13 +541,14 @@ func runCase(ctx context.Context, o options, name string, rng *rand.Rand) (res r
 		if err := e.post(http.MethodPost, "/admin/kafka?down=true"); err != nil {
 			return fail(err)
 		}
-		time.Sleep(10 * time.Second)
+		time.Sleep(o.kafkaDown)
+		during := e.done()
 		if err := e.post(http.MethodPost, "/admin/kafka?down=false"); err != nil {
 			return fail(err)
 		}
 		up, begun := time.Now(), e.starts()
-		note("kafka down for 10s from %d to %d/%d clusters done; next new apply %s after Kafka was back",
-			at, e.done(), e.selected, e.stall(cctx, begun, up))
+		note("kafka down for %s from %d to %d/%d clusters done; next new apply %s after Kafka was back",
+			o.kafkaDown, at, during, e.selected, e.stall(cctx, begun, up))
 	case "monitors-down":
 		if err := e.waitDone(cctx, e.selected/4); err != nil {
 			return fail(err)
@@ -568,5 +591,23 @@ func runCase(ctx context.Context, o options, name string, rng *rand.Rand) (res r
 	res.check = check.String()
 	res.ok = check.OK() && final.State == workflows.StateCompleted
 	note("worker started %d times, stack %d times", e.workerN, e.stackN)
+
+	// The workflow closes once its last message is out (its status says
+	// completed before that).
+	if err := e.tc.GetWorkflow(cctx, id, "").Get(cctx, nil); err != nil {
+		res.slack = "workflow not closed"
+		return fail(fmt.Errorf("the rollout workflow did not close: %w", err))
+	}
+	msgs := rec.Messages()
+	problems, repeated := chaos.CheckThread(msgs)
+	if len(problems) > 0 {
+		res.slack = fmt.Sprintf("FAILED: %d messages; %s", len(msgs), strings.Join(problems, "; "))
+		res.ok = false
+	} else {
+		res.slack = fmt.Sprintf("ok: %d messages, one thread", len(msgs))
+	}
+	for _, r := range repeated {
+		note("Slack message posted more than once: %q", r)
+	}
 	return res
 }
