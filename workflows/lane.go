@@ -65,11 +65,12 @@ func (b *batch) spare() int {
 
 // donate passes on to the heir the slots the batch can no longer use, as
 // soon as a cluster finishes (a batch with no heir keeps them until it
-// finishes and gives them to the rollout). Nothing is handed on while the batch is paused, aborted, reading
-// unknown health, or waiting for the rollout's verdict on a failure (a slot
-// freed by a failed cluster must not start another cluster before the error
-// budget is judged), nor before a first monitor read has passed the clusters
-// that finished applying. With a bake, slots pass on only when it is over.
+// finishes and gives them to the rollout). Nothing is handed on while the
+// batch is paused, aborted, reading unknown health, or waiting for the
+// rollout's verdict on a failure (a slot freed by a failed cluster must not
+// start another cluster before the error budget is judged), nor before a
+// first monitor read has passed the clusters that finished applying. With a
+// bake, slots pass on only when it is over.
 func (b *batch) donate(ctx workflow.Context) {
 	if b.in.Lane == nil || b.in.Bake > 0 || b.heir == "" {
 		return
@@ -124,7 +125,7 @@ func (b *batch) handOver(ctx workflow.Context) {
 	b.grants = nil
 	readyCh := workflow.GetSignalChannel(ctx, SignalLaneReady)
 	slotsCh := workflow.GetSignalChannel(ctx, SignalLaneSlots)
-	// late takes what arrived after the loop's last turn: a heir that
+	// late takes what arrived after the loop's last turn: an heir that
 	// announced itself, slots.
 	late := func() int {
 		for readyCh.ReceiveAsync(&b.heir) {

@@ -219,7 +219,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		for {
 			var ret LaneReturn
 			returns.Receive(ctx, &ret)
-			// Each return on its own: a heir waiting for its donor's
+			// Each return on its own: an heir waiting for its donor's
 			// slots must not wait behind other returns' signals.
 			workflow.Go(ctx, func(ctx workflow.Context) { r.onLaneReturn(ctx, ret) })
 		}

@@ -396,60 +396,55 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 // progressEvery is how often a rollout's progress is reported.
 const progressEvery = 10 * time.Second
 
-// watchVersions reports, every progressEvery, how many clusters run the version.
-func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Time) func() {
-	if o.Progress == nil {
-		return func() {}
-	}
+// every calls f every d in a goroutine until the returned function is
+// called (which waits for f to return).
+func every(d time.Duration, f func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tk := time.NewTicker(progressEvery)
+		tk := time.NewTicker(d)
 		defer tk.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tk.C:
-				at := 0
-				for _, c := range s.Dev.Sim.Clusters() {
-					if c.Version == version {
-						at++
-					}
-				}
-				o.progress("N=%d: %5.0fs  %d/%d clusters on %s, %d in flight", n, time.Since(t0).Seconds(), at, n, version, s.Dev.Sim.InFlight())
+				f()
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
 }
 
+// watchVersions reports, every progressEvery, how many clusters run the
+// version and how many are in flight.
+func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Time) func() {
+	if o.Progress == nil {
+		return func() {}
+	}
+	return every(progressEvery, func() {
+		at := 0
+		for _, c := range s.Dev.Sim.Clusters() {
+			if c.Version == version {
+				at++
+			}
+		}
+		o.progress("N=%d: %5.0fs  %d/%d clusters on %s, %d in flight", n, time.Since(t0).Seconds(), at, n, version, s.Dev.Sim.InFlight())
+	})
+}
+
 // sampleInFlight samples the data plane's clusters in flight every 250 ms
 // until the returned function is called, which records mean and max in res.
 func sampleInFlight(s *stack.Stack, res *Result) func() {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
 	var sum, samples, most int
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(250 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tk.C:
-				n := s.Dev.Sim.InFlight()
-				sum, samples, most = sum+n, samples+1, max(most, n)
-			}
-		}
-	}()
+	stop := every(250*time.Millisecond, func() {
+		n := s.Dev.Sim.InFlight()
+		sum, samples, most = sum+n, samples+1, max(most, n)
+	})
 	return func() {
-		close(done)
-		wg.Wait()
+		stop()
 		if samples > 0 {
 			res.MeanInFlight = round1(float64(sum) / float64(samples))
 		}
