@@ -44,7 +44,7 @@ bench: ## planner benchmark, then fleetbench: makespan vs ideal, overhead vs a b
 bench-latency: ## pause latency with 500 clusters in flight, webhook vs polling detection
 	$(GO) test -run='^$$' -bench=PauseLatency -benchtime=1x ./internal/app/
 
-chaos: ## the fault suite with real processes (kill -9 the worker, restart the stack, Kafka down, monitors 500/429)
+chaos: ## the fault suite with real processes (kill -9 the worker 3x, restart the stack, Kafka down 30 s, monitors 500/429; checks exactly once and the Slack thread)
 	$(GO) run ./internal/chaos/cmd/fleetchaos
 
 ui: ## build the Temporal Web UI (its own module); `worker dev` starts it when present
