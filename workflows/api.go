@@ -255,7 +255,6 @@ type SlotGrant struct {
 type LaneReturn struct {
 	Phase string `json:"phase"`
 	Batch int    `json:"batch"`
-	Lane  int    `json:"lane"`
 	N     int    `json:"n"`
 }
 

@@ -98,7 +98,7 @@ func (b *batch) donate(ctx workflow.Context) {
 
 // giveBack returns slots to the rollout as the batch finishes.
 func (b *batch) giveBack(ctx workflow.Context, n int) workflow.Future {
-	ret := LaneReturn{Phase: b.in.Phase, Batch: b.in.Batch.Number, Lane: b.in.Lane.Lane, N: n}
+	ret := LaneReturn{Phase: b.in.Phase, Batch: b.in.Batch.Number, N: n}
 	return workflow.SignalExternalWorkflow(ctx, b.parent, "", SignalLaneReturn, ret)
 }
 
