@@ -4,10 +4,12 @@
 #
 #   docker build -t fleet-worker .
 #
-# Build stage: go.mod needs Go >= 1.26.8 and the golang images set
-# GOTOOLCHAIN=local, so GO_VERSION must name a 1.26 release at least that new.
+# Build stage: the project builds with Go 1.27.3 (go.mod needs 1.26.10 or newer
+# for the Temporal server); GOTOOLCHAIN makes the go command fetch it from the
+# module proxy whatever the image ships.
 ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION} AS build
+ENV GOTOOLCHAIN=go1.27.3
 WORKDIR /src
 
 # Module downloads in their own layer: they change less often than the code.

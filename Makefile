@@ -1,6 +1,9 @@
 # Fleet rollouts on Temporal. `make run` and `make test` are the two set-up
 # commands; both need only Go (the Go module proxy supplies the rest).
 GO       ?= go
+# The Go toolchain the project builds with (go.mod needs 1.26.10 or newer for
+# the Temporal server); the go command fetches it from the module proxy.
+export GOTOOLCHAIN ?= go1.27.3
 BIN      := bin
 WFCHECK  := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 GOBIN    := $(shell $(GO) env GOPATH)/bin

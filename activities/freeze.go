@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
@@ -34,6 +35,25 @@ func (a *FreezeActivities) Register(r interface {
 }) {
 	r.RegisterActivityWithOptions(a.BroadcastFreeze, activity.RegisterOptions{Name: workflows.ActivityBroadcastFreeze})
 	r.RegisterActivityWithOptions(a.CurrentFreeze, activity.RegisterOptions{Name: workflows.ActivityCurrentFreeze})
+	r.RegisterActivityWithOptions(a.CancelRequest, activity.RegisterOptions{Name: workflows.ActivityCancelRequest})
+}
+
+// CancelRequest reads who asked Temporal to cancel a workflow run, and why,
+// from the run's own history (the WorkflowExecutionCancelRequested event: the
+// caller's identity and the reason it gave), for the rollout's audit.
+func (a *FreezeActivities) CancelRequest(ctx context.Context, in workflows.CancelRequestInput) (workflows.CancelRequest, error) {
+	it := a.Temporal.GetWorkflowHistory(ctx, in.WorkflowID, in.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var out workflows.CancelRequest
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return out, fmt.Errorf("read history of %s: %w", in.WorkflowID, err)
+		}
+		if attrs := ev.GetWorkflowExecutionCancelRequestedEventAttributes(); attrs != nil {
+			out = workflows.CancelRequest{Identity: attrs.GetIdentity(), Reason: attrs.GetCause()}
+		}
+	}
+	return out, nil
 }
 
 // rolloutsRunningQuery selects the running rollouts in visibility.

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/spec"
 )
 
@@ -59,6 +61,42 @@ type RolloutInput struct {
 	Spec spec.Rollout `json:"spec"`
 	// Requester is who started the rollout.
 	Requester string `json:"requester"`
+	// HistoryBudget is the history length (events) at which the rollout,
+	// and each of its batches, continues as new; 0 means
+	// DefaultHistoryBudget. The server's suggestion also counts.
+	HistoryBudget int `json:"historyBudget,omitempty"`
+	// Carry is the state of the previous run after a continue-as-new; nil
+	// when a client starts the rollout.
+	Carry *RolloutCarry `json:"carry,omitempty" jsonschema:"-"`
+}
+
+// RolloutCarry is everything a rollout knows, handed from one run to the next
+// across a continue-as-new (which happens only where no batch is running:
+// between phases or while it waits at a gate): the plan, the status (pause
+// reason, incidents, audit), approvals, failures counted against the budgets,
+// the freeze in force, the policy, live pacing, finished batches' results, the
+// Slack thread, and where it is.
+type RolloutCarry struct {
+	Plan           *plan.Plan          `json:"plan"`
+	Status         RolloutStatus       `json:"status"`
+	Aborted        bool                `json:"aborted,omitempty"`
+	ApprovedPlan   bool                `json:"approvedPlan,omitempty"`
+	ApprovedPhases map[string]bool     `json:"approvedPhases,omitempty"`
+	Results        map[int]BatchResult `json:"results,omitempty"`
+	Failed         map[string]string   `json:"failed,omitempty"`
+	PhaseFailed    map[string]int      `json:"phaseFailed,omitempty"`
+	Frozen         *FreezeInfo         `json:"frozen,omitempty"`
+	Policy         *policy.Snapshot    `json:"policy,omitempty"`
+	// PacedConcurrency and PacedBake are live pacing overrides (0 / nil: as planned).
+	PacedConcurrency int            `json:"pacedConcurrency,omitempty"`
+	PacedBake        *time.Duration `json:"pacedBake,omitempty"`
+	ThreadTS         string         `json:"threadTs,omitempty"`
+	// NextPhase is the index of the phase to run next; GateSince is when the
+	// gate the rollout waits at (plan or NextPhase approval) began, zero if none.
+	NextPhase int       `json:"nextPhase"`
+	GateSince time.Time `json:"gateSince,omitzero"`
+	// Runs counts the continue-as-news so far.
+	Runs int `json:"runs"`
 }
 
 // ActionRequest is the argument of pause, resume and abort.
@@ -200,6 +238,50 @@ type BatchInput struct {
 	// of batches that pass concurrency slots along cluster by cluster (see
 	// BatchLane). Nil runs the batch on its own Concurrency.
 	Lane *BatchLane `json:"lane,omitempty"`
+	// HistoryBudget is the history length (events) at which the batch
+	// continues as new, carrying its state; 0 means DefaultHistoryBudget.
+	// The server's own suggestion (GetContinueAsNewSuggested) also counts.
+	HistoryBudget int `json:"historyBudget,omitempty"`
+	// Carry is the state of the previous run after a continue-as-new; nil
+	// on the first run.
+	Carry *BatchCarry `json:"carry,omitempty"`
+}
+
+// DefaultHistoryBudget is the history length (events) past which a rollout
+// or a batch continues as new: well under the server's warning at 10,240
+// events and its limit at 51,200, and small enough to replay in milliseconds.
+const DefaultHistoryBudget = 4000
+
+// BatchCarry is everything a batch knows, handed from one run to the next
+// across a continue-as-new: each cluster's state and generation, when the data
+// plane last spoke of it, the inventory records and policy read when the batch
+// started, the pause and abort state, incidents raised, unknown-health clocks,
+// the bake, the lane's slots and heir, and what was published to fleet.events.
+type BatchCarry struct {
+	Clusters        []ClusterStatus          `json:"clusters"`
+	LastSeen        map[string]time.Time     `json:"lastSeen,omitempty"`
+	Info            map[string]fleet.Cluster `json:"info,omitempty"`
+	Policy          *policy.Snapshot         `json:"policy,omitempty"`
+	StartedAt       time.Time                `json:"startedAt"`
+	Overrides       []string                 `json:"overrides,omitempty"`
+	State           BatchState               `json:"state"`
+	Paused          bool                     `json:"paused,omitempty"`
+	Aborted         bool                     `json:"aborted,omitempty"`
+	Reported        map[string]bool          `json:"reported,omitempty"`
+	BakeEnd         time.Time                `json:"bakeEnd,omitzero"`
+	UnreadableSince time.Time                `json:"unreadableSince,omitzero"`
+	UnknownSince    map[string]time.Time     `json:"unknownSince,omitempty"`
+	AwaitingAck     int                      `json:"awaitingAck,omitempty"`
+	AckDeadline     time.Time                `json:"ackDeadline,omitzero"`
+	Emitted         map[string]ClusterState  `json:"emitted,omitempty"`
+	Slots           int                      `json:"slots"`
+	RolloutSlots    int                      `json:"rolloutSlots,omitempty"`
+	Heir            string                   `json:"heir,omitempty"`
+	HealthRead      bool                     `json:"healthRead,omitempty"`
+	DonorDone       bool                     `json:"donorDone,omitempty"`
+	PollDue         time.Time                `json:"pollDue,omitzero"`
+	// Runs counts the continue-as-news so far.
+	Runs int `json:"runs"`
 }
 
 // BatchLane makes a phase's concurrency a cluster-level window across its
@@ -313,6 +395,9 @@ type BatchResult struct {
 	// RolloutSlots sums the slots of the grants from the rollout the batch
 	// took (SlotGrant.FromRollout).
 	RolloutSlots int `json:"rolloutSlots,omitempty"`
+	// Done counts clusters that ended done and are not listed in Clusters
+	// (a compacted result carried across a continue-as-new).
+	Done int `json:"done,omitempty"`
 }
 
 // IncidentKind says why a batch asks its rollout to stop.

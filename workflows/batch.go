@@ -69,6 +69,26 @@ const (
 	// ackTimeout bounds how long a batch waits for its rollout's verdict on
 	// a failure before it goes on starting clusters.
 	ackTimeout = time.Minute
+	// idleWait is the longest a batch sleeps when nothing of it needs
+	// watching (paused with every cluster held, queued in a lane, every
+	// pending cluster waiting for a window): signals wake it, the timer is
+	// a backstop, so an idle day costs a handful of events, not thousands.
+	idleWait = 6 * time.Hour
+	// heldResyncAfter is how often a held cluster is asked whether it still
+	// holds (a steady state, so rarely).
+	heldResyncAfter = 2 * time.Hour
+)
+
+// Workflow versions (workflow.GetVersion). A running workflow replays with
+// the version it recorded; workflows started before a change replay with
+// workflow.DefaultVersion and keep the old behaviour. See README, "Changing
+// workflow code".
+const (
+	// versionLongLived: batches sleep when idle, do not poll held clusters,
+	// continue as new, and abort their in-flight clusters when cancelled;
+	// rollouts continue as new and treat cancellation as an abort.
+	versionLongLived    = "long-lived"
+	versionLongLivedMax = 1
 )
 
 // control is a signal channel handled before anything else in a batch's loop.
@@ -224,6 +244,10 @@ type batch struct {
 	healthRead bool
 	donorDone  bool
 	grants     []workflow.Future
+	// v is the workflow version this run follows (versionLongLived).
+	v       workflow.Version
+	pollDue time.Time
+	runs    int
 }
 
 func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
@@ -255,10 +279,15 @@ func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
 			b.state = BatchPending
 		}
 	}
-	for _, t := range in.Batch.Clusters {
-		cs := &ClusterStatus{ID: t.ClusterID, Product: t.Product, Generation: t.Generation, State: ClusterPending}
-		b.clusters = append(b.clusters, cs)
-		b.byID[t.ClusterID] = cs
+	if in.Carry != nil {
+		b.restore(in.Carry)
+		b.in.Carry = nil
+	} else {
+		for _, t := range in.Batch.Clusters {
+			cs := &ClusterStatus{ID: t.ClusterID, Product: t.Product, Generation: t.Generation, State: ClusterPending}
+			b.clusters = append(b.clusters, cs)
+			b.byID[t.ClusterID] = cs
+		}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (BatchStatus, error) {
 		return b.status(), nil
@@ -376,25 +405,62 @@ func (b *batch) publish(ctx workflow.Context, cmds []dataplane.Command) error {
 }
 
 func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
+	b.v = workflow.GetVersion(ctx, versionLongLived, workflow.DefaultVersion, versionLongLivedMax)
+	err := b.loop(ctx)
+	var can *workflow.ContinueAsNewError
+	switch {
+	case err == nil:
+	case errors.As(err, &can):
+		return BatchResult{}, err
+	case b.v >= 1 && (ctx.Err() != nil || temporal.IsCanceledError(err)):
+		return b.cancelled(ctx)
+	default:
+		return b.result(), err
+	}
+	if b.aborted {
+		b.state = BatchAborted
+	} else {
+		b.state = BatchCompleted
+	}
+	b.collectEvents(ctx)
+	b.flushEvents(ctx)
+	for _, f := range b.emits {
+		if err := f.Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("emit cluster events", "error", err)
+		}
+	}
+	// Last, so no grant arrives after the slots are handed over.
+	b.handOver(ctx)
+	return b.result(), nil
+}
+
+// loop runs the batch until every cluster has ended (and the bake is over);
+// it returns a ContinueAsNewError when the history has grown past its budget.
+func (b *batch) loop(ctx workflow.Context) error {
 	statusCh := workflow.GetSignalChannel(ctx, SignalClusterStatus)
 	statusesCh := workflow.GetSignalChannel(ctx, SignalClusterStatuses)
 	controls := b.controls(ctx)
 
-	b.announce(ctx)
-	if err := b.loadSchedule(ctx); err != nil {
-		return b.result(), err
+	if b.runs == 0 {
+		b.announce(ctx)
+		if err := b.loadSchedule(ctx); err != nil {
+			return err
+		}
 	}
 	var tick workflow.Future
+	var tickAt time.Time
 	cancelTick := func() {}
-	var pollDue time.Time
 	for {
 		// Control signals first: a pause or an abort that has arrived is
 		// acted on before another status is processed or a cluster starts.
 		b.drainControls(controls)
+		if b.v >= 1 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		// Start what may start.
 		queued := b.state == BatchPending
 		if err := b.startClusters(ctx); err != nil {
-			return b.result(), err
+			return err
 		}
 		if queued && b.state != BatchPending && tick != nil {
 			// The queued batch's long backstop timer gives way to the
@@ -415,12 +481,28 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 				break
 			}
 		}
+		if b.v >= 1 && b.health == nil && b.continueAsNewDue(ctx) {
+			cancelTick()
+			return b.continueAsNew(ctx, controls, statusCh, statusesCh)
+		}
 
 		// One timer drives status resync, apply timeouts, health polls and the bake.
+		if tick != nil && b.v >= 1 {
+			// A long idle sleep gives way when something needs watching
+			// again (a resume, a grant, a window reached).
+			now := workflow.Now(ctx)
+			if now.Add(b.tickInterval(now)).Before(tickAt) {
+				cancelTick()
+				tick = nil
+			}
+		}
 		if tick == nil {
 			var tctx workflow.Context
 			tctx, cancelTick = workflow.WithCancel(ctx)
-			tick = workflow.NewTimer(tctx, b.tickInterval(workflow.Now(ctx)))
+			now := workflow.Now(ctx)
+			d := b.tickInterval(now)
+			tickAt = now.Add(d)
+			tick = workflow.NewTimer(tctx, d)
 		}
 		sel := workflow.NewSelector(ctx)
 		for _, c := range controls {
@@ -442,12 +524,15 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 		}
 		sel.Select(ctx)
 		b.collectEvents(ctx)
+		if b.v >= 1 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if !fired {
 			now := workflow.Now(ctx)
 			if b.onlyVerifying() && b.health == nil && b.in.HealthInterval > 0 && now.Sub(b.lastRead) >= minimumPollInterval {
 				// The batch waits only for its last clusters' monitors:
 				// read them now, not at the next tick.
-				pollDue = now.Add(b.in.HealthInterval)
+				b.pollDue = now.Add(b.in.HealthInterval)
 				b.startHealth(ctx)
 			}
 			continue
@@ -455,28 +540,14 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 		b.flushEvents(ctx)
 		now := workflow.Now(ctx)
 		if err := b.resync(ctx, now); err != nil {
-			return b.result(), err
+			return err
 		}
-		if b.in.HealthInterval > 0 && !now.Before(pollDue) && b.health == nil {
-			pollDue = now.Add(b.in.HealthInterval)
+		if b.in.HealthInterval > 0 && !now.Before(b.pollDue) && b.health == nil {
+			b.pollDue = now.Add(b.in.HealthInterval)
 			b.startHealth(ctx)
 		}
 	}
-	if b.aborted {
-		b.state = BatchAborted
-	} else {
-		b.state = BatchCompleted
-	}
-	b.collectEvents(ctx)
-	b.flushEvents(ctx)
-	for _, f := range b.emits {
-		if err := f.Get(ctx, nil); err != nil {
-			workflow.GetLogger(ctx).Error("emit cluster events", "error", err)
-		}
-	}
-	// Last, so no grant arrives after the slots are handed over.
-	b.handOver(ctx)
-	return b.result(), nil
+	return nil
 }
 
 // collectEvents records every cluster state change since the last call, for
@@ -508,6 +579,9 @@ func (b *batch) flushEvents(ctx workflow.Context) {
 }
 
 func (b *batch) tickInterval(now time.Time) time.Duration {
+	if b.v >= 1 {
+		return b.tickIntervalV1(now)
+	}
 	if b.active() == 0 && !b.wakeAt.IsZero() && b.wakeAt.After(now) && !b.anyVerifying() {
 		// Only clusters waiting for a window or a blackout's end: sleep
 		// until the first may start (a durable timer, however long).
@@ -754,7 +828,11 @@ func (b *batch) resync(ctx workflow.Context, now time.Time) error {
 			b.raise(ctx, Incident{Kind: IncidentApplyFailed, ClusterID: c.ID, Message: c.Message})
 			continue
 		}
-		if now.Sub(b.lastSeen[c.ID]) < resyncAfter {
+		after := resyncAfter
+		if c.State == ClusterHeld && b.v >= 1 {
+			after = heldResyncAfter
+		}
+		if now.Sub(b.lastSeen[c.ID]) < after {
 			continue
 		}
 		b.lastSeen[c.ID] = now
@@ -777,10 +855,15 @@ func (b *batch) startHealth(ctx workflow.Context) {
 	var targets []HealthTarget
 	for _, c := range b.clusters {
 		switch c.State {
-		case ClusterApplying, ClusterHolding, ClusterHeld, ClusterVerifying:
+		case ClusterHeld:
+			// A held cluster changes nothing: it is read again on resume.
+			if b.v < 1 {
+				targets = append(targets, HealthTarget{ClusterID: c.ID, Product: c.Product})
+			}
+		case ClusterApplying, ClusterHolding, ClusterVerifying:
 			targets = append(targets, HealthTarget{ClusterID: c.ID, Product: c.Product})
 		case ClusterDone:
-			if b.state == BatchBaking {
+			if b.state == BatchBaking && (b.v < 1 || !b.paused) {
 				targets = append(targets, HealthTarget{ClusterID: c.ID, Product: c.Product})
 			}
 		}
@@ -985,6 +1068,14 @@ func (b *batch) resume(ctx workflow.Context, reason string) error {
 	}
 	if b.state == BatchPaused {
 		b.state = BatchRunning
+	}
+	if b.v >= 1 && !b.bakeEnd.IsZero() && b.in.HealthInterval > 0 {
+		// Monitors were not read while paused: the bake ends only after
+		// at least one more read.
+		if min := now0.Add(b.in.HealthInterval + minimumPollInterval); b.bakeEnd.Before(min) {
+			b.bakeEnd = min
+		}
+		b.pollDue = now0
 	}
 	var cmds []dataplane.Command
 	now := workflow.Now(ctx)

@@ -21,7 +21,23 @@ const (
 	// ActivityCurrentFreeze returns the freeze in force (a FreezeState with a
 	// nil Freeze when there is none); a Rollout calls it when it starts.
 	ActivityCurrentFreeze = "CurrentFreeze"
+	// ActivityCancelRequest reads who cancelled a workflow run, and why
+	// (CancelRequestInput → CancelRequest).
+	ActivityCancelRequest = "CancelRequest"
 )
+
+// CancelRequestInput names the run whose cancel request is read.
+type CancelRequestInput struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+}
+
+// CancelRequest is who asked Temporal to cancel a run (the caller's identity,
+// e.g. the temporal CLI's or the Web UI's) and the reason given.
+type CancelRequest struct {
+	Identity string `json:"identity,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
 
 // QueryFreezeAudit returns the freeze workflow's audit trail ([]AuditEntry):
 // every freeze, unfreeze and expiry, and every signal that was rejected.

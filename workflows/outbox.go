@@ -14,6 +14,8 @@ type outbox struct {
 	ch     workflow.Channel
 	done   workflow.WaitGroup
 	closed bool
+	// busy is set while an item is being sent.
+	busy bool
 }
 
 type outboxItem struct {
@@ -24,7 +26,13 @@ type outboxItem struct {
 func (r *rollout) startOutbox(ctx workflow.Context) {
 	r.out = &outbox{ch: workflow.NewBufferedChannel(ctx, 1000), done: workflow.NewWaitGroup(ctx)}
 	r.out.done.Add(1)
-	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	// The outbox's activities run in a disconnected context: a cancelled
+	// rollout still tells its thread and fleet.events how it ended.
+	actx := ctx
+	if r.v >= 1 {
+		actx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	nctx := workflow.WithActivityOptions(actx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
@@ -34,7 +42,7 @@ func (r *rollout) startOutbox(ctx workflow.Context) {
 			NonRetryableErrorTypes: []string{"PermanentNotifyError"},
 		},
 	})
-	ectx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	ectx := workflow.WithActivityOptions(actx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		// Events are history: keep trying (Kafka may be restarting).
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
@@ -46,18 +54,22 @@ func (r *rollout) startOutbox(ctx workflow.Context) {
 			if ok := r.out.ch.Receive(ctx, &it); !ok {
 				return
 			}
+			r.out.busy = true
 			if len(it.Events) > 0 {
 				if err := workflow.ExecuteActivity(ectx, ActivityEmit, EmitInput{Events: it.Events}).Get(ctx, nil); err != nil {
 					workflow.GetLogger(ctx).Error("emit events", "count", len(it.Events), "error", err)
 				}
 			}
 			if it.Note == nil {
+				r.out.busy = false
 				continue
 			}
 			n := *it.Note
 			n.ThreadTS = r.threadTS
 			var res NotifyResult
-			if err := workflow.ExecuteActivity(nctx, ActivityNotify, n).Get(ctx, &res); err != nil {
+			err := workflow.ExecuteActivity(nctx, ActivityNotify, n).Get(ctx, &res)
+			r.out.busy = false
+			if err != nil {
 				workflow.GetLogger(ctx).Error("notify", "event", n.Event, "error", err)
 				continue
 			}

@@ -34,6 +34,8 @@ type stepPlane struct {
 	// steps counts the steps taken.
 	inFlight []int
 	steps    int
+	// signals counts the status signals sent.
+	signals int
 }
 
 // size is a cluster's broker count.
@@ -161,6 +163,7 @@ func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
 		}
 		emit(id, c, c.state)
 	}
+	p.signals += len(out)
 	p.mu.Unlock()
 	for _, s := range out {
 		env.SignalWorkflowByID(s.ReplyTo, workflows.SignalClusterStatus, s)

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -114,7 +115,9 @@ func (r *rollout) checkApprover(req ApproveRequest) error {
 }
 
 // gate waits for cond (an approval, or an abort), reminding in the rollout's
-// thread every timeout, or aborting when the phase says so.
+// thread every timeout, or aborting when the phase says so. A gate may wait
+// for days: at each reminder it returns errContinueAsNew when the history is
+// due to be handed to a new run (the wait goes on there, from gateSince).
 func (r *rollout) gate(ctx workflow.Context, what, button string, sp *spec.Phase, cond func() bool) error {
 	timeout := spec.DefaultApprovalTimeout
 	action := spec.OnApprovalTimeoutRemind
@@ -127,24 +130,42 @@ func (r *rollout) gate(ctx workflow.Context, what, button string, sp *spec.Phase
 		}
 	}
 	waited := time.Duration(0)
-	for {
-		ok, err := workflow.AwaitWithTimeout(ctx, timeout, cond)
+	first := timeout
+	if r.v >= 1 {
+		now := workflow.Now(ctx)
+		if r.gateSince.IsZero() {
+			r.gateSince = now
+		}
+		// A carried gate resumes its reminder rhythm where it was.
+		waited = now.Sub(r.gateSince).Truncate(timeout)
+		first = r.gateSince.Add(waited + timeout).Sub(now)
+	}
+	for wait := first; ; wait = timeout {
+		ok, err := workflow.AwaitWithTimeout(ctx, wait, cond)
 		if err != nil {
 			return err
 		}
 		if ok {
+			r.gateSince = time.Time{}
 			return nil
 		}
 		waited += timeout
 		if action == spec.OnApprovalTimeoutAbort {
 			reason := fmt.Sprintf("%s not given within %s", what, waited)
 			r.doAbort(ctx, ActionRequest{Actor: safetyActor, Reason: reason})
+			r.gateSince = time.Time{}
 			return nil
 		}
 		r.audit(ctx, safetyActor, "remind", what, fmt.Sprintf("still waiting after %s", waited))
 		r.notify(NotifyApproval, fmt.Sprintf("Reminder: still waiting for %s (%s so far).", what, waited), button)
+		if r.v >= 1 && continueAsNewDue(ctx, r.in.HistoryBudget) {
+			return errContinueAsNew
+		}
 	}
 }
+
+// errContinueAsNew tells the rollout's main loop to hand over to a new run.
+var errContinueAsNew = errors.New("continue as new")
 
 // specPhase finds the spec's phase of that name (nil for preset phases).
 func (r *rollout) specPhase(name string) *spec.Phase {

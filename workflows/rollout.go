@@ -105,6 +105,16 @@ type rollout struct {
 	lanes *lanes
 	// childErr is the first batch that ended in error: the phase stops.
 	childErr error
+	// v is the workflow version this run follows (versionLongLived);
+	// nextPhase is the phase to run next, gateSince when the current gate
+	// began, runs the continue-as-news so far.
+	v         workflow.Version
+	nextPhase int
+	gateSince time.Time
+	runs      int
+	// signalChans are the signal channels the rollout's coroutines read:
+	// empty before a continue-as-new.
+	signalChans []workflow.ReceiveChannel
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -125,6 +135,10 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		TargetVersion: in.Spec.Target.Version,
 		State:         StatePlanning,
 		StartedAt:     workflow.Now(ctx),
+	}
+	if in.Carry != nil {
+		r.restore(in.Carry)
+		r.in.Carry = nil
 	}
 	if err := r.registerHandlers(ctx); err != nil {
 		return nil, err
@@ -169,6 +183,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			return fmt.Errorf("register %s update: %w", a.name, err)
 		}
 		ch := workflow.GetSignalChannel(ctx, a.name)
+		r.signalChans = append(r.signalChans, ch)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			for {
 				var req ActionRequest
@@ -192,6 +207,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		return fmt.Errorf("register approve update: %w", err)
 	}
 	approveCh := workflow.GetSignalChannel(ctx, Approve)
+	r.signalChans = append(r.signalChans, approveCh)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var req ApproveRequest
@@ -207,6 +223,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		return err
 	}
 	incidents := workflow.GetSignalChannel(ctx, SignalIncident)
+	r.signalChans = append(r.signalChans, incidents)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var inc Incident
@@ -215,6 +232,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		}
 	})
 	returns := workflow.GetSignalChannel(ctx, SignalLaneReturn)
+	r.signalChans = append(r.signalChans, returns)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var ret LaneReturn
@@ -405,7 +423,78 @@ func (r *rollout) audit(ctx workflow.Context, actor, action, reason, outcome str
 }
 
 func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
+	r.v = workflow.GetVersion(ctx, versionLongLived, workflow.DefaultVersion, versionLongLivedMax)
 	r.startOutbox(ctx)
+	st, err := r.runPhases(ctx)
+	var can *workflow.ContinueAsNewError
+	if r.v >= 1 && err != nil && !errors.As(err, &can) && (ctx.Err() != nil || temporal.IsCanceledError(err)) {
+		return r.cancelled(ctx)
+	}
+	return st, err
+}
+
+func (r *rollout) runPhases(ctx workflow.Context) (RolloutStatus, error) {
+	if r.plan == nil {
+		if err := r.setup(ctx); err != nil {
+			return r.st, err
+		}
+	}
+	if err := r.planGate(ctx); err != nil {
+		if errors.Is(err, errContinueAsNew) {
+			return r.st, r.continueAsNew(ctx)
+		}
+		return r.st, err
+	}
+	p := r.plan
+	for i := r.nextPhase; i < len(p.Phases); i++ {
+		r.nextPhase = i
+		if r.aborted {
+			break
+		}
+		if r.v >= 1 && continueAsNewDue(ctx, r.in.HistoryBudget) {
+			return r.st, r.continueAsNew(ctx)
+		}
+		ph := &p.Phases[i]
+		if ph.RequireApproval && (r.v < 1 || !r.approvedPhases[ph.Name]) {
+			r.st.State = StateAwaitingApproval
+			r.awaitingPhase = ph.Name
+			r.st.WaitingFor = fmt.Sprintf("approval of phase %s (fleet approve %s --phase %s)", ph.Name, r.st.Name, ph.Name)
+			r.currentPhase = ph.Name
+			if r.gateSince.IsZero() {
+				r.notify(NotifyApproval, "Waiting for "+r.st.WaitingFor, "approve-phase")
+			}
+			if err := r.gate(ctx, "approval of phase "+ph.Name, "approve-phase", r.specPhase(ph.Name), func() bool { return r.approvedPhases[ph.Name] || r.aborted }); err != nil {
+				if errors.Is(err, errContinueAsNew) {
+					return r.st, r.continueAsNew(ctx)
+				}
+				return r.st, err
+			}
+			r.st.WaitingFor = ""
+			r.awaitingPhase = ""
+			r.setRunning()
+		}
+		r.currentPhase = ph.Name
+		upsert(ctx, SAPhase.ValueSet(ph.Name))
+		r.emit(ctx, Event{Kind: EventPhaseStarted, Phase: ph.Name})
+		if err := r.runPhase(ctx, ph); err != nil {
+			return r.st, err
+		}
+		if !r.aborted {
+			done := r.phaseCounts(ph)
+			r.notify(NotifyPhaseDone, fmt.Sprintf("Phase %s done: %d clusters updated, %d failed.", ph.Name, done.Done, done.Failed))
+			r.emit(ctx, Event{Kind: EventPhaseFinished, Phase: ph.Name, Message: fmt.Sprintf("%d done, %d failed", done.Done, done.Failed)})
+		}
+		r.nextPhase = i + 1
+	}
+	if r.aborted {
+		return r.finish(ctx, StateAborted, "aborted"), nil
+	}
+	return r.finish(ctx, StateCompleted, "completed"), nil
+}
+
+// setup plans the rollout and waits for plan approval: the first run's work
+// before its first phase.
+func (r *rollout) setup(ctx workflow.Context) error {
 	r.audit(ctx, r.in.Requester, "start", r.in.Spec.Description, "applied")
 
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -419,7 +508,8 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	})
 	var p plan.Plan
 	if err := workflow.ExecuteActivity(actx, ActivityPlan, PlanInput{RolloutID: r.id, Spec: r.in}).Get(ctx, &p); err != nil {
-		return r.finish(ctx, StateFailed, fmt.Sprintf("planning failed: %v", err)), fmt.Errorf("plan rollout %s: %w", r.id, err)
+		r.finish(ctx, StateFailed, fmt.Sprintf("planning failed: %v", err))
+		return fmt.Errorf("plan rollout %s: %w", r.id, err)
 	}
 	r.plan = &p
 	r.st.PlanHash = p.Hash
@@ -440,7 +530,8 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	r.emit(ctx, Event{Kind: EventRolloutStarted, Actor: r.in.Requester, Message: fmt.Sprintf("%d clusters, plan %s", p.Total, p.Hash)})
 	r.checkFreeze(ctx)
 	if err := r.loadPolicy(ctx); err != nil {
-		return r.finish(ctx, StateFailed, err.Error()), err
+		r.finish(ctx, StateFailed, err.Error())
+		return err
 	}
 	if r.in.Spec.Emergency != nil {
 		r.audit(ctx, r.in.Requester, "emergency", r.in.Spec.Emergency.Justification,
@@ -451,47 +542,21 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 		r.st.State = StateAwaitingApproval
 		r.st.WaitingFor = "plan approval (fleet approve " + r.st.Name + " --plan " + p.Hash + ")"
 		r.notify(NotifyApproval, "Waiting for plan approval: "+r.st.WaitingFor, "approve-plan")
-		if err := r.gate(ctx, "plan approval", "approve-plan", nil, func() bool { return r.approvedPlan || r.aborted }); err != nil {
-			return r.st, err
-		}
-		r.st.WaitingFor = ""
-		r.setRunning()
 	}
+	return nil
+}
 
-	for i := range p.Phases {
-		if r.aborted {
-			break
-		}
-		ph := &p.Phases[i]
-		if ph.RequireApproval {
-			r.st.State = StateAwaitingApproval
-			r.awaitingPhase = ph.Name
-			r.st.WaitingFor = fmt.Sprintf("approval of phase %s (fleet approve %s --phase %s)", ph.Name, r.st.Name, ph.Name)
-			r.currentPhase = ph.Name
-			r.notify(NotifyApproval, "Waiting for "+r.st.WaitingFor, "approve-phase")
-			if err := r.gate(ctx, "approval of phase "+ph.Name, "approve-phase", r.specPhase(ph.Name), func() bool { return r.approvedPhases[ph.Name] || r.aborted }); err != nil {
-				return r.st, err
-			}
-			r.st.WaitingFor = ""
-			r.awaitingPhase = ""
-			r.setRunning()
-		}
-		r.currentPhase = ph.Name
-		upsert(ctx, SAPhase.ValueSet(ph.Name))
-		r.emit(ctx, Event{Kind: EventPhaseStarted, Phase: ph.Name})
-		if err := r.runPhase(ctx, ph); err != nil {
-			return r.st, err
-		}
-		if !r.aborted {
-			done := r.phaseCounts(ph)
-			r.notify(NotifyPhaseDone, fmt.Sprintf("Phase %s done: %d clusters updated, %d failed.", ph.Name, done.Done, done.Failed))
-			r.emit(ctx, Event{Kind: EventPhaseFinished, Phase: ph.Name, Message: fmt.Sprintf("%d done, %d failed", done.Done, done.Failed)})
-		}
+// planGate waits for plan approval, when the spec requires it.
+func (r *rollout) planGate(ctx workflow.Context) error {
+	if !r.in.Spec.RequirePlanApproval || r.approvedPlan {
+		return nil
 	}
-	if r.aborted {
-		return r.finish(ctx, StateAborted, "aborted"), nil
+	if err := r.gate(ctx, "plan approval", "approve-plan", nil, func() bool { return r.approvedPlan || r.aborted }); err != nil {
+		return err
 	}
-	return r.finish(ctx, StateCompleted, "completed"), nil
+	r.st.WaitingFor = ""
+	r.setRunning()
+	return nil
 }
 
 // runPhase runs the phase's batches: lanes of batches passing slots along
@@ -593,6 +658,9 @@ func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch,
 		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		// A re-run of the same rollout name may reuse batch IDs of a closed run.
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Cancelling the rollout cancels its batches, which abort their
+		// in-flight clusters; the rollout waits for them to end.
+		WaitForCancellation: r.v >= 1,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SARolloutName.ValueSet(r.st.Name), SAPhase.ValueSet(ph.Name), SAClusters.ValueSet(ids),
 			SATargetVersion.ValueSet(r.st.TargetVersion)),
@@ -627,6 +695,7 @@ func (r *rollout) phaseCounts(ph *plan.Phase) Counts {
 			for _, cl := range res.Clusters {
 				c.Add(cl.State)
 			}
+			c.Done += res.Done
 		}
 	}
 	return c
@@ -687,6 +756,7 @@ func (r *rollout) statusDetail(detail bool) RolloutStatus {
 						bs.Clusters = append(bs.Clusters, c)
 					}
 				}
+				bs.Counts.Done += res.Done
 			} else if _, ok := r.running[b.Number]; ok {
 				started++
 				bs.State = BatchRunning

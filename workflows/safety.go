@@ -28,6 +28,7 @@ const safetyActor = "fleet-safety"
 
 func (r *rollout) registerSafetyHandlers(ctx workflow.Context) error {
 	freezeCh := workflow.GetSignalChannel(ctx, SignalFreezeState)
+	r.signalChans = append(r.signalChans, freezeCh)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var st FreezeState

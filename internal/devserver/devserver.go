@@ -388,7 +388,7 @@ func serverOptions(o Options, address string, sqlConf *config.SQL, logger server
 }
 
 // dynamicConfig returns the dev defaults, then the caller's overrides.
-func dynamicConfig(httpPort int, overrides map[string]any) dynamicconfig.StaticClient {
+func dynamicConfig(_ int, overrides map[string]any) dynamicconfig.StaticClient {
 	dc := dynamicconfig.StaticClient{
 		// Search attributes are visible as soon as they are added.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
@@ -419,10 +419,6 @@ func dynamicConfig(httpPort int, overrides map[string]any) dynamicconfig.StaticC
 		dynamicconfig.TransferProcessorMaxPollRPS.Key():   500,
 		dynamicconfig.TimerProcessorMaxPollRPS.Key():      500,
 		dynamicconfig.VisibilityProcessorMaxPollRPS.Key(): 100,
-	}
-	if httpPort == 0 {
-		// Nexus needs the HTTP API; say so once here rather than warn on every start.
-		dc[dynamicconfig.EnableNexus.Key()] = false
 	}
 	for k, v := range overrides {
 		dc[dynamicconfig.MakeKey(k)] = v
