@@ -621,6 +621,13 @@ func (r *rollout) concurrency(ph *plan.Phase) int {
 	return ph.Concurrency
 }
 
+// A batch whose ID an earlier run (before a reset) still uses is started
+// again every startRetryEvery, up to startRetries times.
+const (
+	startRetryEvery = 10 * time.Second
+	startRetries    = 30
+)
+
 // startBatch starts one Batch child and follows it to its end; done, if
 // set, is called with its result when it has ended.
 func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch, perBatch int, lane *BatchLane, done func(workflow.Context, BatchResult)) workflow.ChildWorkflowFuture {
@@ -644,6 +651,7 @@ func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch,
 		ApplyTimeout:   r.in.Spec.ApplyTimeout.D(),
 		HealthInterval: r.in.Spec.Monitoring.Interval.D(),
 		Lane:           lane,
+		HistoryBudget:  r.in.HistoryBudget,
 	}
 	if r.in.Spec.Monitoring.Disabled {
 		in.HealthInterval = 0
@@ -665,11 +673,27 @@ func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch,
 			SARolloutName.ValueSet(r.st.Name), SAPhase.ValueSet(ph.Name), SAClusters.ValueSet(ids),
 			SATargetVersion.ValueSet(r.st.TargetVersion)),
 	}
-	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Batch, in)
+	cctx := workflow.WithChildOptions(ctx, opts)
+	child := workflow.ExecuteChildWorkflow(cctx, Batch, in)
 	r.running[b.Number] = child
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var res BatchResult
 		err := child.Get(ctx, &res)
+		// After a reset, the earlier run's batch of the same ID may still
+		// be running: cancelled with its rollout, it aborts its in-flight
+		// clusters and ends within holdWaitAfterAbort. Start again once it
+		// has.
+		var dup *temporal.ChildWorkflowExecutionAlreadyStartedError
+		for tries := 0; r.v >= 1 && errors.As(err, &dup) && tries < startRetries; tries++ {
+			workflow.GetLogger(ctx).Warn("batch ID still in use by an earlier run; waiting", "batch", opts.WorkflowID)
+			if serr := workflow.Sleep(ctx, startRetryEvery); serr != nil {
+				err = serr
+				break
+			}
+			child = workflow.ExecuteChildWorkflow(cctx, Batch, in)
+			r.running[b.Number] = child
+			err = child.Get(ctx, &res)
+		}
 		delete(r.running, b.Number)
 		if done != nil {
 			defer done(ctx, res)
