@@ -427,7 +427,9 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	r.startOutbox(ctx)
 	st, err := r.runPhases(ctx)
 	var can *workflow.ContinueAsNewError
-	if r.v >= 1 && err != nil && !errors.As(err, &can) && (ctx.Err() != nil || temporal.IsCanceledError(err)) {
+	if r.v >= 1 && err != nil && !errors.As(err, &can) && ctx.Err() != nil {
+		// The rollout itself was cancelled (a batch cancelled on its own
+		// is a batch error, reported as such).
 		return r.cancelled(ctx)
 	}
 	return st, err
