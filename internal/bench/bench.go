@@ -1,8 +1,9 @@
 // Package bench measures the whole system on the in-process stack: a rollout
 // over every simulated cluster, compared with the ideal makespan and with a
 // bare Temporal fan-out of the same size on the same server; the largest
-// workflow history; the process's peak memory; and how fast a pause holds
-// every in-flight cluster. cmd/fleetbench is its command line.
+// workflow history; the process's peak memory; how fast a pause holds every
+// in-flight cluster; and how many history events a paused rollout's
+// workflows add while idle. cmd/fleetbench is its command line.
 package bench
 
 import (
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -44,6 +46,9 @@ type Options struct {
 	MonitorInterval time.Duration
 	// Pauses is how many pauses the pause-latency rollout takes (0: skip).
 	Pauses int
+	// Idle is the window over which the history growth of a paused rollout
+	// (every in-flight cluster held) is measured (0: skip).
+	Idle time.Duration
 	// BareApply also runs a bare fan-out whose activities each sleep the
 	// mean apply time (the rollout's work with no rollout logic).
 	BareApply bool
@@ -138,6 +143,20 @@ type Result struct {
 	// StatusQueryMS is the median time of one client.Status call during
 	// the pause measurement; StatusBytes is not measured.
 	StatusQueryMS float64 `json:"statusQueryP50Ms,omitempty"`
+	// Idle history: a third rollout paused with every in-flight cluster
+	// held (IdleHeld of them); after idleSettle, the history lengths of its
+	// open workflows (the rollout and every running batch; IdleWorkflows in
+	// all) are sampled at the start and the end of IdleWindow. IdleEvents
+	// is the events they added; the per-hour figures are each workflow's
+	// growth scaled from its own sampling interval to an hour, mean and max
+	// (IdleMaxWorkflow). IdleWindow is absent when not measured.
+	IdleWindow            Seconds `json:"idleWindowSeconds,omitempty"`
+	IdleHeld              int     `json:"idleHeld,omitempty"`
+	IdleWorkflows         int     `json:"idleOpenWorkflows,omitempty"`
+	IdleEvents            int64   `json:"idleEvents"`
+	IdleEventsPerHourMean float64 `json:"idleEventsPerHourMean"`
+	IdleEventsPerHourMax  float64 `json:"idleEventsPerHourMax"`
+	IdleMaxWorkflow       string  `json:"idleMaxWorkflow,omitempty"`
 	// FinalStatusError is set when the rollout's status could not be read
 	// once it finished (e.g. a query answer too large).
 	FinalStatusError string `json:"finalStatusError,omitempty"`
@@ -390,6 +409,14 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 			res.Errors = append(res.Errors, "pause latency: "+err.Error())
 		}
 	}
+
+	// History growth of a paused rollout, on a third rollout.
+	if o.Idle > 0 {
+		o.progress("N=%d: idle history of a paused rollout, %s window", n, o.Idle)
+		if err := idleHistory(ctx, s, o, n, &res); err != nil {
+			res.Errors = append(res.Errors, "idle history: "+err.Error())
+		}
+	}
 	return res, nil
 }
 
@@ -547,35 +574,10 @@ func pauseLatency(ctx context.Context, s *stack.Stack, o Options, n int, res *Re
 		_ = s.Temporal.GetWorkflow(actx, id, "").Get(actx, nil)
 	}()
 	var statusTimes []float64
-	status := func() (*workflows.RolloutStatus, error) {
-		t := time.Now()
-		st, err := s.Fleet.Status(ctx, id)
-		statusTimes = append(statusTimes, float64(time.Since(t).Microseconds())/1000)
-		return st, err
-	}
 	wait := func(what string, limit time.Duration, cond func(*workflows.RolloutStatus) bool) (*workflows.RolloutStatus, error) {
-		deadline := time.Now().Add(limit)
-		var last *workflows.RolloutStatus
-		var lastErr error
-		for time.Now().Before(deadline) {
-			st, err := status()
-			if err == nil {
-				last = st
-				if cond(st) {
-					return st, nil
-				}
-				if st.State.Terminal() {
-					return nil, fmt.Errorf("%s: the rollout ended (%s) first; counts %+v", what, st.State, st.Counts)
-				}
-			} else {
-				lastErr = err
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if last != nil {
-			return nil, fmt.Errorf("%s: timed out after %s; last counts %+v", what, limit, last.Counts)
-		}
-		return nil, fmt.Errorf("%s: timed out after %s: %v", what, limit, lastErr)
+		return waitStatus(ctx, s, id, what, limit, cond, func(d time.Duration) {
+			statusTimes = append(statusTimes, float64(d.Microseconds())/1000)
+		})
 	}
 	want := max(1, min(o.Concurrency, n)/2)
 	var updates []float64
@@ -608,6 +610,155 @@ func pauseLatency(ctx context.Context, s *stack.Stack, o Options, n int, res *Re
 			return fmt.Errorf("resume %d: %w", i+1, err)
 		}
 	}
+	return nil
+}
+
+// waitStatus polls the rollout's status every 50 ms until cond holds (and
+// returns that status), the rollout ends, or limit passes. took, if not
+// nil, receives the time of each status call.
+func waitStatus(ctx context.Context, s *stack.Stack, id, what string, limit time.Duration, cond func(*workflows.RolloutStatus) bool, took func(time.Duration)) (*workflows.RolloutStatus, error) {
+	deadline := time.Now().Add(limit)
+	var last *workflows.RolloutStatus
+	var lastErr error
+	for time.Now().Before(deadline) {
+		t := time.Now()
+		st, err := s.Fleet.Status(ctx, id)
+		if took != nil {
+			took(time.Since(t))
+		}
+		if err == nil {
+			last = st
+			if cond(st) {
+				return st, nil
+			}
+			if st.State.Terminal() {
+				return nil, fmt.Errorf("%s: the rollout ended (%s) first; counts %+v", what, st.State, st.Counts)
+			}
+		} else {
+			lastErr = err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if last != nil {
+		return nil, fmt.Errorf("%s: timed out after %s; last counts %+v", what, limit, last.Counts)
+	}
+	return nil, fmt.Errorf("%s: timed out after %s: %v", what, limit, lastErr)
+}
+
+// idleSettle is how long a paused rollout is left, once every in-flight
+// cluster is held, before its idle history growth is sampled.
+const idleSettle = 3 * time.Second
+
+// idleHistory starts a third rollout, pauses it while clusters are in
+// flight, waits until every in-flight cluster is held and idleSettle more,
+// and samples the history length of the rollout workflow and of every
+// running batch workflow at the start and the end of o.Idle; then it
+// aborts the rollout.
+func idleHistory(ctx context.Context, s *stack.Stack, o Options, n int, res *Result) error {
+	name := fmt.Sprintf("bench-%d-idle", n)
+	r, err := RolloutSpec(name, "99.0.2", o.Concurrency, o.MonitorInterval, o.OrderBy)
+	if err != nil {
+		return err
+	}
+	id, err := s.Fleet.Start(ctx, r, "fleetbench")
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	defer func() {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_, _ = s.Fleet.Abort(actx, id, workflows.ActionRequest{Actor: "fleetbench", Reason: "benchmark over"})
+		_ = s.Temporal.GetWorkflow(actx, id, "").Get(actx, nil)
+	}()
+	want := max(1, min(o.Concurrency, n)/2)
+	if _, err := waitStatus(ctx, s, id, "clusters in flight", 5*time.Minute, func(st *workflows.RolloutStatus) bool {
+		return st.State == workflows.StateRunning && st.Counts.InFlight >= want
+	}, nil); err != nil {
+		return err
+	}
+	if _, err := s.Fleet.Pause(ctx, id, workflows.ActionRequest{Actor: "fleetbench", Reason: "idle history"}); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	st, err := waitStatus(ctx, s, id, "every in-flight cluster held", 5*time.Minute, func(st *workflows.RolloutStatus) bool {
+		return st.Counts.InFlight == 0 && st.Counts.Held > 0
+	}, nil)
+	if err != nil {
+		return err
+	}
+	res.IdleHeld = st.Counts.Held
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(idleSettle):
+	}
+
+	// The open workflows: the rollout and every batch of the plan whose
+	// workflow is running (pending batches have none yet).
+	ids := []string{id}
+	for _, ph := range st.Phases {
+		for _, b := range ph.Batches {
+			ids = append(ids, workflows.BatchID(id, b.Number))
+		}
+	}
+	type sample struct {
+		id, run string
+		at      time.Time
+		length  int64
+	}
+	var t0 []sample
+	for _, wid := range ids {
+		at := time.Now()
+		d, err := s.Temporal.DescribeWorkflowExecution(ctx, wid, "")
+		if err != nil {
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				continue
+			}
+			return fmt.Errorf("describe %s: %w", wid, err)
+		}
+		info := d.GetWorkflowExecutionInfo()
+		if info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue
+		}
+		t0 = append(t0, sample{id: wid, run: info.GetExecution().GetRunId(), at: at, length: info.GetHistoryLength()})
+	}
+	res.IdleWorkflows = len(t0)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(o.Idle):
+	}
+	var sum, most float64
+	for _, a := range t0 {
+		at := time.Now()
+		d, err := s.Temporal.DescribeWorkflowExecution(ctx, a.id, a.run)
+		if err != nil {
+			return fmt.Errorf("describe %s: %w", a.id, err)
+		}
+		info := d.GetWorkflowExecutionInfo()
+		added := info.GetHistoryLength() - a.length
+		if info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			// Closed (or continued as new) in the window: add the latest
+			// run's history.
+			if d, err := s.Temporal.DescribeWorkflowExecution(ctx, a.id, ""); err == nil && d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != a.run {
+				added += d.GetWorkflowExecutionInfo().GetHistoryLength()
+			}
+		}
+		res.IdleEvents += added
+		perHour := float64(added) / at.Sub(a.at).Hours()
+		sum += perHour
+		if perHour > most {
+			most, res.IdleMaxWorkflow = perHour, a.id
+		}
+	}
+	if len(t0) > 0 {
+		res.IdleEventsPerHourMean = round1(sum / float64(len(t0)))
+	}
+	res.IdleEventsPerHourMax = round1(most)
+	res.IdleWindow = secs(o.Idle)
 	return nil
 }
 

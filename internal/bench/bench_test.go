@@ -61,6 +61,7 @@ func TestRunSmall(t *testing.T) {
 		BrokerTime:      100 * time.Millisecond,
 		MonitorInterval: 500 * time.Millisecond,
 		Pauses:          2,
+		Idle:            5 * time.Second,
 		BareApply:       true,
 		Seed:            3,
 		Timeout:         3 * time.Minute,
@@ -90,5 +91,10 @@ func TestRunSmall(t *testing.T) {
 	require.Len(t, res.PauseSamplesMS, 2)
 	require.Greater(t, res.PauseP50MS, 0.0)
 	require.Empty(t, res.FinalStatusError)
+	require.Equal(t, Seconds(5), res.IdleWindow)
+	require.Greater(t, res.IdleHeld, 0)
+	require.Greater(t, res.IdleWorkflows, 1, "the rollout and at least one batch")
+	require.GreaterOrEqual(t, res.IdleEvents, int64(0))
+	require.GreaterOrEqual(t, res.IdleEventsPerHourMax, res.IdleEventsPerHourMean)
 	t.Logf("%+v", res)
 }

@@ -1,10 +1,11 @@
 // Command fleetbench measures a rollout over every simulated cluster on the
 // in-process stack, for each fleet size N: makespan against the ideal, a bare
 // Temporal fan-out of the same size on the same server, the largest workflow
-// history, peak memory, and pause latency. It prints a table and writes JSON.
+// history, peak memory, pause latency, and the history events a paused
+// rollout's workflows add per idle hour. It prints a table and writes JSON.
 //
 //	go run ./internal/bench/cmd/fleetbench [-n 2000,20000] [-concurrency 250]
-//	    [-broker-time 1s] [-monitor-interval 1s] [-pauses 5]
+//	    [-broker-time 1s] [-monitor-interval 1s] [-pauses 5] [-idle 60s]
 //	    [-json bench-results/bench.json] [-log bench-results/bench.log]
 package main
 
@@ -44,6 +45,7 @@ func run() error {
 		bt       = flag.Duration("broker-time", time.Second, "simulated time to restart one broker")
 		interval = flag.Duration("monitor-interval", time.Second, "the rollout's monitoring.interval (monitoring is on)")
 		pauses   = flag.Int("pauses", 5, "pauses for the pause-latency measurement (0: skip)")
+		idle     = flag.Duration("idle", time.Minute, "window of the idle-history measurement on a paused rollout, at every N (0: skip)")
 		bareAp   = flag.Bool("bare-apply", true, "also run a bare fan-out whose activities sleep the mean apply time")
 		seed     = flag.Int64("seed", 1, "seed of the simulated fleet")
 		orderBy  = flag.String("order-by", "brokers", "the rollout's orderBy metric (brokers: largest clusters first); \"\" keeps the planner's order")
@@ -83,7 +85,7 @@ func run() error {
 	start := time.Now()
 	o := bench.Options{
 		Ns: sizes, Concurrency: *conc, BrokerTime: *bt, MonitorInterval: *interval,
-		Pauses: *pauses, BareApply: *bareAp, Seed: *seed, OrderBy: *orderBy, Timeout: *timeout, Log: log,
+		Pauses: *pauses, Idle: *idle, BareApply: *bareAp, Seed: *seed, OrderBy: *orderBy, Timeout: *timeout, Log: log,
 		Progress: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "[%6.0fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 		},
@@ -96,7 +98,7 @@ func run() error {
 		}
 		b, err := json.MarshalIndent(map[string]any{
 			"when":    time.Now().UTC().Format(time.RFC3339),
-			"options": map[string]any{"n": sizes, "concurrency": *conc, "brokerTime": bt.String(), "monitorInterval": interval.String(), "pauses": *pauses, "seed": *seed, "orderBy": *orderBy},
+			"options": map[string]any{"n": sizes, "concurrency": *conc, "brokerTime": bt.String(), "monitorInterval": interval.String(), "pauses": *pauses, "idle": idle.String(), "seed": *seed, "orderBy": *orderBy},
 			"results": results,
 		}, "", "  ")
 		if err != nil {
@@ -173,6 +175,24 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("pause update p50 / status query p50", func(r bench.Result) string {
 		return fmt.Sprintf("%.0f / %.0f ms", r.PauseUpdateMS, r.StatusQueryMS)
 	})
+	row("paused rollout: held / open workflows", func(r bench.Result) string {
+		if r.IdleWindow == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d / %d", r.IdleHeld, r.IdleWorkflows)
+	})
+	row("paused rollout: events added in window", func(r bench.Result) string {
+		if r.IdleWindow == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d in %s", r.IdleEvents, s(r.IdleWindow))
+	})
+	row("history events per idle hour per wf mean / max", func(r bench.Result) string {
+		if r.IdleWindow == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f / %.1f", r.IdleEventsPerHourMean, r.IdleEventsPerHourMax)
+	})
 	row("wall time", func(r bench.Result) string { return s(r.Took) })
 	tw.Flush()
 	for _, r := range rs {
@@ -184,6 +204,9 @@ func Print(w io.Writer, rs []bench.Result) {
 		}
 		for _, v := range r.Violations {
 			fmt.Fprintf(w, "N=%d: not exactly once: %s\n", r.N, v)
+		}
+		if r.IdleWindow > 0 && r.IdleMaxWorkflow != "" {
+			fmt.Fprintf(w, "N=%d: idle history: the most events per idle hour were added by %s\n", r.N, r.IdleMaxWorkflow)
 		}
 		if !r.PeakRSSReset {
 			fmt.Fprintf(w, "N=%d: * peak RSS could not be reset before this N: it includes earlier Ns\n", r.N)
