@@ -34,6 +34,10 @@ const (
 	// QueryClusters returns the IDs of the clusters a Rollout still has to
 	// do or is doing ([]string): the clusters another rollout must not take.
 	QueryClusters = "clusters"
+	// QueryClusterBatch takes a cluster ID and returns the workflow ID of
+	// the Rollout's running batch that holds it ("" if none): the Datadog
+	// webhook finds the batch to signal this way.
+	QueryClusterBatch = "cluster-batch"
 
 	// SignalClusterStatus carries one dataplane.Status to a Batch.
 	SignalClusterStatus = "cluster-status"

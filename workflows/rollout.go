@@ -160,6 +160,11 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}); err != nil {
 		return fmt.Errorf("register clusters query: %w", err)
 	}
+	if err := workflow.SetQueryHandler(ctx, QueryClusterBatch, func(cluster string) (string, error) {
+		return r.batchOf(cluster), nil
+	}); err != nil {
+		return fmt.Errorf("register cluster-batch query: %w", err)
+	}
 	type action struct {
 		name     string
 		validate func(ActionRequest) error
@@ -671,10 +676,19 @@ func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch,
 		// Cancelling the rollout cancels its batches, which abort their
 		// in-flight clusters; the rollout waits for them to end.
 		WaitForCancellation: r.v >= 1,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			SARolloutName.ValueSet(r.st.Name), SAPhase.ValueSet(ph.Name), SAClusters.ValueSet(ids),
-			SATargetVersion.ValueSet(r.st.TargetVersion)),
 	}
+	sas := []temporal.SearchAttributeUpdate{SARolloutName.ValueSet(r.st.Name), SAPhase.ValueSet(ph.Name),
+		SATargetVersion.ValueSet(r.st.TargetVersion)}
+	if r.v < 1 {
+		// The previous release listed the batch's clusters (QueryClusterBatch
+		// replaces it: a list breaks the 2 KB value limit above ~200).
+		sas = append(sas, SAClusters.ValueSet(ids))
+	} else {
+		// What the Web UI shows in its lists.
+		opts.StaticSummary = fmt.Sprintf("%s: batch %d of phase %s, %d clusters to %s", r.st.Name, b.Number, ph.Name, len(b.Clusters), r.st.TargetVersion)
+		sas = append(sas, SARolloutState.ValueSet(string(BatchRunning)))
+	}
+	opts.TypedSearchAttributes = temporal.NewSearchAttributes(sas...)
 	cctx := workflow.WithChildOptions(ctx, opts)
 	child := workflow.ExecuteChildWorkflow(cctx, Batch, in)
 	r.running[b.Number] = child
@@ -827,6 +841,27 @@ func (r *rollout) setRunning() {
 	if r.st.Paused != nil {
 		r.st.State = StatePaused
 	}
+}
+
+// batchOf is the workflow ID of the running batch that holds the cluster,
+// or "" if none does.
+func (r *rollout) batchOf(cluster string) string {
+	if r.plan == nil {
+		return ""
+	}
+	for _, ph := range r.plan.Phases {
+		for _, b := range ph.Batches {
+			if _, ok := r.running[b.Number]; !ok {
+				continue
+			}
+			for _, t := range b.Clusters {
+				if t.ClusterID == cluster {
+					return BatchID(r.id, b.Number)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // openClusters lists the clusters of every batch that has not finished.

@@ -12,7 +12,7 @@ import (
 //
 //	RolloutName = 'kafka-3-7-1'
 //	WorkflowType = 'Rollout' AND Paused = true
-//	WorkflowType = 'Batch' AND ExecutionStatus = 'Running' AND Clusters = 'lkc-00042'
+//	WorkflowType = 'Rollout' AND RolloutState = 'aborted'
 //
 // They must be registered on the namespace (the dev stack and the compose
 // stack's init do it; see README).
@@ -22,7 +22,14 @@ var (
 	SATargetVersion = temporal.NewSearchAttributeKeyKeyword("TargetVersion")
 	SAPhase         = temporal.NewSearchAttributeKeyKeyword("Phase")
 	SAPaused        = temporal.NewSearchAttributeKeyBool("Paused")
-	SAClusters      = temporal.NewSearchAttributeKeyKeywordList("Clusters")
+	// SARolloutState is the fleet's own state of a rollout or batch
+	// (RolloutState, BatchState): an aborted rollout is not "Completed".
+	SARolloutState = temporal.NewSearchAttributeKeyKeyword("RolloutState")
+	// SAClusters was set on batches by the previous release (a list of
+	// cluster IDs, which breaks a stock server's 2 KB value limit above
+	// ~200 clusters); no longer set: QueryClusterBatch finds a cluster's
+	// batch.
+	SAClusters = temporal.NewSearchAttributeKeyKeywordList("Clusters")
 )
 
 // SearchAttributeNames lists the custom search attributes by name and type
@@ -34,6 +41,7 @@ func SearchAttributeNames() map[string]string {
 		SATargetVersion.GetName(): "Keyword",
 		SAPhase.GetName():         "Keyword",
 		SAPaused.GetName():        "Bool",
+		SARolloutState.GetName():  "Keyword",
 		SAClusters.GetName():      "KeywordList",
 	}
 }

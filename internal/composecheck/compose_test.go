@@ -162,7 +162,7 @@ func TestComposeTemporal(t *testing.T) {
 	require.Equal(t, "temporal:7233", c.Services["temporal-ui"].Environment["TEMPORAL_ADDRESS"])
 
 	script := strings.Join(commandLines(c.Services["temporal-init"].Command), "\n")
-	for _, sa := range []string{"RolloutName", "Product", "TargetVersion", "Phase", "Paused", "Clusters"} {
+	for _, sa := range []string{"RolloutName", "Product", "TargetVersion", "Phase", "Paused", "RolloutState", "Clusters"} {
 		require.Contains(t, script, "--name "+sa+" ", "search attribute %s", sa)
 	}
 }

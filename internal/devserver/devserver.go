@@ -98,6 +98,7 @@ func DefaultSearchAttributes() map[string]enumspb.IndexedValueType {
 		"TargetVersion": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		"Phase":         enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		"Paused":        enumspb.INDEXED_VALUE_TYPE_BOOL,
+		"RolloutState":  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		"Clusters":      enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 	}
 }
