@@ -248,6 +248,12 @@ type batch struct {
 	v       workflow.Version
 	pollDue time.Time
 	runs    int
+	// saState is the RolloutState search attribute's value last upserted.
+	saState string
+	// lastHealthy is when the monitors last answered (or when health was
+	// last not needed): health unknown counts its grace from it.
+	lastHealthy  time.Time
+	healthNeeded bool
 }
 
 func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
@@ -422,6 +428,7 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	} else {
 		b.state = BatchCompleted
 	}
+	b.publishBatchState(ctx)
 	b.collectEvents(ctx)
 	b.flushEvents(ctx)
 	for _, f := range b.emits {
@@ -469,6 +476,8 @@ func (b *batch) loop(ctx workflow.Context) error {
 			tick = nil
 		}
 		b.donate(ctx)
+		b.checkStaleHealth(ctx)
+		b.publishBatchState(ctx)
 		if b.allTerminal() && b.health == nil && b.laneSettled() {
 			if b.aborted || b.in.Bake <= 0 || b.in.HealthInterval <= 0 {
 				break
@@ -872,7 +881,7 @@ func (b *batch) startHealth(ctx workflow.Context) {
 		return
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: healthCheckTimeout,
+		StartToCloseTimeout: b.healthTimeout(),
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	b.healthTargets = targets
@@ -897,6 +906,10 @@ func (b *batch) onHealth(ctx workflow.Context, f workflow.Future) error {
 		// batch, not one per cluster.
 		if b.unreadableSince.IsZero() {
 			b.unreadableSince = now
+			if b.v >= 1 {
+				// The grace counts from the last healthy read.
+				b.unreadableSince = b.lastHealthy
+			}
 		}
 		if now.Sub(b.unreadableSince) >= b.in.UnknownGrace {
 			b.raise(ctx, Incident{Kind: IncidentHealthUnknown, ClusterID: targets[0].ClusterID,
@@ -906,6 +919,7 @@ func (b *batch) onHealth(ctx workflow.Context, f workflow.Future) error {
 	}
 	b.unreadableSince = time.Time{}
 	b.healthRead = true
+	b.lastHealthy = now
 
 	sort.Slice(res.Findings, func(i, j int) bool {
 		if res.Findings[i].ClusterID != res.Findings[j].ClusterID {

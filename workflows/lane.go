@@ -333,8 +333,8 @@ func (r *rollout) startInLane(ctx workflow.Context, lane int) {
 		// give those slots again, so the lane does not lose them.
 		if lost := l.sent[i] - res.RolloutSlots; lost != 0 && r.lanes == l {
 			workflow.GetLogger(ctx).Info("lane slots not taken", "batch", b.Number, "slots", lost)
-			if !r.grantLane(ctx, lane, lost) {
-				r.poolOrMove(ctx, lane, lost)
+			if !r.grantLane(ctx, l, lane, lost) && r.lanes == l {
+				r.poolOrMove(ctx, l, lane, lost)
 			}
 		}
 	})
@@ -354,7 +354,7 @@ func (r *rollout) endLanes(ctx workflow.Context) {
 		if l.tail(lane) < 0 {
 			n := l.pool[lane]
 			l.pool[lane] = 0
-			r.moveSlots(ctx, lane, n)
+			r.moveSlots(ctx, l, lane, n)
 		}
 	}
 }
@@ -382,17 +382,20 @@ func (r *rollout) onLaneReturn(ctx workflow.Context, ret LaneReturn) {
 			}
 		}
 	}
-	r.poolOrMove(ctx, lane, ret.N)
+	if r.lanes != l {
+		return // the phase ended while the grant was sent: its slots end with it
+	}
+	r.poolOrMove(ctx, l, lane, ret.N)
 }
 
 // poolOrMove keeps a lane's slots for its next batch while batches remain to
 // start, else moves them to the lane with the most left.
-func (r *rollout) poolOrMove(ctx workflow.Context, lane, n int) {
-	if l := r.lanes; l.next < len(l.phase.Batches) {
+func (r *rollout) poolOrMove(ctx workflow.Context, l *lanes, lane, n int) {
+	if l.next < len(l.phase.Batches) {
 		l.pool[lane] += n
 		return
 	}
-	r.moveSlots(ctx, lane, n)
+	r.moveSlots(ctx, l, lane, n)
 }
 
 // moveSlots gives n slots of lane from to the lane with the most clusters in
@@ -401,8 +404,10 @@ func (r *rollout) poolOrMove(ctx workflow.Context, lane, n int) {
 // what it holds as it finishes. Only a lane with a batch queued behind
 // another takes them (one batch alone is finishing its own clusters); with
 // none they stay in the pool.
-func (r *rollout) moveSlots(ctx workflow.Context, from, n int) {
-	l := r.lanes
+//
+// The lanes are passed, not read from r.lanes: a grant waits, and the phase
+// may end meanwhile (r.lanes becomes nil or the next phase's).
+func (r *rollout) moveSlots(ctx workflow.Context, l *lanes, from, n int) {
 	if n == 0 {
 		return
 	}
@@ -420,7 +425,7 @@ func (r *rollout) moveSlots(ctx workflow.Context, from, n int) {
 			to, most = lane, left
 		}
 	}
-	if to >= 0 && r.grantLane(ctx, to, n) {
+	if to >= 0 && r.grantLane(ctx, l, to, n) {
 		l.slots[from] -= n
 		l.slots[to] += n
 		return
@@ -430,8 +435,7 @@ func (r *rollout) moveSlots(ctx workflow.Context, from, n int) {
 
 // grantBatch gives n slots to the batch at index i (-1: none); it reports
 // whether the batch took them.
-func (r *rollout) grantBatch(ctx workflow.Context, i, n int) bool {
-	l := r.lanes
+func (r *rollout) grantBatch(ctx workflow.Context, l *lanes, i, n int) bool {
 	if i < 0 || l.done[i] {
 		return false
 	}
@@ -450,9 +454,9 @@ func (r *rollout) grantBatch(ctx workflow.Context, i, n int) bool {
 
 // grantLane gives n slots (negative: takes them) to the lane's oldest running
 // batch, or the next if it has just ended. It reports whether one took them.
-func (r *rollout) grantLane(ctx workflow.Context, lane, n int) bool {
-	for _, i := range r.lanes.live(lane) {
-		if r.grantBatch(ctx, i, n) {
+func (r *rollout) grantLane(ctx workflow.Context, l *lanes, lane, n int) bool {
+	for _, i := range l.live(lane) {
+		if r.grantBatch(ctx, l, i, n) {
 			return true
 		}
 	}
@@ -471,7 +475,7 @@ func (r *rollout) paceLanes(ctx workflow.Context, concurrency int) string {
 	for lane := range n {
 		delta := slots[lane] - l.slots[lane]
 		l.slots[lane] = slots[lane]
-		if delta != 0 && !r.grantLane(ctx, lane, delta) {
+		if delta != 0 && !r.grantLane(ctx, l, lane, delta) {
 			l.pool[lane] += delta
 		}
 	}

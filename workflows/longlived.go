@@ -2,12 +2,14 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/spec"
 )
 
 // Long-lived batches: a batch may live for days (paused overnight, clusters
@@ -42,6 +44,15 @@ func (b *batch) tickIntervalV1(now time.Time) time.Duration {
 		d := b.in.HealthInterval
 		if d <= 0 || d > resyncAfter/3 {
 			d = resyncAfter / 3
+		}
+		if b.needsHealth() {
+			// Wake for the next read when it is due, and when the
+			// monitors' silence would exceed the grace.
+			for _, at := range []time.Time{b.pollDue, b.healthDeadline()} {
+				if due := at.Sub(now); due > 0 && due < d {
+					d = due
+				}
+			}
 		}
 		return max(d, minimumPollInterval)
 	}
@@ -220,6 +231,7 @@ func (b *batch) cancelled(ctx workflow.Context) (BatchResult, error) {
 		logger.Error("abort clusters on cancel", "error", err)
 	}
 	b.state = BatchAborted
+	b.publishBatchState(dctx)
 	b.collectEvents(dctx)
 	b.flushEvents(dctx)
 	for _, f := range b.emits {
@@ -239,7 +251,7 @@ func (b *batch) cancelled(ctx workflow.Context) (BatchResult, error) {
 // sent what it holds.
 func (r *rollout) continueAsNew(ctx workflow.Context) error {
 	err := workflow.Await(ctx, func() bool {
-		return workflow.AllHandlersFinished(ctx) && r.out.ch.Len() == 0 && !r.out.busy && r.signalsPending() == 0
+		return workflow.AllHandlersFinished(ctx) && r.out.pending() == 0 && !r.out.busy && r.signalsPending() == 0
 	})
 	if err != nil {
 		return err
@@ -367,4 +379,167 @@ func (r *rollout) cancelled(ctx workflow.Context) (RolloutStatus, error) {
 	r.audit(dctx, who, "cancel", why, "applied: in-flight clusters aborted, nothing new starts")
 	r.finish(dctx, StateAborted, "cancelled by "+who)
 	return r.statusDetail(false), temporal.NewCanceledError("rollout cancelled by " + who + ": " + why)
+}
+
+// --- what the Web UI and the temporal CLI show ---
+
+// startStateWatcher keeps the RolloutState search attribute (the fleet's own
+// state: an aborted rollout is not "Completed") and the workflow's current
+// details (progress, phase, pause reason; shown by the Web UI) up to date.
+func (r *rollout) startStateWatcher(ctx workflow.Context) {
+	type mark struct {
+		state            RolloutState
+		results, running int
+		paused           *PauseReason
+		waiting, phase   string
+	}
+	now := func() mark {
+		return mark{r.st.State, len(r.results), len(r.running), r.st.Paused, r.st.WaitingFor, r.currentPhase}
+	}
+	var last mark
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			if err := workflow.Await(ctx, func() bool { return now() != last }); err != nil {
+				return
+			}
+			last = now()
+			workflow.SetCurrentDetails(ctx, r.details())
+			r.publishState(ctx)
+		}
+	})
+}
+
+// publishState upserts RolloutState when it changed.
+func (r *rollout) publishState(ctx workflow.Context) {
+	if string(r.st.State) == r.saState {
+		return
+	}
+	r.saState = string(r.st.State)
+	upsert(ctx, SARolloutState.ValueSet(r.saState))
+}
+
+// details is the rollout's one-paragraph story for the Web UI.
+func (r *rollout) details() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** to %s: %s", r.st.Name, r.st.TargetVersion, r.st.State)
+	if r.plan != nil {
+		done := 0
+		for _, n := range workflow.DeterministicKeys(r.results) {
+			res := r.results[n]
+			done += res.Done
+			for _, c := range res.Clusters {
+				if c.State == ClusterDone {
+					done++
+				}
+			}
+		}
+		fmt.Fprintf(&b, ", %d of %d clusters done in finished batches, %d batches running", done, r.st.Total, len(r.running))
+	}
+	if r.currentPhase != "" {
+		fmt.Fprintf(&b, ", phase %s", r.currentPhase)
+	}
+	if p := r.st.Paused; p != nil {
+		fmt.Fprintf(&b, "\n\nPaused by %s: %s", p.Actor, p.Reason)
+	}
+	if r.st.WaitingFor != "" {
+		fmt.Fprintf(&b, "\n\nWaiting for %s", r.st.WaitingFor)
+	}
+	return b.String()
+}
+
+// publishBatchState upserts the batch's RolloutState when it changed and
+// refreshes its current details (counts by state).
+func (b *batch) publishBatchState(ctx workflow.Context) {
+	if b.v < 1 {
+		return
+	}
+	var c Counts
+	for _, cs := range b.clusters {
+		c.Add(cs.State)
+	}
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("batch %d (%s): %s; %d done, %d in flight, %d held, %d pending, %d failed, %d aborted, %d skipped of %d",
+		b.in.Batch.Number, b.in.Phase, b.state, c.Done, c.InFlight, c.Held, c.Pending, c.Failed, c.Aborted, c.Skipped, len(b.clusters)))
+	if string(b.state) == b.saState {
+		return
+	}
+	b.saState = string(b.state)
+	upsert(ctx, SARolloutState.ValueSet(b.saState))
+}
+
+// --- deadlines inside the grace ---
+
+// needsHealth reports whether the batch needs monitor reads now: clusters
+// applying, holding or verifying, or a bake under way, and not paused.
+func (b *batch) needsHealth() bool {
+	if b.in.HealthInterval <= 0 || b.paused || b.aborted {
+		return false
+	}
+	if b.state == BatchBaking {
+		return true
+	}
+	for _, c := range b.clusters {
+		switch c.State {
+		case ClusterApplying, ClusterHolding, ClusterVerifying:
+			return true
+		}
+	}
+	return false
+}
+
+// grace is the unknown-health grace in force (the spec's default when the
+// input has none).
+func (b *batch) grace() time.Duration {
+	if b.in.UnknownGrace <= 0 {
+		return spec.DefaultUnknownGrace
+	}
+	return b.in.UnknownGrace
+}
+
+// healthDeadline is when health becomes unknown without a healthy read: one
+// monitoring interval (the next read is due) plus the grace after the last
+// healthy read.
+func (b *batch) healthDeadline() time.Time {
+	return b.lastHealthy.Add(b.in.HealthInterval + b.grace())
+}
+
+// healthTimeout bounds one monitor read: inside the grace, so a monitors API
+// that accepts and never answers is noticed in time.
+func (b *batch) healthTimeout() time.Duration {
+	if b.v < 1 {
+		return healthCheckTimeout
+	}
+	return min(max(b.grace(), 2*time.Second), healthCheckTimeout)
+}
+
+// checkStaleHealth raises a health-unknown incident when the monitors have
+// not answered healthily for a monitoring interval plus the grace, whether a
+// read failed, hangs, or none could start; while health is not needed, the
+// clock stands still.
+func (b *batch) checkStaleHealth(ctx workflow.Context) {
+	if b.v < 1 {
+		return
+	}
+	now := workflow.Now(ctx)
+	if !b.needsHealth() || !b.healthNeeded || b.lastHealthy.IsZero() {
+		// The clock starts when health becomes needed.
+		b.healthNeeded = b.needsHealth()
+		b.lastHealthy = now
+		return
+	}
+	if now.Before(b.healthDeadline()) {
+		return
+	}
+	if b.unreadableSince.IsZero() {
+		b.unreadableSince = b.lastHealthy
+	}
+	target := ""
+	for _, c := range b.clusters {
+		if c.State == ClusterApplying || c.State == ClusterHolding || c.State == ClusterVerifying || c.State == ClusterDone {
+			target = c.ID
+			break
+		}
+	}
+	b.raise(ctx, Incident{Kind: IncidentHealthUnknown, ClusterID: target,
+		Message: fmt.Sprintf("health unknown for %s: no healthy monitor read since %s (monitoring interval %s, grace %s)",
+			now.Sub(b.lastHealthy).Round(time.Second), b.lastHealthy.UTC().Format(time.TimeOnly), b.in.HealthInterval, b.grace())})
 }

@@ -16,7 +16,42 @@ type outbox struct {
 	closed bool
 	// busy is set while an item is being sent.
 	busy bool
+	// overflow holds, in order, what did not fit in the channel: nothing is
+	// dropped (an audit entry or a notification lost would be a lie).
+	overflow []outboxItem
 }
+
+// outboxSize is the channel's buffer; beyond it items wait in overflow.
+const outboxSize = 1000
+
+// send queues an item behind everything queued before it.
+func (o *outbox) send(it outboxItem) {
+	if len(o.overflow) > 0 || !o.ch.SendAsync(it) {
+		o.overflow = append(o.overflow, it)
+	}
+}
+
+// next takes the oldest item: from the channel, or, once it is empty, from
+// the overflow; false when the outbox is closed and empty.
+func (o *outbox) next(ctx workflow.Context, it *outboxItem) bool {
+	if o.ch.Len() == 0 && len(o.overflow) > 0 {
+		*it = o.overflow[0]
+		o.overflow = o.overflow[1:]
+		return true
+	}
+	if o.ch.Receive(ctx, it) {
+		return true
+	}
+	if len(o.overflow) > 0 {
+		*it = o.overflow[0]
+		o.overflow = o.overflow[1:]
+		return true
+	}
+	return false
+}
+
+// pending counts the items not yet taken.
+func (o *outbox) pending() int { return o.ch.Len() + len(o.overflow) }
 
 type outboxItem struct {
 	Note   *Notification
@@ -24,7 +59,7 @@ type outboxItem struct {
 }
 
 func (r *rollout) startOutbox(ctx workflow.Context) {
-	r.out = &outbox{ch: workflow.NewBufferedChannel(ctx, 1000), done: workflow.NewWaitGroup(ctx)}
+	r.out = &outbox{ch: workflow.NewBufferedChannel(ctx, outboxSize), done: workflow.NewWaitGroup(ctx)}
 	r.out.done.Add(1)
 	// The outbox's activities run in a disconnected context: a cancelled
 	// rollout still tells its thread and fleet.events how it ended.
@@ -51,7 +86,7 @@ func (r *rollout) startOutbox(ctx workflow.Context) {
 		defer r.out.done.Done()
 		for {
 			var it outboxItem
-			if ok := r.out.ch.Receive(ctx, &it); !ok {
+			if ok := r.out.next(ctx, &it); !ok {
 				return
 			}
 			r.out.busy = true
@@ -114,7 +149,7 @@ func (r *rollout) notify(event NotifyEvent, text string, actions ...string) {
 		PlanHash:  r.st.PlanHash,
 		Actions:   actions,
 	}
-	r.out.ch.SendAsync(outboxItem{Note: n})
+	r.out.send(outboxItem{Note: n})
 }
 
 // emit queues events for fleet.events, stamped with the rollout and time.
@@ -130,5 +165,5 @@ func (r *rollout) emit(ctx workflow.Context, evs ...Event) {
 			evs[i].At = now
 		}
 	}
-	r.out.ch.SendAsync(outboxItem{Events: evs})
+	r.out.send(outboxItem{Events: evs})
 }

@@ -115,6 +115,8 @@ type rollout struct {
 	// signalChans are the signal channels the rollout's coroutines read:
 	// empty before a continue-as-new.
 	signalChans []workflow.ReceiveChannel
+	// saState is the RolloutState search attribute's value last upserted.
+	saState string
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -430,14 +432,24 @@ func (r *rollout) audit(ctx workflow.Context, actor, action, reason, outcome str
 func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	r.v = workflow.GetVersion(ctx, versionLongLived, workflow.DefaultVersion, versionLongLivedMax)
 	r.startOutbox(ctx)
+	if r.v >= 1 {
+		r.startStateWatcher(ctx)
+	}
 	st, err := r.runPhases(ctx)
 	var can *workflow.ContinueAsNewError
-	if r.v >= 1 && err != nil && !errors.As(err, &can) && ctx.Err() != nil {
+	switch {
+	case r.v < 1 || err == nil || errors.As(err, &can):
+		return st, err
+	case ctx.Err() != nil:
 		// The rollout itself was cancelled (a batch cancelled on its own
 		// is a batch error, reported as such).
 		return r.cancelled(ctx)
+	case !r.st.State.Terminal():
+		// Every exit goes through finish: the thread, the audit, the
+		// search attributes say how it ended.
+		r.finish(ctx, StateFailed, "failed: "+err.Error())
 	}
-	return st, err
+	return r.statusDetail(false), err
 }
 
 func (r *rollout) runPhases(ctx workflow.Context) (RolloutStatus, error) {
@@ -751,6 +763,10 @@ func (r *rollout) finish(ctx workflow.Context, state RolloutState, why string) R
 		r.st.Name, why, st.Counts.Done, st.Counts.Failed, st.Counts.Aborted, st.Counts.Skipped, st.Total,
 		now.Sub(r.st.StartedAt).Round(time.Second)))
 	r.audit(ctx, "fleet", "finish", why, string(state))
+	if r.v >= 1 {
+		upsert(ctx, SAPaused.ValueSet(false))
+		r.publishState(ctx)
+	}
 	r.emit(ctx, Event{Kind: EventRolloutFinished, State: string(state), Message: fmt.Sprintf("%d done, %d failed, %d aborted, %d skipped of %d",
 		st.Counts.Done, st.Counts.Failed, st.Counts.Aborted, st.Counts.Skipped, st.Total)})
 	// Let in-flight handlers (a pause racing the last batch, say) finish —

@@ -103,7 +103,8 @@ type Server struct {
 
 	mu          sync.Mutex
 	failCode    int
-	failLeft    int // < 0: until cleared
+	failLeft    int  // < 0: until cleared
+	hang        bool // every request waits for the client to give up
 	windowStart time.Time
 	windowCount int
 	history     map[groupKey]*groupHistory
@@ -167,6 +168,16 @@ func (s *Server) SetFailure(code int, n int) {
 	s.log.Info("failure injection set", zap.Int("code", code), zap.Int("requests", n))
 }
 
+// SetHang makes every request hang (on) — the connection is accepted and
+// nothing is answered until the client gives up — or answer again (off): a
+// Datadog that is up but stuck.
+func (s *Server) SetHang(on bool) {
+	s.mu.Lock()
+	s.hang = on
+	s.mu.Unlock()
+	s.log.Info("hang injection", zap.Bool("on", on))
+}
+
 // ClearFailure stops failure injection.
 func (s *Server) ClearFailure() {
 	s.mu.Lock()
@@ -190,6 +201,13 @@ func (s *Server) Handler() http.Handler {
 // gate applies failure injection and rate limiting to every request.
 func (s *Server) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		hang := s.hang
+		s.mu.Unlock()
+		if hang {
+			<-r.Context().Done()
+			return
+		}
 		now := s.now()
 		s.mu.Lock()
 		if now.Sub(s.windowStart) >= s.opts.RateLimitPeriod || now.Before(s.windowStart) {
