@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
@@ -138,24 +141,106 @@ func clusterOf(s string) string {
 	return ""
 }
 
-// signal finds the running batches that hold the cluster (the Clusters
-// search attribute) and signals each.
+const (
+	// webhookTimeout bounds finding and signalling the batches of one alert
+	// (on top of the request's own context): Datadog waits for the answer.
+	webhookTimeout = 5 * time.Second
+	// webhookQueries is how many rollouts are queried at once.
+	webhookQueries = 8
+)
+
+// signal finds the running batches that hold the cluster and signals each.
+// Batches do not list their clusters in a search attribute (a list of IDs
+// breaks the 2 KB value limit above ~200 clusters), so it lists the running
+// rollouts through visibility and asks each, with the QueryClusterBatch
+// query, which of its running batches holds the cluster. Rollouts are asked
+// concurrently (webhookQueries at a time), the whole within webhookTimeout.
+//
+// A rollout that cannot be asked (its worker is down, the deadline passed)
+// is skipped with a warning; if no batch was found and some rollout could
+// not be asked, signal fails (the webhook answers 503, Datadog retries): the
+// cluster may be in that rollout.
 func (h *datadogWebhook) signal(ctx context.Context, cluster string, al workflows.MonitorAlert) (int, error) {
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'", workflows.WorkflowBatch, workflows.SAClusters.GetName(), strings.ReplaceAll(cluster, "'", ""))
-	resp, err := h.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q})
+	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	defer cancel()
+	rollouts, err := h.runningRollouts(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list batches of %s: %w", cluster, err)
+		return 0, err
 	}
-	n := 0
-	for _, e := range resp.Executions {
-		id := e.GetExecution().GetWorkflowId()
-		if err := h.temporal.SignalWorkflow(ctx, id, "", workflows.SignalMonitorAlert, al); err != nil {
-			h.log.Warn("signal batch", zap.String("workflow", id), zap.Error(err))
+	batches := make([]string, len(rollouts))
+	failed := make([]error, len(rollouts))
+	var g errgroup.Group
+	g.SetLimit(webhookQueries)
+	for i, id := range rollouts {
+		g.Go(func() error {
+			batches[i], failed[i] = h.batchOf(ctx, id, cluster)
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	n, found := 0, 0
+	var errs []error
+	for i, id := range rollouts {
+		if err := failed[i]; err != nil {
+			h.log.Warn("ask rollout for the cluster's batch", zap.String("rollout", id), zap.String("cluster", cluster), zap.Error(err))
+			errs = append(errs, err)
+			continue
+		}
+		b := batches[i]
+		if b == "" {
+			continue
+		}
+		found++
+		if err := h.temporal.SignalWorkflow(ctx, b, "", workflows.SignalMonitorAlert, al); err != nil {
+			h.log.Warn("signal batch", zap.String("workflow", b), zap.Error(err))
+			errs = append(errs, fmt.Errorf("signal %s: %w", b, err))
 			continue
 		}
 		n++
 	}
+	if n == 0 && len(errs) > 0 {
+		return 0, fmt.Errorf("batches of %s (%d rollouts running, %d batches found): %w", cluster, len(rollouts), found, errors.Join(errs...))
+	}
 	return n, nil
+}
+
+// runningRollouts lists the IDs of the running Rollout workflows, every page.
+func (h *datadogWebhook) runningRollouts(ctx context.Context) ([]string, error) {
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.WorkflowRollout)
+	var ids []string
+	var token []byte
+	for {
+		resp, err := h.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list running rollouts: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			ids = append(ids, e.GetExecution().GetWorkflowId())
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return ids, nil
+		}
+	}
+}
+
+// batchOf asks rollout id which of its running batches holds cluster ("" if
+// none). A rollout that ended meanwhile holds none.
+func (h *datadogWebhook) batchOf(ctx context.Context, id, cluster string) (string, error) {
+	v, err := h.temporal.QueryWorkflow(ctx, id, "", workflows.QueryClusterBatch, cluster)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return "", nil
+		}
+		return "", fmt.Errorf("query %s: %w", id, err)
+	}
+	var b string
+	if err := v.Get(&b); err != nil {
+		return "", fmt.Errorf("decode the answer of %s: %w", id, err)
+	}
+	return b, nil
 }
 
 // slackActions carries Slack button presses to the rollout's updates.

@@ -401,9 +401,6 @@ func dynamicConfig(_ int, overrides map[string]any) dynamicconfig.StaticClient {
 		dynamicconfig.FrontendEnableUpdateWorkflowExecutionAsyncAccepted.Key(): true,
 		// Listing and counting rollouts (UI, CLI) is frequent in dev.
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
-		// Room for many search attributes on one workflow.
-		dynamicconfig.SearchAttributesNumberOfKeysLimit.Key(): 200,
-		dynamicconfig.SearchAttributesTotalSizeLimit.Key():    256 * 1024,
 		// Thousands of simulated clusters: keep more mutable states cached.
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key(): 8192,
 		// Namespace changes (e.g. new search attribute aliases) propagate quickly.
@@ -421,10 +418,76 @@ func dynamicConfig(_ int, overrides map[string]any) dynamicconfig.StaticClient {
 		dynamicconfig.TimerProcessorMaxPollRPS.Key():      500,
 		dynamicconfig.VisibilityProcessorMaxPollRPS.Key(): 100,
 	}
+	for k, v := range stockLimits() {
+		dc[k] = v
+	}
 	for k, v := range overrides {
 		dc[dynamicconfig.MakeKey(k)] = v
 	}
 	return dc
+}
+
+// stockLimits are the limits of a stock Temporal server (v1.32.2, the
+// defaults in go.temporal.io/server/common/dynamicconfig/constants.go), set
+// explicitly so the dev server and the tests on it hit exactly the limits
+// production hits: none of them is raised here. Only the throughput settings
+// in dynamicConfig (persistence QPS, poll rates, partitions, caches) differ
+// from a stock server. Options.DynamicConfig may still override one (a test
+// that wants to show what a lower limit does, say).
+func stockLimits() map[dynamicconfig.Key]any {
+	return map[dynamicconfig.Key]any{
+		// Search attributes: 2 KB per value (a Keyword list of ~200 cluster
+		// IDs breaks it), 40 KB for the whole map, 100 keys. Stock values.
+		dynamicconfig.SearchAttributesSizeOfValueLimit.Key():  2 * 1024,
+		dynamicconfig.SearchAttributesTotalSizeLimit.Key():    40 * 1024,
+		dynamicconfig.SearchAttributesNumberOfKeysLimit.Key(): 100,
+		// One payload (a workflow or activity input or result, a signal,
+		// a query answer, an update): an error above 2 MB (the workflow task
+		// or the request fails), a warning in the server log above 512 KB.
+		// Stock values.
+		dynamicconfig.BlobSizeLimitError.Key(): 2 * 1024 * 1024,
+		dynamicconfig.BlobSizeLimitWarn.Key():  512 * 1024,
+		// Memo: an error above 2 MB, a warning above 2 KB. Stock values.
+		dynamicconfig.MemoSizeLimitError.Key(): 2 * 1024 * 1024,
+		dynamicconfig.MemoSizeLimitWarn.Key():  2 * 1024,
+		// One workflow run's history: terminated above 50 MB or 51,200
+		// events, warnings above 10 MB or 10,240 events; continue-as-new is
+		// suggested (workflow.GetInfo().GetContinueAsNewSuggested) from
+		// 4 MB or 4,096 events. Stock values.
+		dynamicconfig.HistorySizeLimitError.Key():            50 * 1024 * 1024,
+		dynamicconfig.HistorySizeLimitWarn.Key():             10 * 1024 * 1024,
+		dynamicconfig.HistoryCountLimitError.Key():           50 * 1024,
+		dynamicconfig.HistoryCountLimitWarn.Key():            10 * 1024,
+		dynamicconfig.HistorySizeSuggestContinueAsNew.Key():  4 * 1024 * 1024,
+		dynamicconfig.HistoryCountSuggestContinueAsNew.Key(): 4 * 1024,
+		// Mutable state (pending activities, children, timers, signals...
+		// of one run): an error above 8 MB, a warning above 1 MB. Stock values.
+		dynamicconfig.MutableStateSizeLimitError.Key(): 8 * 1024 * 1024,
+		dynamicconfig.MutableStateSizeLimitWarn.Key():  1024 * 1024,
+		// One persistence write (a workflow task's events): at most 4 MB.
+		// Stock value.
+		dynamicconfig.TransactionSizeLimit.Key(): 4 * 1024 * 1024,
+		// Pending at once in one run: 2,000 child workflows, activities,
+		// signals to other workflows, cancel requests to other workflows
+		// (the command that would exceed it fails). Stock values.
+		dynamicconfig.NumPendingChildExecutionsLimitError.Key(): 2000,
+		dynamicconfig.NumPendingActivitiesLimitError.Key():      2000,
+		dynamicconfig.NumPendingSignalsLimitError.Key():         2000,
+		dynamicconfig.NumPendingCancelRequestsLimitError.Key():  2000,
+		// Signals one run may receive over its life: 10,000 (then
+		// SignalWorkflowExecution fails). Stock value.
+		dynamicconfig.MaximumSignalsPerExecution.Key(): 10000,
+		// Events buffered while a workflow task runs: 100 events or 2 MB
+		// (then the server fails the task to flush them). Stock values.
+		dynamicconfig.MaximumBufferedEventsBatch.Key():       100,
+		dynamicconfig.MaximumBufferedEventsSizeInBytes.Key(): 2 * 1024 * 1024,
+		// Updates (pause, resume, abort, approve): 10 in flight and 2,000
+		// over one run's life. Stock values.
+		dynamicconfig.WorkflowExecutionMaxInFlightUpdates.Key(): 10,
+		dynamicconfig.WorkflowExecutionMaxTotalUpdates.Key():    2000,
+		// IDs (workflow, activity, signal names...): 1,000 bytes. Stock value.
+		dynamicconfig.MaxIDLengthLimit.Key(): 1000,
+	}
 }
 
 // ensureSchema creates the SQLite schema on first start only. A database

@@ -94,31 +94,50 @@ func (o Options) metricValues(metric string) map[string]float64 {
 // above: ties keep it, and clusters without a value come last, in it too.
 // The phase records the ordering (Phase.OrderBy) for display; the hash
 // depends only on the resulting batches.
+//
+// Last, the plan must fit in Temporal's limits (see limits.go): a batch of
+// more than MaxBatchSize clusters, a phase that would run more than
+// MaxRunningBatches batch workflows at once, or a plan whose JSON is larger
+// than MaxPlanBytes is an error naming the phase, the size asked for and the
+// limit.
 func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, error) {
+	p, asked, err := build(r, inventory, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLimits(p, asked); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// build is Build without the limit checks; asked holds the spec's batch
+// size of each phase in p.Phases.
+func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, asked []spec.BatchSize, _ error) {
 	if r == nil {
-		return nil, errors.New("plan: no rollout spec")
+		return nil, nil, errors.New("plan: no rollout spec")
 	}
 	if err := r.Validate(); err != nil {
-		return nil, fmt.Errorf("plan: invalid spec:\n%w", err)
+		return nil, nil, fmt.Errorf("plan: invalid spec:\n%w", err)
 	}
 	phases, fromPreset := r.Strategy.EffectivePhases()
 	top, err := selector.Parse(r.Selector)
 	if err != nil {
-		return nil, fmt.Errorf("plan: selector: %w", err)
+		return nil, nil, fmt.Errorf("plan: selector: %w", err)
 	}
 	sels := make([]*selector.Selector, len(phases))
 	sizes := make([]spec.BatchSize, len(phases))
 	for i, p := range phases {
 		if sels[i], err = selector.Parse(p.Selector); err != nil {
-			return nil, fmt.Errorf("plan: phase %q: selector: %w", p.Name, err)
+			return nil, nil, fmt.Errorf("plan: phase %q: selector: %w", p.Name, err)
 		}
 		if sizes[i], err = spec.ParseBatchSize(p.BatchSize); err != nil {
-			return nil, fmt.Errorf("plan: phase %q: batchSize: %w", p.Name, err)
+			return nil, nil, fmt.Errorf("plan: phase %q: batchSize: %w", p.Name, err)
 		}
 	}
 	target, err := semver.Parse(r.Target.Version)
 	if err != nil {
-		return nil, fmt.Errorf("plan: target version: %w", err)
+		return nil, nil, fmt.Errorf("plan: target version: %w", err)
 	}
 
 	// Sort by ID; the IDs sit beside the pointers to spare cache misses.
@@ -137,10 +156,10 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 	}
 	for i, c := range cs {
 		if c.ID == "" {
-			return nil, errors.New("plan: the inventory has a cluster without an id")
+			return nil, nil, errors.New("plan: the inventory has a cluster without an id")
 		}
 		if i > 0 && cs[i-1].ID == c.ID {
-			return nil, fmt.Errorf("plan: the inventory lists cluster %q twice", c.ID)
+			return nil, nil, fmt.Errorf("plan: the inventory lists cluster %q twice", c.ID)
 		}
 	}
 
@@ -175,7 +194,7 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 		for i, s := range sels {
 			if s.MatchPtr(c) {
 				if pi >= 0 {
-					return nil, fmt.Errorf("plan: cluster %q matches the selectors of phases %q and %q; phase selectors must not overlap",
+					return nil, nil, fmt.Errorf("plan: cluster %q matches the selectors of phases %q and %q; phase selectors must not overlap",
 						c.ID, phases[pi].Name, phases[i].Name)
 				}
 				pi = i
@@ -208,7 +227,7 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 				missing = append(missing, fmt.Sprintf("%q", id))
 			}
 		}
-		return nil, fmt.Errorf("plan: include names clusters not in the inventory: %s", strings.Join(missing, ", "))
+		return nil, nil, fmt.Errorf("plan: include names clusters not in the inventory: %s", strings.Join(missing, ", "))
 	}
 	if !fromPreset {
 		var errs []error
@@ -218,7 +237,7 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
@@ -281,12 +300,13 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 			out.Batches = append(out.Batches, Batch{Number: number, Clusters: targets[first:len(targets):len(targets)]})
 		}
 		p.Phases = append(p.Phases, out)
+		asked = append(asked, sizes[i])
 	}
 	if p.Phases == nil {
 		p.Phases = []Phase{}
 	}
 	p.Hash = p.ComputeHash()
-	return p, nil
+	return p, asked, nil
 }
 
 func set(ids []string) map[string]bool {
