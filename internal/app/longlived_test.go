@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	sdkpb "go.temporal.io/api/sdk/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -290,4 +294,121 @@ func TestRolloutAndBatchesContinueAsNewOnTheRealServer(t *testing.T) {
 	}
 	require.Positive(t, continuedBatches, "some batches continued as new")
 	t.Logf("%d clusters, %d batches continued as new, rollout history now %d events", res.Total, continuedBatches, info.GetHistoryLength())
+}
+
+const hangingMonitorsRollout = `
+name: it-hanging-monitors
+target:
+  version: 3.7.1
+selector: product=kafka, env=prod
+strategy:
+  phases:
+    - name: prod
+      batchSize: 10
+      concurrency: 20
+monitoring:
+  interval: 2s
+  unknownGrace: 5s
+schedule:
+  windows: ignore
+`
+
+// A monitors API that accepts connections and never answers pauses the
+// rollout within unknownGrace + one monitoring interval + 1 s of the last
+// healthy read (at the latest, the moment the API stopped answering).
+func TestHangingMonitorsPauseWithinTheGrace(t *testing.T) {
+	s := startStack(t, 300, 300*time.Millisecond, nil)
+	ctx := context.Background()
+	id, err := s.client.Start(ctx, parseSpec(t, hangingMonitorsRollout), "alice")
+	require.NoError(t, err)
+	s.waitFor(t, id, "clusters in flight", func(st *workflows.RolloutStatus) bool { return st.Counts.InFlight >= 10 })
+	hangAt := time.Now()
+	s.dev.Datadog.SetHang(true)
+	t.Cleanup(func() { s.dev.Datadog.SetHang(false) })
+	paused := s.waitFor(t, id, "a health-unknown pause", func(st *workflows.RolloutStatus) bool { return st.Paused != nil })
+	require.NotNil(t, paused.Paused.Incident)
+	require.Equal(t, workflows.IncidentHealthUnknown, paused.Paused.Incident.Kind, paused.Paused.Reason)
+	took := paused.Paused.At.Sub(hangAt)
+	bound := 5*time.Second + 2*time.Second + time.Second
+	t.Logf("paused %s after the monitors stopped answering (bound %s): %s", took.Round(10*time.Millisecond), bound, paused.Paused.Reason)
+	require.LessOrEqual(t, took, bound)
+
+	// Once the monitors answer again, a resume finishes the rollout.
+	s.dev.Datadog.SetHang(false)
+	_, err = s.client.Resume(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: "datadog is back"})
+	require.NoError(t, err)
+	st := s.waitFor(t, id, "the end", terminal)
+	require.Equal(t, workflows.StateCompleted, st.State, "%+v", st.Paused)
+}
+
+const storyRollout = `
+name: %s
+target:
+  version: 3.7.1
+selector: product=kafka, env=prod, cloud in (%s)
+strategy:
+  phases:
+    - name: prod
+      batchSize: 10
+      concurrency: 20
+monitoring:
+  interval: 1s
+schedule:
+  windows: ignore
+`
+
+// The Web UI and the temporal CLI tell the story: the RolloutState search
+// attribute holds the fleet's own state (an aborted rollout is not
+// "Completed"), batches carry a summary, rollouts their current details.
+func TestWebUIShowsTheFleetsOwnStateSummaryAndDetails(t *testing.T) {
+	s := startStack(t, 300, 50*time.Millisecond, nil)
+	ctx := context.Background()
+	sdk, err := app.Dial(s.dev.Config, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	require.NoError(t, err)
+	t.Cleanup(sdk.Close)
+	done, err := s.client.Start(ctx, parseSpec(t, fmt.Sprintf(storyRollout, "it-story-done", "aws")), "alice")
+	require.NoError(t, err)
+	aborted, err := s.client.Start(ctx, parseSpec(t, fmt.Sprintf(storyRollout, "it-story-aborted", "gcp, azure")), "alice")
+	require.NoError(t, err)
+	s.waitFor(t, aborted, "clusters in flight", func(st *workflows.RolloutStatus) bool { return st.Counts.InFlight > 0 })
+	_, err = s.client.Abort(ctx, aborted, workflows.ActionRequest{Actor: "alice", Reason: "bad build"})
+	require.NoError(t, err)
+	s.waitFor(t, done, "the end", terminal)
+	s.waitFor(t, aborted, "the end", terminal)
+
+	find := func(query string) []string {
+		var ids []string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := sdk.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+			require.NoError(t, err, query)
+			ids = ids[:0]
+			for _, e := range resp.GetExecutions() {
+				ids = append(ids, e.GetExecution().GetWorkflowId())
+			}
+			if len(ids) > 0 || time.Now().After(deadline) {
+				sort.Strings(ids)
+				return ids
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	require.Equal(t, []string{aborted}, find("WorkflowType = 'Rollout' AND RolloutState = 'aborted'"))
+	require.Equal(t, []string{done}, find("WorkflowType = 'Rollout' AND RolloutState = 'completed'"))
+	require.NotEmpty(t, find(fmt.Sprintf("WorkflowType = 'Batch' AND RolloutName = 'it-story-aborted' AND RolloutState = '%s'", workflows.BatchAborted)))
+
+	d, err := sdk.DescribeWorkflowExecution(ctx, workflows.BatchID(done, 1), "")
+	require.NoError(t, err)
+	var summary string
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(d.GetExecutionConfig().GetUserMetadata().GetSummary(), &summary))
+	require.Contains(t, summary, "batch 1 of phase prod")
+
+	for id, want := range map[string]string{done: "completed", aborted: "aborted"} {
+		v, err := sdk.QueryWorkflow(ctx, id, "", "__temporal_workflow_metadata")
+		require.NoError(t, err)
+		var md sdkpb.WorkflowMetadata
+		require.NoError(t, v.Get(&md))
+		require.Contains(t, md.GetCurrentDetails(), want, id)
+		t.Logf("%s: summary of batch 1 %q; details %q", id, summary, md.GetCurrentDetails())
+	}
 }
