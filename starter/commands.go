@@ -51,8 +51,12 @@ func init() {
 		},
 		{
 			name: "list", synopsis: "list [--all] [--json]",
-			summary: "list running rollouts (--all: finished ones too)",
-			run:     cmdList,
+			summary: "list running and recently closed rollouts with their workflow status (--all: older ones too)",
+			detail: "STATUS is the workflow's execution status as Temporal records it: running,\n" +
+				"completed, failed, terminated, timed-out or canceled; REASON is the server's\n" +
+				"reason for an abnormal close (terminate reason and who, failure, timeout).\n" +
+				"Without --all, rollouts closed in the last 24h are listed too.",
+			run: cmdList,
 		},
 		{
 			name: "status", synopsis: "status ID [--json]",
@@ -64,8 +68,10 @@ func init() {
 		{
 			name: "watch", synopsis: "watch ID",
 			summary: "follow a rollout live until it ends",
-			detail:  "Exits 0 when the rollout completes, 1 when it is aborted or fails.",
-			run:     cmdWatch,
+			detail: "Exits 0 when the rollout completes, 1 when it is aborted or fails, or when\n" +
+				"its workflow is closed from outside (terminated, timed out, canceled): watch\n" +
+				"then stops and says so, with the server's reason.\n\n" + countsLegend,
+			run: cmdWatch,
 		},
 		{
 			name: "pause", synopsis: "pause ID --reason R",
@@ -402,7 +408,7 @@ func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
 
 func cmdList(ctx context.Context, e *env, cmd *command, args []string) error {
 	fs := newFlags(cmd)
-	all := fs.Bool("all", false, "include finished rollouts")
+	all := fs.Bool("all", false, "include rollouts closed more than 24h ago")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := e.parseNoArgs(cmd, fs, args); err != nil {
 		return err
@@ -453,7 +459,7 @@ func cmdStatus(ctx context.Context, e *env, cmd *command, args []string) error {
 	defer closeFn()
 	sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	st, err := api.Status(sctx, id)
+	st, err := api.Snapshot(sctx, id)
 	if err != nil {
 		return err
 	}

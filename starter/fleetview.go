@@ -13,7 +13,19 @@ import (
 // defaultBy is what `fleet status` (no ID) breaks versions down by.
 const defaultBy = "cloud,region,environment"
 
-const statusDetail = "With a rollout ID: the rollout's state from Temporal.\n" +
+// countsLegend defines the counts status and watch print.
+const countsLegend = "Counts: in flight = being changed now (applying, or holding: finishing its\n" +
+	"current broker); held (paused, or stopped by an incident) and verifying (every\n" +
+	"broker done, waiting for a healthy monitor read) are counted apart. In flight\n" +
+	"plus held stay within the phase's concurrency; the counts add up to the total.\n" +
+	"Relative times (\"21s ago\") are from this machine's clock."
+
+const statusDetail = "With a rollout ID: the rollout's state from Temporal: one consistent snapshot\n" +
+	"of the rollout and its running batches, and the workflow's execution status.\n" +
+	"A rollout whose workflow was terminated, timed out or canceled before it ended\n" +
+	"shows that status and the server's reason; its counts are the last recorded,\n" +
+	"marked not live. --json adds \"execution\" (status, reason, identity) and \"stale\".\n" +
+	countsLegend + "\n" +
 	"Without one: the fleet's version distribution per product, and per product\n" +
 	"within each cloud, region and environment (--by), from the inventory at\n" +
 	"FLEET_INVENTORY; Temporal is not asked."

@@ -280,7 +280,7 @@ func TestRenderStatusBudgetIncidentsAndPauseReason(t *testing.T) {
 		Incidents: incidents, Failures: 4, FailureBudget: 3,
 	}
 	var b bytes.Buffer
-	renderStatus(&b, st, fixedNow)
+	renderStatus(&b, live(st), fixedNow)
 	out := b.String()
 	t.Log("\n" + out)
 	lines := strings.Split(out, "\n")
@@ -306,7 +306,7 @@ Incidents (last 3 of 5):
 		{workflows.RolloutStatus{State: workflows.StateCompleted, Failures: 3, FailureBudget: 3}, "failures 3 / budget 3\n"},
 	} {
 		b.Reset()
-		renderStatus(&b, &tt.st, fixedNow)
+		renderStatus(&b, live(&tt.st), fixedNow)
 		assert.Contains(t, b.String(), "Error budget:    "+tt.want)
 		assert.NotContains(t, b.String(), "PAUSED")
 		assert.NotContains(t, b.String(), "Incidents")

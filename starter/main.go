@@ -48,7 +48,7 @@ func main() {
 // rollouts is what the CLI needs from starter/client.
 type rollouts interface {
 	Start(ctx context.Context, r *spec.Rollout, requester string) (string, error)
-	Status(ctx context.Context, id string) (*workflows.RolloutStatus, error)
+	Snapshot(ctx context.Context, id string) (*client.Status, error)
 	Pause(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)
 	Resume(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)
 	Abort(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error)

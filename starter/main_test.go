@@ -24,7 +24,11 @@ import (
 type fakeAPI struct {
 	calls    []string
 	statuses []*workflows.RolloutStatus // successive Status answers; the last repeats
-	started  *spec.Rollout
+	// full, when set, replaces statuses: successive client.Status answers.
+	full []*client.Status
+	// list answers List.
+	list    []client.Summary
+	started *spec.Rollout
 	// freeze answers FreezeStatus, Freeze and Unfreeze (see freeze_test.go).
 	freeze workflows.FreezeState
 	// err, when set, is what Start, Pace, Freeze and Unfreeze return.
@@ -40,8 +44,15 @@ func (f *fakeAPI) Start(_ context.Context, r *spec.Rollout, requester string) (s
 	return workflows.RolloutID(r.Name), nil
 }
 
-func (f *fakeAPI) Status(_ context.Context, id string) (*workflows.RolloutStatus, error) {
+func (f *fakeAPI) Snapshot(_ context.Context, id string) (*client.Status, error) {
 	f.calls = append(f.calls, "status "+id)
+	if len(f.full) > 0 {
+		st := f.full[0]
+		if len(f.full) > 1 {
+			f.full = f.full[1:]
+		}
+		return st, nil
+	}
 	if len(f.statuses) == 0 {
 		return nil, &client.NotFoundError{Name: workflows.RolloutName(id)}
 	}
@@ -49,7 +60,7 @@ func (f *fakeAPI) Status(_ context.Context, id string) (*workflows.RolloutStatus
 	if len(f.statuses) > 1 {
 		f.statuses = f.statuses[1:]
 	}
-	return st, nil
+	return &client.Status{RolloutStatus: *st, Execution: client.Execution{Status: client.ExecRunning}}, nil
 }
 
 func (f *fakeAPI) action(name, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
@@ -76,7 +87,12 @@ func (f *fakeAPI) Approve(_ context.Context, id string, req workflows.ApproveReq
 
 func (f *fakeAPI) List(_ context.Context, open bool) ([]client.Summary, error) {
 	f.calls = append(f.calls, fmt.Sprintf("list open=%v", open))
-	return nil, nil
+	return f.list, nil
+}
+
+// live wraps a rollout status as the client returns it for a running workflow.
+func live(st *workflows.RolloutStatus) *client.Status {
+	return &client.Status{RolloutStatus: *st, Execution: client.Execution{Status: client.ExecRunning}}
 }
 
 var fixedNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -157,7 +173,7 @@ func TestCommandsCallTheClient(t *testing.T) {
 		{[]string{"abort", "x", "-reason", "bad build"}, `abort x actor=alice reason="bad build"`, ""},
 		{[]string{"approve", "x", "--phase", "prod", "--comment", "lgtm"}, `approve x actor=alice plan="" phase="prod" comment="lgtm"`, "rollout/x is now running"},
 		{[]string{"approve", "rollout/x", "--plan", "3f2a"}, `approve rollout/x actor=alice plan="3f2a" phase="" comment=""`, ""},
-		{[]string{"list"}, "list open=true", "No running rollouts"},
+		{[]string{"list"}, "list open=true", "No running or recently closed rollouts"},
 		{[]string{"list", "--all", "--json"}, "list open=false", "[]"},
 		{[]string{"status", "x", "--json"}, "status x", `"state": "running"`},
 	}
@@ -283,7 +299,7 @@ func TestRenderStatus(t *testing.T) {
 		StartedAt: started,
 	}
 	var b bytes.Buffer
-	renderStatus(&b, st, fixedNow)
+	renderStatus(&b, live(st), fixedNow)
 	out := b.String()
 	t.Log("\n" + out)
 
@@ -396,12 +412,12 @@ func TestConfigDefaults(t *testing.T) {
 func TestBarProgress(t *testing.T) {
 	var b bytes.Buffer
 	p := &barProgress{w: &b, lines: &lineProgress{w: &b, now: func() time.Time { return fixedNow }}}
-	p.update(&workflows.RolloutStatus{Name: "x", State: workflows.StatePlanning})
-	p.update(&workflows.RolloutStatus{Name: "x", State: workflows.StateRunning, Total: 4,
-		Counts: workflows.Counts{Done: 2, InFlight: 1, Pending: 1}})
-	p.update(&workflows.RolloutStatus{Name: "x", State: workflows.StatePaused, Total: 4,
+	p.update(live(&workflows.RolloutStatus{Name: "x", State: workflows.StatePlanning}))
+	p.update(live(&workflows.RolloutStatus{Name: "x", State: workflows.StateRunning, Total: 4,
+		Counts: workflows.Counts{Done: 2, InFlight: 1, Pending: 1}}))
+	p.update(live(&workflows.RolloutStatus{Name: "x", State: workflows.StatePaused, Total: 4,
 		Paused: &workflows.PauseReason{Actor: "bob", Reason: "db"},
-		Counts: workflows.Counts{Done: 3, Held: 1}})
+		Counts: workflows.Counts{Done: 3, Held: 1}}))
 	p.finish()
 	out := b.String()
 	assert.Contains(t, out, "2026-03-01T12:00:00Z planning: 0/0 done")

@@ -105,10 +105,15 @@ func renderStarted(w io.Writer, id string, r *spec.Rollout, following bool) {
 	tw.Flush()
 }
 
-// countsLine is "40/120 done, 3 in flight, 2 held, 1 failed, 0 aborted, 2 skipped, 72 pending".
+// countsLine is "40/120 done, 3 in flight, 2 held, 1 failed, 0 aborted, 2 skipped, 72 pending",
+// with "N verifying" after held when some clusters wait for their monitors.
 func countsLine(c workflows.Counts, total int) string {
-	return fmt.Sprintf("%d/%d done, %d in flight, %d held, %d failed, %d aborted, %d skipped, %d pending",
-		c.Done, total, c.InFlight, c.Held, c.Failed, c.Aborted, c.Skipped, c.Pending)
+	verifying := ""
+	if c.Verifying > 0 {
+		verifying = fmt.Sprintf(" %d verifying,", c.Verifying)
+	}
+	return fmt.Sprintf("%d/%d done, %d in flight, %d held,%s %d failed, %d aborted, %d skipped, %d pending",
+		c.Done, total, c.InFlight, c.Held, verifying, c.Failed, c.Aborted, c.Skipped, c.Pending)
 }
 
 // shortCounts lists the non-zero counts other than done and pending.
@@ -121,6 +126,7 @@ func shortCounts(c workflows.Counts) string {
 	}
 	add(c.InFlight, "in flight")
 	add(c.Held, "held")
+	add(c.Verifying, "verifying")
 	add(c.Failed, "failed")
 	add(c.Aborted, "aborted")
 	add(c.Skipped, "skipped")
@@ -175,17 +181,54 @@ func stateText(st *workflows.RolloutStatus) string {
 }
 
 // progressLine is one line of non-TTY watch output.
-func progressLine(st *workflows.RolloutStatus) string {
-	return stateText(st) + ": " + countsLine(st.Counts, st.Total)
+func progressLine(st *client.Status) string {
+	if st.Stale {
+		return "workflow " + st.Execution.Summary() + ": " + staleCounts(st)
+	}
+	return stateText(&st.RolloutStatus) + ": " + countsLine(st.Counts, st.Total)
+}
+
+// staleCounts says what a closed workflow last recorded, as not live.
+func staleCounts(st *client.Status) string {
+	if st.QueryError != "" {
+		return "no status could be read (" + st.QueryError + ")"
+	}
+	return "last recorded, not live: " + countsLine(st.Counts, st.Total)
 }
 
 // barDescription sits beside the progress bar.
-func barDescription(st *workflows.RolloutStatus) string {
-	s := stateText(st)
+func barDescription(st *client.Status) string {
+	if st.Stale {
+		return "workflow " + string(st.Execution.Status)
+	}
+	s := stateText(&st.RolloutStatus)
 	if c := shortCounts(st.Counts); c != "" {
 		s += " · " + c
 	}
 	return s
+}
+
+// renderClosedBanner puts first what stopped a rollout whose workflow closed
+// before the rollout ended: the server's status and reason, and that the
+// numbers below are not live.
+func renderClosedBanner(w io.Writer, st *client.Status, now time.Time) {
+	if !st.Stale {
+		return
+	}
+	x := st.Execution
+	head := "WORKFLOW " + strings.ToUpper(string(x.Status))
+	if x.Identity != "" {
+		head += " by " + x.Identity
+	}
+	if x.CloseTime != nil {
+		head += ", " + formatDuration(now.Sub(*x.CloseTime)) + " ago"
+	}
+	fmt.Fprintf(w, "%s: %s\n", head, orDash(x.Reason))
+	if st.QueryError != "" {
+		fmt.Fprintf(w, "Its status could not be read: %s\n\n", st.QueryError)
+		return
+	}
+	fmt.Fprintf(w, "The rollout did not end: the counts below are the last it recorded, not live;\nclusters shown in flight were left as they were.\n\n")
 }
 
 func isActive(s workflows.ClusterState) bool {
@@ -214,17 +257,27 @@ func batchDone(b workflows.BatchStatus) int {
 	return n
 }
 
-// renderStatus prints a rollout's status for people.
-func renderStatus(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
+// renderStatus prints a rollout's status for people; relative times are
+// from now, the caller's clock.
+func renderStatus(w io.Writer, cst *client.Status, now time.Time) {
+	st := &cst.RolloutStatus
 	name := displayName(st)
 	id := st.ID
 	if id == "" {
 		id = workflows.RolloutID(name)
 	}
+	renderClosedBanner(w, cst, now)
 	renderPauseBanner(w, st, now)
 	kv := newTable(w, 2)
 	fmt.Fprintf(kv, "Rollout:\t%s (%s)\n", name, id)
-	fmt.Fprintf(kv, "State:\t%s\n", st.State)
+	fmt.Fprintf(kv, "State:\t%s\n", orDash(string(st.State)))
+	if x := cst.Execution; x.Status != "" {
+		wf := string(x.Status)
+		if x.Status.Abnormal() {
+			wf = x.Summary()
+		}
+		fmt.Fprintf(kv, "Workflow:\t%s\n", wf)
+	}
 	fmt.Fprintf(kv, "Target version:\t%s\n", orDash(st.TargetVersion))
 	if st.Requester != "" {
 		fmt.Fprintf(kv, "Requester:\t%s\n", st.Requester)
@@ -249,8 +302,20 @@ func renderStatus(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
 	if st.WaitingFor != "" && !st.State.Terminal() {
 		fmt.Fprintf(kv, "Waiting for:\t%s\n", st.WaitingFor)
 	}
-	fmt.Fprintf(kv, "Clusters:\t%s\n", countsLine(st.Counts, st.Total))
-	fmt.Fprintf(kv, "Error budget:\t%s\n", budgetLine(st))
+	switch {
+	case cst.Stale && cst.QueryError != "":
+		fmt.Fprintf(kv, "Clusters:\tunknown (no status could be read)\n")
+	case cst.Stale:
+		fmt.Fprintf(kv, "Clusters:\t%s (last recorded, not live)\n", countsLine(st.Counts, st.Total))
+	default:
+		fmt.Fprintf(kv, "Clusters:\t%s\n", countsLine(st.Counts, st.Total))
+	}
+	if len(cst.Inconsistent) > 0 {
+		fmt.Fprintf(kv, "Note:\tthe counts may be off (%s)\n", strings.Join(cst.Inconsistent, "; "))
+	}
+	if cst.QueryError == "" {
+		fmt.Fprintf(kv, "Error budget:\t%s\n", budgetLine(st))
+	}
 	kv.Flush()
 
 	switch st.State {
@@ -391,7 +456,12 @@ func foldable(b workflows.BatchStatus) bool {
 }
 
 // renderSummary is the last thing watch prints.
-func renderSummary(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
+func renderSummary(w io.Writer, cst *client.Status, now time.Time) {
+	st := &cst.RolloutStatus
+	if cst.Stale {
+		fmt.Fprintf(w, "Rollout %q: workflow %s: %s\n", displayName(st), cst.Execution.Summary(), staleCounts(cst))
+		return
+	}
 	end := now
 	if st.FinishedAt != nil {
 		end = *st.FinishedAt
@@ -418,20 +488,27 @@ func renderSummary(w io.Writer, st *workflows.RolloutStatus, now time.Time) {
 func renderList(w io.Writer, list []client.Summary, open bool) {
 	if len(list) == 0 {
 		if open {
-			fmt.Fprintln(w, "No running rollouts (fleet list --all shows finished ones).")
+			fmt.Fprintln(w, "No running or recently closed rollouts (fleet list --all shows older ones).")
 		} else {
 			fmt.Fprintln(w, "No rollouts.")
 		}
 		return
 	}
 	tw := newTable(w, 2)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tSTARTED\tCLOSED")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tSTARTED\tCLOSED\tREASON")
 	for _, s := range list {
 		closed := "-"
 		if s.CloseTime != nil {
 			closed = formatTime(*s.CloseTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Status, formatTime(s.StartTime), closed)
+		reason := ""
+		if s.Status.Abnormal() {
+			reason = s.Reason
+			if s.Identity != "" {
+				reason = "by " + s.Identity + ": " + reason
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Status, formatTime(s.StartTime), closed, reason)
 	}
 	tw.Flush()
 }

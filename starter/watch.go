@@ -34,8 +34,11 @@ func (e *env) follow(ctx context.Context, api rollouts, id string, quiet bool) e
 		return err
 	}
 	renderSummary(e.stdout, st, e.now())
+	if x := st.Execution; x.Status.Abnormal() && st.Stale {
+		return fmt.Errorf("rollout %q stopped: its workflow was %s; the clusters it had in flight were left as they were", displayName(&st.RolloutStatus), x.Summary())
+	}
 	if st.State != workflows.StateCompleted {
-		return fmt.Errorf("rollout %q %s", displayName(st), endedAs(st.State))
+		return fmt.Errorf("rollout %q %s", displayName(&st.RolloutStatus), endedAs(st.State))
 	}
 	return nil
 }
@@ -46,25 +49,28 @@ func endedAs(s workflows.RolloutState) string {
 		return "was aborted"
 	case workflows.StateFailed:
 		return "failed"
+	case "":
+		return "ended"
 	}
 	return "ended " + string(s)
 }
 
 // progress shows a rollout's progress as it changes.
 type progress interface {
-	update(st *workflows.RolloutStatus)
+	update(st *client.Status)
 	problem(err error)
 	finish()
 }
 
-// watchRollout polls the rollout's status every interval until it is
-// terminal and returns the last status.
-func watchRollout(ctx context.Context, api rollouts, id string, p progress, interval time.Duration) (*workflows.RolloutStatus, error) {
+// watchRollout polls the rollout's status every interval until it has
+// ended or its workflow has closed (terminated, timed out, ...) and returns
+// the last status.
+func watchRollout(ctx context.Context, api rollouts, id string, p progress, interval time.Duration) (*client.Status, error) {
 	defer p.finish()
 	failures := 0
 	for {
 		sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		st, err := api.Status(sctx, id)
+		st, err := api.Snapshot(sctx, id)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -81,7 +87,7 @@ func watchRollout(ctx context.Context, api rollouts, id string, p progress, inte
 		default:
 			failures = 0
 			p.update(st)
-			if st.State.Terminal() {
+			if st.Ended() {
 				return st, nil
 			}
 		}
@@ -97,9 +103,9 @@ func watchRollout(ctx context.Context, api rollouts, id string, p progress, inte
 
 type nopProgress struct{}
 
-func (nopProgress) update(*workflows.RolloutStatus) {}
-func (nopProgress) problem(error)                   {}
-func (nopProgress) finish()                         {}
+func (nopProgress) update(*client.Status) {}
+func (nopProgress) problem(error)         {}
+func (nopProgress) finish()               {}
 
 // lineProgress writes one line per change, for logs and pipes.
 type lineProgress struct {
@@ -109,7 +115,7 @@ type lineProgress struct {
 	lastErr string
 }
 
-func (l *lineProgress) update(st *workflows.RolloutStatus) {
+func (l *lineProgress) update(st *client.Status) {
 	l.lastErr = ""
 	line := progressLine(st)
 	if line == l.last {
@@ -137,7 +143,7 @@ type barProgress struct {
 	lines *lineProgress
 }
 
-func (b *barProgress) update(st *workflows.RolloutStatus) {
+func (b *barProgress) update(st *client.Status) {
 	if st.Total <= 0 {
 		if b.bar == nil {
 			b.lines.update(st)

@@ -182,14 +182,22 @@ type ClusterStatus struct {
 }
 
 // Counts tallies clusters by state.
+//
+// In flight is defined once, here: clusters being changed now (applying,
+// or holding: a hold sent, the current broker finishing). Held clusters
+// (stopped mid-way) are counted apart; in flight plus held never exceed the
+// phase's concurrency in force (after a pacing cut, until clusters end).
+// Verifying clusters (every broker on the new spec, waiting for a healthy
+// monitor read) hold no concurrency slot and are counted apart too.
 type Counts struct {
-	Pending  int `json:"pending"`
-	InFlight int `json:"inFlight"`
-	Held     int `json:"held"`
-	Done     int `json:"done"`
-	Failed   int `json:"failed"`
-	Aborted  int `json:"aborted"`
-	Skipped  int `json:"skipped"`
+	Pending   int `json:"pending"`
+	InFlight  int `json:"inFlight"`
+	Held      int `json:"held"`
+	Verifying int `json:"verifying"`
+	Done      int `json:"done"`
+	Failed    int `json:"failed"`
+	Aborted   int `json:"aborted"`
+	Skipped   int `json:"skipped"`
 }
 
 // Add counts one cluster state.
@@ -197,8 +205,10 @@ func (c *Counts) Add(s ClusterState) {
 	switch s {
 	case ClusterPending, ClusterWaiting:
 		c.Pending++
-	case ClusterApplying, ClusterVerifying, ClusterHolding:
+	case ClusterApplying, ClusterHolding:
 		c.InFlight++
+	case ClusterVerifying:
+		c.Verifying++
 	case ClusterHeld:
 		c.Held++
 	case ClusterDone:
@@ -217,6 +227,7 @@ func (c *Counts) Merge(o Counts) {
 	c.Pending += o.Pending
 	c.InFlight += o.InFlight
 	c.Held += o.Held
+	c.Verifying += o.Verifying
 	c.Done += o.Done
 	c.Failed += o.Failed
 	c.Aborted += o.Aborted
@@ -443,10 +454,12 @@ type AuditEntry struct {
 
 // PhaseStatus is one phase's progress.
 type PhaseStatus struct {
-	Name            string        `json:"name"`
-	State           string        `json:"state"`
-	RequireApproval bool          `json:"requireApproval,omitempty"`
-	Batches         []BatchStatus `json:"batches"`
+	Name            string `json:"name"`
+	State           string `json:"state"`
+	RequireApproval bool   `json:"requireApproval,omitempty"`
+	// Concurrency is the phase's concurrency in force (planned, or paced).
+	Concurrency int           `json:"concurrency,omitempty"`
+	Batches     []BatchStatus `json:"batches"`
 }
 
 // RolloutStatus is the answer of a Rollout's status query. Batches that are

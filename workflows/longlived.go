@@ -457,8 +457,8 @@ func (b *batch) publishBatchState(ctx workflow.Context) {
 	for _, cs := range b.clusters {
 		c.Add(cs.State)
 	}
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("batch %d (%s): %s; %d done, %d in flight, %d held, %d pending, %d failed, %d aborted, %d skipped of %d",
-		b.in.Batch.Number, b.in.Phase, b.state, c.Done, c.InFlight, c.Held, c.Pending, c.Failed, c.Aborted, c.Skipped, len(b.clusters)))
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("batch %d (%s): %s; %d done, %d in flight, %d held, %d verifying, %d pending, %d failed, %d aborted, %d skipped of %d",
+		b.in.Batch.Number, b.in.Phase, b.state, c.Done, c.InFlight, c.Held, c.Verifying, c.Pending, c.Failed, c.Aborted, c.Skipped, len(b.clusters)))
 	if string(b.state) == b.saState {
 		return
 	}

@@ -795,7 +795,7 @@ func (r *rollout) statusDetail(detail bool) RolloutStatus {
 		return st
 	}
 	for _, ph := range r.plan.Phases {
-		ps := PhaseStatus{Name: ph.Name, RequireApproval: ph.RequireApproval}
+		ps := PhaseStatus{Name: ph.Name, RequireApproval: ph.RequireApproval, Concurrency: r.concurrency(&ph)}
 		started, finished := 0, 0
 		for _, b := range ph.Batches {
 			bs := BatchStatus{Number: b.Number, Phase: ph.Name}

@@ -429,7 +429,7 @@ func TestMonitorsEndpoint500PausesWithHealthUnknown(t *testing.T) {
 
 			// Held, and nothing new starts while health is unknown.
 			s.safetyWaitFor(t, id, "in-flight clusters held", func(st *workflows.RolloutStatus) bool {
-				return st.Counts.InFlight == safetyVerifying(st)
+				return st.Counts.InFlight == 0
 			})
 			s.safetyNoNewStarts(t, selected, inSet, 3*time.Second, "while health is unknown")
 			st, err := s.client.Status(ctx, id)
@@ -448,18 +448,6 @@ func TestMonitorsEndpoint500PausesWithHealthUnknown(t *testing.T) {
 			s.safetyCheckHistories(t, st)
 		})
 	}
-}
-
-// safetyVerifying counts clusters that finished their apply and wait for a
-// healthy read: in flight, but with nothing left to hold.
-func safetyVerifying(st *workflows.RolloutStatus) int {
-	n := 0
-	for _, c := range safetyClusters(st) {
-		if c.State == workflows.ClusterVerifying {
-			n++
-		}
-	}
-	return n
 }
 
 const safetyFreezeRollout = `
@@ -769,7 +757,7 @@ func TestWebhookAlertPausesWithoutWaitingForAPoll(t *testing.T) {
 	require.Equal(t, workflows.ClusterFailed, c.State, "the alerting cluster is stopped")
 	require.Contains(t, c.Message, "webhook")
 	held := s.safetyWaitFor(t, id, "in-flight clusters held", func(st *workflows.RolloutStatus) bool {
-		return st.Counts.InFlight == safetyVerifying(st)
+		return st.Counts.InFlight == 0
 	})
 	t.Logf("paused by the webhook: %s; counts %+v", paused.Paused.Reason, held.Counts)
 

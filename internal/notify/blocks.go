@@ -293,7 +293,7 @@ func countsSummary(c workflows.Counts, total int) string {
 		n    int
 		what string
 	}{
-		{c.InFlight, "in flight"}, {c.Held, "held"}, {c.Failed, "failed"},
+		{c.InFlight, "in flight"}, {c.Held, "held"}, {c.Verifying, "verifying"}, {c.Failed, "failed"},
 		{c.Aborted, "aborted"}, {c.Skipped, "skipped"}, {c.Pending, "pending"},
 	} {
 		if p.n > 0 {

@@ -1,7 +1,10 @@
 // Package client drives fleet rollouts through Temporal: start one, read its
-// status (the rollout's and its in-flight batches'), pause, resume, abort and
-// approve it, change its pacing, list rollouts, and set, lift and read the
-// fleet-wide freeze. The fleet CLI is built on it; other services
+// status (Snapshot: one consistent snapshot of the rollout's and its
+// in-flight batches' status queries, see Merge, with the workflow's execution
+// status and, when it was terminated, failed, timed out or canceled, the
+// server's reason), pause, resume, abort and approve it, change its pacing,
+// list rollouts (running and recently closed, with their execution status),
+// and set, lift and read the fleet-wide freeze. The fleet CLI is built on it; other services
 // import it the same way.
 //
 // Every method accepts a rollout's bare name ("kafka-3.7") or its workflow ID
@@ -198,20 +201,100 @@ func (c *Client) Start(ctx context.Context, r *spec.Rollout, requester string) (
 	return run.GetID(), nil
 }
 
-// Status returns the rollout's status with the cluster detail of its
-// in-flight batches (running, paused or baking) filled in from the batch
-// workflows, and Counts recomputed from that detail. It works on finished
-// rollouts too, as long as a worker is there to answer the query.
+// snapshotReads is how many times Status reads a rollout and its batches
+// before it settles for a snapshot Check still finds inconsistent.
+const snapshotReads = 4
+
+// Status returns the rollout's status: Snapshot's RolloutStatus. When the
+// workflow closed abnormally before the rollout ended, State is the
+// execution status (terminated, timed-out, canceled, failed) and the last
+// audit entry is the server's close with its reason and identity; Snapshot
+// has them as fields.
 func (c *Client) Status(ctx context.Context, id string) (*workflows.RolloutStatus, error) {
+	st, err := c.Snapshot(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &st.RolloutStatus, nil
+}
+
+// Snapshot returns the rollout's status: one consistent snapshot (Merge) of
+// the rollout's status query and the status queries of its in-flight
+// batches (running, paused or baking), read again while Check finds it
+// inconsistent (a batch finished between the queries, counts that do not add
+// up), and the workflow execution as Temporal records it (following
+// continue-as-new to the latest run). When the workflow closed abnormally
+// (terminated, failed, timed out, canceled) before the rollout ended, State
+// says so, Execution carries the server's reason and Stale marks the counts
+// as the last recorded, not live; that holds too when no worker can answer
+// the query any more. A running rollout whose query fails is an error.
+func (c *Client) Snapshot(ctx context.Context, id string) (*Status, error) {
 	name := workflows.RolloutName(id)
 	rid := workflows.RolloutID(name)
+	var merged workflows.RolloutStatus
+	var problems []string
+	for attempt := 0; ; attempt++ {
+		st, err := c.queryRollout(ctx, rid, name)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, errDecode) {
+				if x, derr := c.describe(ctx, rid); derr == nil && x.Status.Closed() {
+					return closedStatus(name, x, nil, c.wrap(ctx, "status", name, err)), nil
+				}
+			}
+			if errors.Is(err, errDecode) {
+				return nil, err
+			}
+			return nil, c.wrap(ctx, "status", name, err)
+		}
+		batches, err := c.readBatches(ctx, rid, st)
+		if err != nil {
+			return nil, err
+		}
+		merged = Merge(*st, batches)
+		problems = Check(merged, phaseConcurrency(merged))
+		if missing := unread(*st, batches); len(missing) > 0 {
+			problems = append(problems, fmt.Sprintf("batches %v in flight could not be read", missing))
+		}
+		if len(problems) == 0 || attempt+1 >= snapshotReads {
+			break
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("status %s: %w", rid, ctx.Err())
+		case <-t.C:
+		}
+	}
+	x, err := c.describe(ctx, rid)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("status %s: %w", rid, ctx.Err())
+		}
+		x = Execution{Status: ExecUnknown}
+	}
+	if !x.StartTime.IsZero() && (merged.StartedAt.IsZero() || x.StartTime.Before(merged.StartedAt)) {
+		// The server's record of the start, not the first workflow task's
+		// (late when no worker was there to run it).
+		merged.StartedAt = x.StartTime
+	}
+	if x.Status.Closed() {
+		return closedStatus(name, x, &merged, nil), nil
+	}
+	return &Status{RolloutStatus: merged, Execution: x, Inconsistent: problems}, nil
+}
+
+var errDecode = errors.New("cannot decode the status")
+
+// queryRollout asks the rollout workflow for its status.
+func (c *Client) queryRollout(ctx context.Context, rid, name string) (*workflows.RolloutStatus, error) {
 	v, err := c.c.QueryWorkflow(ctx, rid, "", workflows.QueryStatus)
 	if err != nil {
-		return nil, c.wrap(ctx, "status", name, err)
+		return nil, err
 	}
 	var st workflows.RolloutStatus
 	if err := v.Get(&st); err != nil {
-		return nil, fmt.Errorf("status %s: decode: %w", rid, err)
+		return nil, fmt.Errorf("status %s: %w: %w", rid, errDecode, err)
 	}
 	if st.ID == "" {
 		st.ID = rid
@@ -219,47 +302,52 @@ func (c *Client) Status(ctx context.Context, id string) (*workflows.RolloutStatu
 	if st.Name == "" {
 		st.Name = name
 	}
+	return &st, nil
+}
 
-	type ref struct{ phase, batch int }
-	var inflight []ref
-	for pi := range st.Phases {
-		for bi, b := range st.Phases[pi].Batches {
+// phaseConcurrency is the concurrency Check holds live snapshots to: none.
+// The status carries each phase's concurrency in force
+// (PhaseStatus.Concurrency), but after a pacing cut the clusters already in
+// flight above it are real until they end, so a live snapshot above it is
+// not inconsistent. The workflow tests hold in flight plus held to the
+// concurrency (workflows/snapshot_test.go).
+func phaseConcurrency(workflows.RolloutStatus) map[string]int { return nil }
+
+// readBatches queries, at once, every batch the rollout reports in flight.
+// A batch that cannot be asked (not started, or gone) has no entry.
+func (c *Client) readBatches(ctx context.Context, rid string, st *workflows.RolloutStatus) (map[int]workflows.BatchStatus, error) {
+	var nums []int
+	for _, p := range st.Phases {
+		for _, b := range p.Batches {
 			if batchInFlight(b.State) {
-				inflight = append(inflight, ref{pi, bi})
+				nums = append(nums, b.Number)
 			}
 		}
 	}
-	if len(inflight) == 0 {
-		return &st, nil
+	out := map[int]workflows.BatchStatus{}
+	if len(nums) == 0 {
+		return out, nil
 	}
-
-	got := make([]*workflows.BatchStatus, len(inflight))
-	errs := make([]error, len(inflight))
+	got := make([]*workflows.BatchStatus, len(nums))
+	errs := make([]error, len(nums))
 	var wg sync.WaitGroup
-	for i, r := range inflight {
+	for i, n := range nums {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i], errs[i] = c.batchStatus(ctx, rid, st.Phases[r.phase].Batches[r.batch].Number)
+			got[i], errs[i] = c.batchStatus(ctx, rid, n)
 		}()
 	}
 	wg.Wait()
-
-	merged := false
-	for i, r := range inflight {
+	for i, n := range nums {
 		if errs[i] != nil {
 			return nil, errs[i]
 		}
-		if got[i] == nil { // the batch is gone or finished: keep the parent's data
-			continue
+		if got[i] != nil {
+			out[n] = *got[i]
 		}
-		mergeBatch(&st.Phases[r.phase].Batches[r.batch], got[i])
-		merged = true
 	}
-	if merged {
-		recount(&st)
-	}
-	return &st, nil
+	return out, nil
 }
 
 // batchStatus queries one batch. It returns nil, nil when the batch cannot
@@ -293,7 +381,7 @@ func batchInFlight(s workflows.BatchState) bool {
 }
 
 // mergeBatch fills a batch of the rollout's status with what the batch
-// workflow itself reports.
+// workflow itself reports; its counts are recounted from its clusters.
 func mergeBatch(dst *workflows.BatchStatus, src *workflows.BatchStatus) {
 	if src.State != "" {
 		dst.State = src.State
@@ -301,27 +389,25 @@ func mergeBatch(dst *workflows.BatchStatus, src *workflows.BatchStatus) {
 	if src.Phase != "" && dst.Phase == "" {
 		dst.Phase = src.Phase
 	}
+	if src.Lane != nil {
+		l := *src.Lane
+		dst.Lane = &l
+	}
 	if len(src.Clusters) > 0 {
 		dst.Clusters = append([]workflows.ClusterStatus(nil), src.Clusters...)
 		dst.Counts = countClusters(dst.Clusters)
-	} else if src.Counts != (workflows.Counts{}) {
+	} else {
 		dst.Counts = src.Counts
 	}
 }
 
-// recount recomputes the rollout's counts from its batches: a batch with
-// cluster detail counts its clusters, one without counts what it says.
-// Clusters the batches do not account for (batches not yet described) are
-// pending.
+// recount recomputes the rollout's counts from its batches' counts.
+// Clusters the batches do not account for are pending.
 func recount(st *workflows.RolloutStatus) {
 	var c workflows.Counts
 	for _, p := range st.Phases {
 		for _, b := range p.Batches {
-			if len(b.Clusters) > 0 {
-				c.Merge(countClusters(b.Clusters))
-			} else {
-				c.Merge(b.Counts)
-			}
+			c.Merge(b.Counts)
 		}
 	}
 	if n := Sum(c); n < st.Total {
@@ -340,7 +426,7 @@ func countClusters(cs []workflows.ClusterStatus) workflows.Counts {
 
 // Sum is the number of clusters a tally covers.
 func Sum(c workflows.Counts) int {
-	return c.Pending + c.InFlight + c.Held + c.Done + c.Failed + c.Aborted + c.Skipped
+	return c.Pending + c.InFlight + c.Held + c.Verifying + c.Done + c.Failed + c.Aborted + c.Skipped
 }
 
 // Pause pauses the rollout: clusters in flight are held before their next
@@ -427,25 +513,37 @@ func (c *Client) wrap(ctx context.Context, action, name string, err error) error
 	return fmt.Errorf("%s %s: %w", action, rid, err)
 }
 
+// RecentlyClosed is how long List(open) keeps showing a rollout whose
+// workflow closed, so a rollout that ended (or was terminated) does not
+// vanish from the list the moment it stops.
+const RecentlyClosed = 24 * time.Hour
+
 // Summary is one rollout in a list.
 type Summary struct {
 	ID    string `json:"id"`
 	Name  string `json:"name"`
 	RunID string `json:"runId"`
-	// Status is the Temporal execution status: Running, Completed, Failed,
-	// Canceled, Terminated, TimedOut.
-	Status    string     `json:"status"`
+	// Status is the workflow's execution status: running, completed,
+	// failed, terminated, timed-out, canceled.
+	Status    ExecStatus `json:"status"`
 	StartTime time.Time  `json:"startTime"`
 	CloseTime *time.Time `json:"closeTime,omitempty"`
+	// Reason and Identity are the server's reason for an abnormal close
+	// (terminated, failed, timed out, canceled) and who closed it.
+	Reason   string `json:"reason,omitempty"`
+	Identity string `json:"identity,omitempty"`
 }
 
-// List lists rollouts, newest first: the running ones when open is set,
-// otherwise all the visibility store still holds. Runs closed by
-// continue-as-new are left out: the run that followed represents them.
+// List lists rollouts, newest first: when open is set, the running ones and
+// those closed within RecentlyClosed; otherwise all the visibility store
+// still holds. Runs closed by continue-as-new are left out: the run that
+// followed represents them. A rollout closed abnormally carries the
+// server's reason.
 func (c *Client) List(ctx context.Context, open bool) ([]Summary, error) {
 	q := "WorkflowType = '" + RolloutWorkflowType + "'"
 	if open {
-		q += " AND ExecutionStatus = 'Running'"
+		since := c.clock().Add(-RecentlyClosed).UTC().Format(time.RFC3339)
+		q += " AND (ExecutionStatus = 'Running' OR CloseTime >= '" + since + "')"
 	}
 	var out []Summary
 	var token []byte
@@ -464,7 +562,7 @@ func (c *Client) List(ctx context.Context, open bool) ([]Summary, error) {
 			s := Summary{
 				ID:     e.GetExecution().GetWorkflowId(),
 				RunID:  e.GetExecution().GetRunId(),
-				Status: e.GetStatus().String(),
+				Status: execStatus(e.GetStatus()),
 			}
 			s.Name = workflows.RolloutName(s.ID)
 			if t := e.GetStartTime(); t != nil {
@@ -482,5 +580,31 @@ func (c *Client) List(ctx context.Context, open bool) ([]Summary, error) {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTime.After(out[j].StartTime) })
+	c.closeReasons(ctx, out)
 	return out, nil
+}
+
+// closeReasons fills the reason of each rollout closed abnormally, a few at
+// a time.
+func (c *Client) closeReasons(ctx context.Context, list []Summary) {
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range list {
+		if !list[i].Status.Abnormal() {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s := &list[i]
+			var d *workflowservice.DescribeWorkflowExecutionResponse
+			if s.Status == ExecTimedOut {
+				d, _ = c.c.DescribeWorkflowExecution(ctx, s.ID, s.RunID)
+			}
+			s.Reason, s.Identity = c.closeReason(ctx, s.ID, s.RunID, d)
+		}()
+	}
+	wg.Wait()
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -29,6 +31,27 @@ type fakeSDK struct {
 	query    func(id, name string) (any, error)
 	update   func(opts sdkclient.UpdateWorkflowOptions) error
 	describe func(id string) (enumspb.WorkflowExecutionStatus, error)
+	// closeEvent answers GetWorkflowHistory (close event filter).
+	closeEvent func(id string) *historypb.HistoryEvent
+}
+
+func (f *fakeSDK) GetWorkflowHistory(_ context.Context, id, _ string, _ bool, _ enumspb.HistoryEventFilterType) sdkclient.HistoryEventIterator {
+	it := &fakeIter{}
+	if f.closeEvent != nil {
+		if e := f.closeEvent(id); e != nil {
+			it.events = []*historypb.HistoryEvent{e}
+		}
+	}
+	return it
+}
+
+type fakeIter struct{ events []*historypb.HistoryEvent }
+
+func (i *fakeIter) HasNext() bool { return len(i.events) > 0 }
+func (i *fakeIter) Next() (*historypb.HistoryEvent, error) {
+	e := i.events[0]
+	i.events = i.events[1:]
+	return e, nil
 }
 
 func (f *fakeSDK) ExecuteWorkflow(_ context.Context, opts sdkclient.StartWorkflowOptions, wf any, args ...any) (sdkclient.WorkflowRun, error) {
@@ -191,19 +214,27 @@ func TestNotFoundAndFinished(t *testing.T) {
 }
 
 func TestStatusMergesInFlightBatches(t *testing.T) {
-	parent := workflows.RolloutStatus{
-		ID: "rollout/x", Name: "x", State: workflows.StateRunning, Total: 9,
-		Counts: workflows.Counts{Done: 2, Pending: 7},
-		Phases: []workflows.PhaseStatus{{
-			Name: "canary", State: "running",
-			Batches: []workflows.BatchStatus{
-				{Number: 1, State: workflows.BatchCompleted, Clusters: []workflows.ClusterStatus{
-					{ID: "a", State: workflows.ClusterDone}, {ID: "b", State: workflows.ClusterDone}}},
-				{Number: 2, State: workflows.BatchRunning},                                   // detail from the child
-				{Number: 3, State: workflows.BatchBaking, Counts: workflows.Counts{Done: 2}}, // child just finished
-				{Number: 4, State: workflows.BatchPending},                                   // not counted: pending fill
-			},
-		}},
+	parent := func(b3 workflows.BatchStatus) workflows.RolloutStatus {
+		return workflows.RolloutStatus{
+			ID: "rollout/x", Name: "x", State: workflows.StateRunning, Total: 9,
+			Counts: workflows.Counts{Done: 2, Pending: 7},
+			Phases: []workflows.PhaseStatus{{
+				Name: "canary", State: "running",
+				Batches: []workflows.BatchStatus{
+					{Number: 1, State: workflows.BatchCompleted, Counts: workflows.Counts{Done: 2}, Clusters: []workflows.ClusterStatus{
+						{ID: "a", State: workflows.ClusterDone}, {ID: "b", State: workflows.ClusterDone}}},
+					{Number: 2, State: workflows.BatchRunning, Counts: workflows.Counts{InFlight: 3}}, // detail from the child
+					b3,
+					{Number: 4, State: workflows.BatchPending, Counts: workflows.Counts{Pending: 2}},
+				},
+			}},
+		}
+	}
+	// Batch 3 finishes between the rollout's query and its own: the first
+	// snapshot cannot account for it, so the rollout is read again.
+	reads := []workflows.RolloutStatus{
+		parent(workflows.BatchStatus{Number: 3, State: workflows.BatchBaking, Counts: workflows.Counts{InFlight: 2}}),
+		parent(workflows.BatchStatus{Number: 3, State: workflows.BatchCompleted, Counts: workflows.Counts{Done: 2}}),
 	}
 	child2 := workflows.BatchStatus{Number: 2, State: workflows.BatchPaused, Clusters: []workflows.ClusterStatus{
 		{ID: "c", State: workflows.ClusterDone},
@@ -218,11 +249,15 @@ func TestStatusMergesInFlightBatches(t *testing.T) {
 		query: func(id, name string) (any, error) {
 			assert.Equal(t, workflows.QueryStatus, name)
 			mu.Lock()
+			defer mu.Unlock()
 			queried = append(queried, id)
-			mu.Unlock()
 			switch id {
 			case "rollout/x":
-				return parent, nil
+				st := reads[0]
+				if len(reads) > 1 {
+					reads = reads[1:]
+				}
+				return st, nil
 			case "rollout/x/batch-2":
 				return child2, nil
 			case "rollout/x/batch-3":
@@ -232,21 +267,33 @@ func TestStatusMergesInFlightBatches(t *testing.T) {
 			return nil, nil
 		},
 		describe: func(id string) (enumspb.WorkflowExecutionStatus, error) {
+			if id == "rollout/x" {
+				return enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+			}
 			assert.Equal(t, "rollout/x/batch-3", id)
 			return enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, nil
 		},
 	}
-	st, err := New(f).Status(context.Background(), "x")
+	st, err := New(f).Snapshot(context.Background(), "x")
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"rollout/x", "rollout/x/batch-2", "rollout/x/batch-3"}, queried)
+	assert.Equal(t, []string{"rollout/x", "rollout/x/batch-2", "rollout/x/batch-3", "rollout/x", "rollout/x/batch-2"},
+		append(append([]string{queried[0]}, sorted(queried[1:3])...), queried[3:]...))
 	b2 := st.Phases[0].Batches[1]
 	assert.Equal(t, workflows.BatchPaused, b2.State)
 	assert.Len(t, b2.Clusters, 3)
 	assert.Equal(t, workflows.Counts{Done: 1, Held: 1, InFlight: 1}, b2.Counts)
-	// batch 3 keeps the parent's data
-	assert.Equal(t, workflows.BatchBaking, st.Phases[0].Batches[2].State)
-	// 2 (batch 1) + 1 (batch 2) + 2 (batch 3) done; 9-7 = 2 pending
+	assert.Equal(t, workflows.BatchCompleted, st.Phases[0].Batches[2].State)
+	// 2 (batch 1) + 1 (batch 2) + 2 (batch 3) done, counted once; batch 4 pending.
 	assert.Equal(t, workflows.Counts{Done: 5, Held: 1, InFlight: 1, Pending: 2}, st.Counts)
+	assert.Empty(t, st.Inconsistent)
+	assert.Equal(t, ExecRunning, st.Execution.Status)
+	assert.False(t, st.Stale)
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
 }
 
 func TestStatusBatchErrorWhileRunningIsAnError(t *testing.T) {
