@@ -254,6 +254,8 @@ type batch struct {
 	// last not needed): health unknown counts its grace from it.
 	lastHealthy  time.Time
 	healthNeeded bool
+	// lastHealthErr is why the last monitor read failed ("" after a healthy one).
+	lastHealthErr string
 }
 
 func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
@@ -904,6 +906,7 @@ func (b *batch) onHealth(ctx workflow.Context, f workflow.Future) error {
 		// Health that cannot be read is not healthy: nothing advances, and
 		// past the grace period the rollout pauses. One incident for the
 		// batch, not one per cluster.
+		b.lastHealthErr = err.Error()
 		if b.unreadableSince.IsZero() {
 			b.unreadableSince = now
 			if b.v >= 1 {
@@ -920,6 +923,7 @@ func (b *batch) onHealth(ctx workflow.Context, f workflow.Future) error {
 	b.unreadableSince = time.Time{}
 	b.healthRead = true
 	b.lastHealthy = now
+	b.lastHealthErr = ""
 
 	sort.Slice(res.Findings, func(i, j int) bool {
 		if res.Findings[i].ClusterID != res.Findings[j].ClusterID {

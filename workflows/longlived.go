@@ -502,13 +502,15 @@ func (b *batch) healthDeadline() time.Time {
 	return b.lastHealthy.Add(b.in.HealthInterval + b.grace())
 }
 
-// healthTimeout bounds one monitor read: inside the grace, so a monitors API
-// that accepts and never answers is noticed in time.
+// healthTimeout bounds one monitor read: no longer than the time health may
+// go unknown (a monitoring interval plus the grace), so a read never outlives
+// the deadline it feeds (checkStaleHealth raises at that deadline whatever a
+// read is doing), and at most healthCheckTimeout.
 func (b *batch) healthTimeout() time.Duration {
 	if b.v < 1 {
 		return healthCheckTimeout
 	}
-	return min(max(b.grace(), 2*time.Second), healthCheckTimeout)
+	return min(max(b.in.HealthInterval+b.grace(), 2*time.Second), healthCheckTimeout)
 }
 
 // checkStaleHealth raises a health-unknown incident when the monitors have
@@ -539,7 +541,11 @@ func (b *batch) checkStaleHealth(ctx workflow.Context) {
 			break
 		}
 	}
+	why := "no answer from the monitors"
+	if b.lastHealthErr != "" {
+		why = "monitors unreadable: " + b.lastHealthErr
+	}
 	b.raise(ctx, Incident{Kind: IncidentHealthUnknown, ClusterID: target,
-		Message: fmt.Sprintf("health unknown for %s: no healthy monitor read since %s (monitoring interval %s, grace %s)",
-			now.Sub(b.lastHealthy).Round(time.Second), b.lastHealthy.UTC().Format(time.TimeOnly), b.in.HealthInterval, b.grace())})
+		Message: fmt.Sprintf("health unknown for %s: no healthy monitor read since %s (monitoring interval %s, grace %s): %s",
+			now.Sub(b.lastHealthy).Round(time.Second), b.lastHealthy.UTC().Format(time.TimeOnly), b.in.HealthInterval, b.grace(), why)})
 }

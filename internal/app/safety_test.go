@@ -437,7 +437,13 @@ func TestMonitorsEndpoint500PausesWithHealthUnknown(t *testing.T) {
 			require.Equal(t, workflows.StatePaused, st.State)
 
 			s.dev.Datadog.ClearFailure()
-			st = s.safetyFinish(t, id, "alice", func(*workflows.PauseReason) bool { return false })
+			// The endpoint's own rate-limit window (10 s) may outlast the
+			// failure: a read waits for a reset only within the grace it
+			// feeds (interval + unknownGrace = 3 s here), so a longer one
+			// pauses again, saying so; the next resume gets through.
+			st = s.safetyFinish(t, id, "alice", func(p *workflows.PauseReason) bool {
+				return tc.code == http.StatusTooManyRequests && strings.Contains(p.Reason, "rate limit (HTTP 429)")
+			})
 			require.Equal(t, workflows.StateCompleted, st.State, "%+v", st)
 			require.Equal(t, len(selected), st.Counts.Done)
 			for _, cid := range selected {
