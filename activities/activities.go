@@ -28,6 +28,7 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/events"
+	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
@@ -64,6 +65,41 @@ type Activities struct {
 	Log        *zap.Logger
 	// HealthConcurrency bounds the monitor reads in flight per check.
 	HealthConcurrency int
+	// InventoryTimeout bounds one inventory read (default
+	// DefaultInventoryTimeout), within the activity's own deadline.
+	InventoryTimeout time.Duration
+	// NotifyTimeout bounds one notification (default DefaultNotifyTimeout),
+	// below the Notify activity's 30 s StartToClose, so that a Slack that
+	// does not answer fails the attempt and Temporal retries it.
+	NotifyTimeout time.Duration
+
+	// policyCache keeps the last good policy (see loadPolicy).
+	policyCache policyCache
+}
+
+// Deadlines of outside calls, each shorter than the activity it is made in.
+const (
+	// DefaultInventoryTimeout: the Clusters activity has a minute.
+	DefaultInventoryTimeout = 20 * time.Second
+	// DefaultNotifyTimeout: the Notify activity has 30 s.
+	DefaultNotifyTimeout = 20 * time.Second
+	// DefaultDatadogRequestTimeout bounds one Datadog request.
+	DefaultDatadogRequestTimeout = 5 * time.Second
+)
+
+// listInventory reads the inventory within InventoryTimeout.
+func (a *Activities) listInventory(ctx context.Context) ([]fleet.Cluster, error) {
+	d := a.InventoryTimeout
+	if d <= 0 {
+		d = DefaultInventoryTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	cs, err := a.Inventory.List(ctx)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w (inventory read timeout %s)", err, d)
+	}
+	return cs, err
 }
 
 // Register registers every activity on a worker under the names the
@@ -86,7 +122,7 @@ func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Pl
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
 	}
-	clusters, err := a.Inventory.List(ctx)
+	clusters, err := a.listInventory(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: list inventory: %w", in.RolloutID, err)
 	}
@@ -233,20 +269,44 @@ type Datadog struct {
 	appKey string
 	site   string
 	url    string
+	// timeout bounds each request (DatadogConfig.RequestTimeout).
+	timeout time.Duration
 
 	// Datadog's rate-limit headers: once a window is used up (or a 429
 	// arrives), no request goes out before the window resets.
 	mu       sync.Mutex
 	resumeAt time.Time
+	// limitedBy says what set resumeAt ("HTTP 429", ...).
+	limitedBy string
 }
 
-// waitForRateLimit blocks until the rate-limit window allows a request.
+// RateLimitedError is a monitor read that did not go out because Datadog's
+// rate-limit window resets after the read's deadline. CheckHealth returns it
+// as an ApplicationError of type "RateLimited" whose NextRetryDelay is Wait.
+type RateLimitedError struct {
+	// By says what Datadog answered ("HTTP 429", ...); Wait is how long
+	// until the window resets.
+	By   string
+	Wait time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("Datadog rate limit (%s) resets in %s, after this read's deadline", e.By, e.Wait.Round(time.Millisecond))
+}
+
+// waitForRateLimit blocks until the rate-limit window allows a request. A
+// window that resets after ctx's deadline fails at once, saying what
+// Datadog answered, rather than waiting out the deadline.
 func (d *Datadog) waitForRateLimit(ctx context.Context) error {
 	d.mu.Lock()
 	wait := time.Until(d.resumeAt)
+	by := d.limitedBy
 	d.mu.Unlock()
 	if wait <= 0 {
 		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		return &RateLimitedError{By: by, Wait: wait}
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -254,7 +314,7 @@ func (d *Datadog) waitForRateLimit(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("waiting %s for the Datadog rate limit to reset: %w", wait.Round(time.Millisecond), ctx.Err())
+		return fmt.Errorf("waiting %s for the Datadog rate limit (%s) to reset: %w", wait.Round(time.Millisecond), by, ctx.Err())
 	}
 }
 
@@ -271,9 +331,13 @@ func (d *Datadog) observeRateLimit(resp *http.Response) {
 		secs = 1
 	}
 	until := time.Now().Add(time.Duration(secs) * time.Second)
+	by := fmt.Sprintf("HTTP %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		by += ", X-RateLimit-Remaining: 0"
+	}
 	d.mu.Lock()
 	if until.After(d.resumeAt) {
-		d.resumeAt = until
+		d.resumeAt, d.limitedBy = until, by
 	}
 	d.mu.Unlock()
 }
@@ -287,8 +351,14 @@ type DatadogConfig struct {
 	// URL overrides the site with a Datadog-compatible endpoint, e.g.
 	// http://127.0.0.1:8090 (the dev stack's monitors endpoint).
 	URL string
-	// HTTPClient is optional.
+	// HTTPClient is optional; its Timeout, when zero, is set to
+	// RequestTimeout (on a copy).
 	HTTPClient *http.Client
+	// RequestTimeout bounds each request to Datadog, from the connection to
+	// the end of the answer (default DefaultDatadogRequestTimeout), and so
+	// does the activity's deadline: an endpoint that accepts the connection
+	// and never answers fails the read within it.
+	RequestTimeout time.Duration
 }
 
 // NewDatadog builds a monitors reader.
@@ -296,12 +366,33 @@ func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
 	if cfg.APIKey == "" || cfg.AppKey == "" {
 		return nil, errors.New("datadog: API key and application key are required")
 	}
+	timeout := cfg.RequestTimeout
+	if timeout <= 0 {
+		timeout = DefaultDatadogRequestTimeout
+	}
 	c := datadog.NewConfiguration()
 	c.RetryConfiguration.EnableRetry = false // Temporal and the poll loop retry.
+	hc := &http.Client{Timeout: timeout}
 	if cfg.HTTPClient != nil {
-		c.HTTPClient = cfg.HTTPClient
+		cp := *cfg.HTTPClient
+		if cp.Timeout <= 0 {
+			cp.Timeout = timeout
+		}
+		hc = &cp
 	}
-	return &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL}, nil
+	c.HTTPClient = hc
+	return &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL, timeout: timeout}, nil
+}
+
+// request bounds one request by the request timeout (and ctx's deadline)
+// and adds the keys and endpoint; call cancel once the answer is read.
+func (d *Datadog) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := d.timeout
+	if timeout <= 0 {
+		timeout = DefaultDatadogRequestTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("datadog: no answer within the request timeout %s", timeout))
+	return d.context(ctx), cancel
 }
 
 func (d *Datadog) context(ctx context.Context) context.Context {
@@ -331,12 +422,18 @@ func (d *Datadog) clusterHealth(ctx context.Context, t workflows.HealthTarget, e
 	if err := d.waitForRateLimit(ctx); err != nil {
 		return nil, err
 	}
-	got, resp, err := d.api.ListMonitors(d.context(ctx), *opts)
+	rctx, cancel := d.request(ctx)
+	got, resp, err := d.api.ListMonitors(rctx, *opts)
+	timedOut := context.Cause(rctx) // before cancel: set only on the timeout
+	cancel()
 	d.observeRateLimit(resp)
 	if err != nil {
 		code := 0
 		if resp != nil {
 			code = resp.StatusCode
+		}
+		if timedOut != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w (%v)", err, timedOut)
 		}
 		return nil, fmt.Errorf("list monitors for %s (HTTP %d): %w", t.ClusterID, code, err)
 	}
@@ -414,7 +511,13 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return workflows.HealthResult{}, fmt.Errorf("check health of %d clusters: %w", len(in.Clusters), firstErr)
+		err := fmt.Errorf("check health of %d clusters: %w", len(in.Clusters), firstErr)
+		var rl *RateLimitedError
+		if errors.As(firstErr, &rl) {
+			return workflows.HealthResult{}, temporal.NewApplicationErrorWithOptions(err.Error(), "RateLimited",
+				temporal.ApplicationErrorOptions{NextRetryDelay: rl.Wait, Cause: err})
+		}
+		return workflows.HealthResult{}, err
 	}
 	sort.Slice(findings, func(i, j int) bool {
 		if findings[i].ClusterID != findings[j].ClusterID {
@@ -429,7 +532,13 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 // it). Errors that retrying cannot fix (a bad token, an unknown channel) end
 // the attempts.
 func (a *Activities) Notify(ctx context.Context, n workflows.Notification) (workflows.NotifyResult, error) {
-	ts, err := a.Notifier.Post(ctx, n)
+	timeout := a.NotifyTimeout
+	if timeout <= 0 {
+		timeout = DefaultNotifyTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ts, err := a.Notifier.Post(pctx, n)
 	if err != nil {
 		if notify.IsPermanent(err) {
 			return workflows.NotifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "PermanentNotifyError", err)

@@ -52,7 +52,6 @@ func (d *Datadog) ClusterMetrics(ctx context.Context, metric string, product str
 		}
 	}
 	api := d.metricsAPI()
-	dctx := d.context(ctx)
 	to := time.Now().Unix()
 	from := to - int64(metricsWindow/time.Second)
 	out := map[string]float64{}
@@ -61,7 +60,9 @@ func (d *Datadog) ClusterMetrics(ctx context.Context, metric string, product str
 		if q == "" {
 			continue // the product does not report the metric: no series
 		}
+		dctx, cancel := d.request(ctx)
 		resp, httpResp, err := api.QueryMetrics(dctx, from, to, q)
+		cancel()
 		if err != nil {
 			code := 0
 			if httpResp != nil {

@@ -3,14 +3,25 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/workflows"
 )
+
+// policyCache keeps the last policy file that loaded, so that a file broken
+// by an edit never fails a running rollout.
+type policyCache struct {
+	mu   sync.Mutex
+	good *policy.Config
+	// stale is the error of the last failed load while good is served.
+	stale string
+}
 
 // registerPolicy registers the policy activities.
 func (a *Activities) registerPolicy(r interface {
@@ -20,34 +31,81 @@ func (a *Activities) registerPolicy(r interface {
 	r.RegisterActivityWithOptions(a.Clusters, activity.RegisterOptions{Name: workflows.ActivityClusters})
 }
 
-// loadPolicy reads the worker's policy file (nil when none is configured).
-// It is read on every call, so an edit applies to the next rollout or batch
-// without a restart; a malformed file fails the call with file:line: reason.
-func (a *Activities) loadPolicy() (*policy.Config, error) {
+// PrimePolicy reads the policy file once, as the worker starts, so that the
+// last good policy is known before the file can break; a malformed file is
+// an error (file:line: reason). Without a policy file it does nothing.
+func (a *Activities) PrimePolicy() error {
 	if a.PolicyPath == "" {
-		return nil, nil
+		return nil
 	}
-	cfg, err := policy.Load(a.PolicyPath)
+	_, stale, err := a.loadPolicy()
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidPolicy", err)
+		return err
 	}
-	return cfg, nil
+	if stale != "" { // cannot happen on the first read
+		return fmt.Errorf("%s", stale)
+	}
+	return nil
 }
 
-// Policy returns the policy in force as plain data for the workflow.
+// loadPolicy reads the worker's policy file (nil when none is configured).
+// It is read on every call, so an edit applies to the next rollout or batch
+// without a restart.
+//
+// When the file no longer loads (it does not parse or validate, or cannot be
+// read), the last policy that loaded is returned with stale set to why
+// (file:line: reason), and a warning is logged: an edit that breaks the file
+// never fails a running rollout. Only when no policy ever loaded is it an
+// error, non-retryable (type InvalidPolicy).
+func (a *Activities) loadPolicy() (cfg *policy.Config, stale string, err error) {
+	if a.PolicyPath == "" {
+		return nil, "", nil
+	}
+	cfg, err = policy.Load(a.PolicyPath)
+	a.policyCache.mu.Lock()
+	defer a.policyCache.mu.Unlock()
+	if err == nil {
+		if a.policyCache.stale != "" {
+			a.logger().Info("policy file loads again", zap.String("policy", a.PolicyPath))
+		}
+		a.policyCache.good, a.policyCache.stale = cfg, ""
+		return cfg, "", nil
+	}
+	if a.policyCache.good == nil {
+		return nil, "", temporal.NewNonRetryableApplicationError(err.Error(), "InvalidPolicy", err)
+	}
+	if a.policyCache.stale != err.Error() {
+		// Once per distinct error, not once per call.
+		a.logger().Warn("policy file does not load: serving the last good policy",
+			zap.String("policy", a.PolicyPath), zap.String("reason", err.Error()))
+	}
+	a.policyCache.stale = err.Error()
+	return a.policyCache.good, err.Error(), nil
+}
+
+func (a *Activities) logger() *zap.Logger {
+	if a.Log == nil {
+		return zap.NewNop()
+	}
+	return a.Log
+}
+
+// Policy returns the policy in force as plain data for the workflow; Stale
+// is set when it is the last good policy standing in for a broken file.
 func (a *Activities) Policy(ctx context.Context) (*policy.Snapshot, error) {
-	cfg, err := a.loadPolicy()
+	cfg, stale, err := a.loadPolicy()
 	if err != nil || cfg == nil {
 		return nil, err
 	}
 	snap := cfg.Snapshot()
+	snap.Stale = stale
 	return &snap, nil
 }
 
 // Clusters returns the inventory records of a batch's clusters (for
 // maintenance windows and blackouts) and the policy in force.
 func (a *Activities) Clusters(ctx context.Context, in workflows.ClustersInput) (workflows.ClustersResult, error) {
-	all, err := a.Inventory.List(ctx)
+	all, err := a.listInventory(ctx)
 	if err != nil {
 		return workflows.ClustersResult{}, fmt.Errorf("list inventory: %w", err)
 	}
@@ -69,9 +127,9 @@ func (a *Activities) Clusters(ctx context.Context, in workflows.ClustersInput) (
 
 // protections lists the protected clusters with the policy's reason, and
 // checks who may start the rollout and who may force protected clusters.
-// The policy file is read once per plan.
+// The policy file is read once per plan (the last good one if it broke).
 func (a *Activities) protections(requester string, force bool, clusters []fleet.Cluster) ([]string, map[string]string, error) {
-	cfg, err := a.loadPolicy()
+	cfg, _, err := a.loadPolicy()
 	if err != nil || cfg == nil {
 		return nil, nil, err
 	}

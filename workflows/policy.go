@@ -54,6 +54,12 @@ func (r *rollout) loadPolicy(ctx workflow.Context) error {
 		return fmt.Errorf("read policy: %w", err)
 	}
 	r.policy = snap
+	if r.v >= 1 && snap != nil && snap.Stale != "" {
+		// The policy file no longer loads: the worker serves the last good
+		// policy. Say so, once, where people look.
+		r.audit(ctx, safetyActor, "policy-stale", snap.Stale, "using the last good policy")
+		r.notify(NotifyStarted, "Warning: the policy file does not load ("+snap.Stale+"); this rollout uses the last good policy. Fix the file.")
+	}
 	return nil
 }
 

@@ -68,6 +68,8 @@ func FromEnv() Config {
 			AppKey: os.Getenv("DD_APP_KEY"),
 			Site:   os.Getenv("DD_SITE"),
 			URL:    os.Getenv("DD_URL"),
+			// Per-request bound, e.g. "5s" (default activities.DefaultDatadogRequestTimeout).
+			RequestTimeout: envDuration("DD_REQUEST_TIMEOUT", 0),
 		},
 		SlackToken:         os.Getenv("SLACK_TOKEN"),
 		SlackChannel:       env("SLACK_CHANNEL", "#fleet-rollouts"),
@@ -77,6 +79,14 @@ func FromEnv() Config {
 		PolicyPath:         os.Getenv("FLEET_POLICY"),
 		HTTPAddr:           env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
 	}
+}
+
+// envDuration reads a Go duration ("5s"); unset or malformed gives def.
+func envDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil && d > 0 {
+		return d
+	}
+	return def
 }
 
 func env(key, def string) string {
@@ -152,6 +162,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer closeActs()
+	// The last good policy, served (marked stale) if the file breaks later.
+	if err := acts.PrimePolicy(); err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
 
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: 200,
@@ -221,7 +235,9 @@ func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities
 		log.Warn("no DD_API_KEY: monitor checks are disabled and every health check passes")
 	}
 	if cfg.SlackToken != "" {
-		opts := []slack.Option{}
+		// Below the Notify activity's 30 s StartToClose (the activity also
+		// bounds each post by activities.DefaultNotifyTimeout).
+		opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: slackHTTPTimeout})}
 		if cfg.SlackAPIURL != "" {
 			opts = append(opts, slack.OptionAPIURL(cfg.SlackAPIURL))
 		}
@@ -231,6 +247,9 @@ func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities
 	}
 	return a, kc.Close, nil
 }
+
+// slackHTTPTimeout bounds one request to Slack.
+const slackHTTPTimeout = 15 * time.Second
 
 // serveHTTP serves h on addr until ctx is done.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, log *zap.Logger) error {

@@ -1,18 +1,35 @@
 // Package bridge is the status bridge: one consumer group for the whole
 // fleet that turns the data plane's status events into signals to the
 // workflow that asked (each command names it in ReplyTo). The events of one
-// poll are grouped by workflow, in order, one signal per workflow, so the
-// busier the fleet the fewer signals per event.
+// poll are grouped by workflow, in order, one signal per workflow (split when
+// it would exceed Config.MaxSignalBytes), so the busier the fleet the fewer
+// signals per event.
+//
+// An event that cannot be delivered is never dropped silently: it goes to
+// the dead-letter topic (dataplane.StatusDeadTopic) wrapped in a DeadLetter
+// (the original record, the target workflow, the error), is logged and
+// counted (DeadLettered), and the bridge goes on. See Classify: permanent
+// errors are dead-lettered at once; a workflow's transient errors are
+// retried with a capped backoff for Config.RetryFor, then dead-lettered (the
+// batch's status resync recovers the state); errors of Temporal as a whole
+// (unavailable, throttled) are retried for as long as they last, unless
+// other signals get through meanwhile. So one workflow never holds back
+// every rollout's statuses for more than RetryFor, and nothing is lost: an
+// offset is committed only once its event was delivered or dead-lettered.
 package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.temporal.io/api/serviceerror"
 	"go.uber.org/zap"
 
@@ -37,8 +54,71 @@ type Config struct {
 	Signal string
 	// Parallel bounds the signals in flight at once (default 32).
 	Parallel int
+	// DeadLetterTopic receives the events that cannot be delivered (default
+	// dataplane.StatusDeadTopic). The bridge creates it at start when it is
+	// missing (with the broker's default partitions and replication) and
+	// the broker allows it.
+	DeadLetterTopic string
+	// RetryFor bounds how long one signal is retried after a Transient error
+	// (and after a Global one once other signals got through) before its
+	// events are dead-lettered (default DefaultRetryFor). The workflow
+	// recovers the state of its clusters with a Report command.
+	RetryFor time.Duration
+	// MaxBackoff caps the pause between two attempts of a signal (default
+	// 5 s); the first pause is 100 ms and doubles.
+	MaxBackoff time.Duration
+	// MaxSignalBytes bounds the encoded events of one signal (default
+	// DefaultMaxSignalBytes), far below Temporal's 2 MB blob limit; a
+	// workflow's events of one poll go in as many signals as it takes.
+	MaxSignalBytes int
 	// ExtraOpts are added to the Kafka client's options (TLS, SASL, ...).
 	ExtraOpts []kgo.Opt
+}
+
+// Defaults.
+const (
+	// DefaultRetryFor matches the batch's status resync (30 s of silence
+	// re-sends a cluster's last command): a workflow's statuses held back
+	// that long are recovered by the resync once they are dead-lettered.
+	DefaultRetryFor       = 30 * time.Second
+	DefaultMaxSignalBytes = 256 << 10
+)
+
+// Dead-letter reasons (DeadLetter.Reason).
+const (
+	// ReasonPermanent: Temporal refused the signal for good (Classify).
+	ReasonPermanent = "permanent"
+	// ReasonRetriesExhausted: the signal kept failing for Config.RetryFor.
+	ReasonRetriesExhausted = "retries-exhausted"
+	// ReasonUndecodable: the record is not a status event.
+	ReasonUndecodable = "undecodable"
+	// ReasonNoReplyTo: the event names no workflow.
+	ReasonNoReplyTo = "no-reply-to"
+)
+
+// DeadLetter is one message on the dead-letter topic: an undeliverable
+// status event, where it came from, where it was going, and why it did not
+// get there. Its key is the original record's key (the cluster ID).
+type DeadLetter struct {
+	// Topic, Partition and Offset locate the original record.
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	// Event is the original value when it is JSON, Raw otherwise.
+	Event json.RawMessage `json:"event,omitempty"`
+	Raw   []byte          `json:"raw,omitempty"`
+	// Workflow is the target workflow (the event's ReplyTo), Signal the
+	// signal name.
+	Workflow string `json:"workflow,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	Reason   string `json:"reason"`
+	// Error is the last error; ErrorType its Go type (e.g.
+	// *serviceerror.NotFound); Class its Classify class.
+	Error     string    `json:"error,omitempty"`
+	ErrorType string    `json:"errorType,omitempty"`
+	Class     string    `json:"class,omitempty"`
+	Attempts  int       `json:"attempts,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // Bridge consumes dataplane.StatusTopic and signals workflows.
@@ -51,6 +131,10 @@ type Bridge struct {
 	delivered int64
 	dropped   int64
 	signals   int64
+	dead      map[string]int64 // by reason
+
+	// lastOK is when a signal last succeeded (unix nanoseconds).
+	lastOK atomic.Int64
 }
 
 // New builds a bridge; Run starts it.
@@ -67,11 +151,23 @@ func New(cfg Config, sig Signaler, log *zap.Logger) (*Bridge, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 32
 	}
-	return &Bridge{cfg: cfg, sig: sig, log: log}, nil
+	if cfg.DeadLetterTopic == "" {
+		cfg.DeadLetterTopic = dataplane.StatusDeadTopic
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = DefaultRetryFor
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.MaxSignalBytes <= 0 {
+		cfg.MaxSignalBytes = DefaultMaxSignalBytes
+	}
+	return &Bridge{cfg: cfg, sig: sig, log: log, dead: map[string]int64{}}, nil
 }
 
-// Stats returns how many events were delivered and how many dropped (bad
-// payload, no reply-to, or the workflow is gone).
+// Stats returns how many events were delivered and how many were not (every
+// one of those went to the dead-letter topic: DeadLettered).
 func (b *Bridge) Stats() (delivered, dropped int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -85,9 +181,29 @@ func (b *Bridge) Signals() int64 {
 	return b.signals
 }
 
+// DeadLettered returns how many events went to the dead-letter topic, by
+// reason (ReasonPermanent, ...), and in all.
+func (b *Bridge) DeadLettered() (byReason map[string]int64, total int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	byReason = make(map[string]int64, len(b.dead))
+	for r, n := range b.dead {
+		byReason[r] = n
+		total += n
+	}
+	return byReason, total
+}
+
+// producer is what the bridge produces dead letters with (the consumer's
+// Kafka client).
+type producer interface {
+	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+}
+
 // Run consumes until ctx is done. An event's offset is committed only after
-// its signal was delivered (or the event was dropped for good), so a crash
-// re-delivers and never loses one; a Batch ignores what it has seen.
+// its signal was delivered or the event was written to the dead-letter
+// topic, so a crash re-delivers and never loses one; a Batch ignores what it
+// has seen.
 func (b *Bridge) Run(ctx context.Context) error {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(b.cfg.Brokers...),
@@ -100,6 +216,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		// until the session times out: keep that short (default 45 s).
 		kgo.SessionTimeout(10 * time.Second),
 		kgo.HeartbeatInterval(2 * time.Second),
+		// Dead letters.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
 	}, b.cfg.ExtraOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -114,7 +233,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		cl.Close()
 	}()
-	b.log.Info("status bridge started", zap.Strings("brokers", b.cfg.Brokers), zap.String("group", b.cfg.Group))
+	b.ensureTopic(ctx, cl)
+	b.log.Info("status bridge started", zap.Strings("brokers", b.cfg.Brokers), zap.String("group", b.cfg.Group), zap.String("deadLetterTopic", b.cfg.DeadLetterTopic))
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -126,34 +246,80 @@ func (b *Bridge) Run(ctx context.Context) error {
 		})
 		var recs []*kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
-		if b.deliverAll(ctx, recs) {
+		if b.deliverAll(ctx, cl, recs) {
 			cl.MarkCommitRecords(recs...)
 		}
 		cl.AllowRebalance()
 	}
 }
 
+// ensureTopic creates the dead-letter topic if it is missing. Failing that
+// (no permission, auto-creation off) it only warns: dead letters are then
+// retried until the topic exists.
+func (b *Bridge) ensureTopic(ctx context.Context, cl *kgo.Client) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 10000
+	t := kmsg.NewCreateTopicsRequestTopic()
+	t.Topic = b.cfg.DeadLetterTopic
+	t.NumPartitions = -1
+	t.ReplicationFactor = -1
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(cctx, cl)
+	if err == nil && len(resp.Topics) == 1 {
+		err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+	}
+	switch {
+	case err == nil:
+		b.log.Info("bridge: created the dead-letter topic", zap.String("topic", b.cfg.DeadLetterTopic))
+	case errors.Is(err, kerr.TopicAlreadyExists):
+	default:
+		b.log.Warn("bridge: could not create the dead-letter topic; create it (dead letters wait for it)", zap.String("topic", b.cfg.DeadLetterTopic), zap.Error(err))
+	}
+}
+
+// item is one status event and the record it came in.
+type item struct {
+	st  dataplane.Status
+	rec *kgo.Record
+	n   int // encoded size
+}
+
 // deliverAll groups the records by the workflow they answer, keeping their
-// order, and signals each workflow once. It returns false when ctx ended
-// before everything was delivered (nothing is marked then, so it comes again).
-func (b *Bridge) deliverAll(ctx context.Context, recs []*kgo.Record) bool {
-	groups := map[string][]dataplane.Status{}
-	var order []string
+// order, and signals each workflow (in chunks of at most MaxSignalBytes);
+// what cannot be delivered goes to the dead-letter topic. It returns false
+// when ctx ended before every record was delivered or dead-lettered
+// (nothing is marked then, so it comes again).
+func (b *Bridge) deliverAll(ctx context.Context, pr producer, recs []*kgo.Record) bool {
+	start := time.Now()
+	groups := map[string][]item{}
+	var (
+		order []string
+		dead  []*kgo.Record
+	)
 	for _, rec := range recs {
 		st, err := dataplane.DecodeStatus(rec.Value)
 		if err != nil {
-			b.log.Warn("bridge: drop undecodable status", zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
-			b.count(false, 1)
+			b.log.Warn("bridge: undecodable status", zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
+			dead = append(dead, b.letter(rec, "", ReasonUndecodable, err, 0))
 			continue
 		}
 		if st.ReplyTo == "" {
-			b.count(false, 1)
+			b.log.Warn("bridge: status without reply-to", zap.String("cluster", st.ClusterID), zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset))
+			dead = append(dead, b.letter(rec, "", ReasonNoReplyTo, nil, 0))
 			continue
 		}
 		if _, ok := groups[st.ReplyTo]; !ok {
 			order = append(order, st.ReplyTo)
 		}
-		groups[st.ReplyTo] = append(groups[st.ReplyTo], st)
+		groups[st.ReplyTo] = append(groups[st.ReplyTo], item{st: st, rec: rec, n: len(rec.Value)})
+	}
+	if len(dead) > 0 {
+		if !b.produceDead(ctx, pr, dead) {
+			return false
+		}
+		b.countDead(nil, dead)
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, b.cfg.Parallel)
@@ -167,13 +333,16 @@ func (b *Bridge) deliverAll(ctx context.Context, recs []*kgo.Record) bool {
 			return false
 		}
 		wg.Add(1)
-		go func(id string, sts []dataplane.Status) {
+		go func(id string, items []item) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if !b.deliver(ctx, id, sts) {
-				mu.Lock()
-				ok = false
-				mu.Unlock()
+			for _, chunk := range b.chunks(items) {
+				if !b.deliver(ctx, pr, id, chunk, start) {
+					mu.Lock()
+					ok = false
+					mu.Unlock()
+					return
+				}
 			}
 		}(id, groups[id])
 	}
@@ -181,44 +350,173 @@ func (b *Bridge) deliverAll(ctx context.Context, recs []*kgo.Record) bool {
 	return ok
 }
 
-// deliver signals one workflow its events, retrying transient errors until
-// ctx is done. It returns false only when ctx ended first.
-func (b *Bridge) deliver(ctx context.Context, workflowID string, sts []dataplane.Status) bool {
+// chunks splits a workflow's events into signals of at most MaxSignalBytes
+// (at least one event each), in order.
+func (b *Bridge) chunks(items []item) [][]item {
+	var out [][]item
+	size, from := 0, 0
+	for i, it := range items {
+		if i > from && size+it.n > b.cfg.MaxSignalBytes {
+			out = append(out, items[from:i])
+			from, size = i, 0
+		}
+		size += it.n
+	}
+	return append(out, items[from:])
+}
+
+// deliver signals one workflow some of its events, retrying as Classify
+// says; events that cannot be delivered go to the dead-letter topic. It
+// returns false only when ctx ended first. pollStart is when the poll's
+// delivery began: a Global error is this workflow's own once some other
+// signal succeeded since.
+func (b *Bridge) deliver(ctx context.Context, pr producer, workflowID string, items []item, pollStart time.Time) bool {
+	sts := make([]dataplane.Status, len(items))
+	for i, it := range items {
+		sts[i] = it.st
+	}
+	started := time.Now()
 	backoff := 100 * time.Millisecond
-	for {
+	for attempt := 1; ; attempt++ {
 		err := b.sig.SignalWorkflow(ctx, workflowID, "", b.cfg.Signal, sts)
 		if err == nil {
-			b.count(true, len(sts))
+			b.lastOK.Store(time.Now().UnixNano())
 			b.mu.Lock()
+			b.delivered += int64(len(sts))
 			b.signals++
 			b.mu.Unlock()
 			return true
 		}
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			// The workflow finished: nobody waits for these events.
-			b.log.Debug("bridge: workflow gone", zap.String("workflow", workflowID), zap.Int("events", len(sts)))
-			b.count(false, len(sts))
+		if ctx.Err() != nil {
+			return false
+		}
+		class := Classify(err)
+		reason := ""
+		switch class {
+		case Permanent:
+			if len(items) > 1 && sizeRelated(err) {
+				// Perhaps only the whole is too big, or only one event is
+				// refused: try each half.
+				b.log.Info("bridge: signal refused, splitting it", zap.String("workflow", workflowID), zap.Int("events", len(items)), zap.Error(err))
+				half := len(items) / 2
+				return b.deliver(ctx, pr, workflowID, items[:half], pollStart) &&
+					b.deliver(ctx, pr, workflowID, items[half:], pollStart)
+			}
+			reason = ReasonPermanent
+		case Transient:
+			if time.Since(started) >= b.cfg.RetryFor {
+				reason = ReasonRetriesExhausted
+			}
+		case Global:
+			if time.Since(started) >= b.cfg.RetryFor && b.lastOK.Load() > pollStart.UnixNano() {
+				reason = ReasonRetriesExhausted
+			}
+		}
+		if reason != "" {
+			recs := make([]*kgo.Record, len(items))
+			for i, it := range items {
+				recs[i] = b.letter(it.rec, workflowID, reason, err, attempt)
+			}
+			if !b.produceDead(ctx, pr, recs) {
+				return false
+			}
+			lvl := zap.ErrorLevel
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				// The workflow finished: late events are expected.
+				lvl = zap.InfoLevel
+			}
+			b.log.Log(lvl, "bridge: status events dead-lettered",
+				zap.String("workflow", workflowID), zap.Int("events", len(items)),
+				zap.String("reason", reason), zap.String("class", class.String()),
+				zap.Int("attempts", attempt), zap.String("topic", b.cfg.DeadLetterTopic), zap.Error(err))
+			b.countDead(map[string]int{reason: len(items)}, nil)
 			return true
 		}
-		b.log.Warn("bridge: signal failed, retrying", zap.String("workflow", workflowID), zap.Int("events", len(sts)), zap.Duration("backoff", backoff), zap.Error(err))
+		b.log.Warn("bridge: signal failed, retrying", zap.String("workflow", workflowID), zap.Int("events", len(sts)),
+			zap.String("class", class.String()), zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return false
-		case <-time.After(backoff):
+		case <-t.C:
 		}
-		if backoff < 5*time.Second {
-			backoff *= 2
+		if backoff *= 2; backoff > b.cfg.MaxBackoff {
+			backoff = b.cfg.MaxBackoff
 		}
 	}
 }
 
-func (b *Bridge) count(delivered bool, n int) {
+// letter wraps an undeliverable record for the dead-letter topic.
+func (b *Bridge) letter(rec *kgo.Record, workflowID, reason string, err error, attempts int) *kgo.Record {
+	dl := DeadLetter{
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+		Workflow: workflowID, Reason: reason, Attempts: attempts, At: time.Now().UTC(),
+	}
+	if workflowID != "" {
+		dl.Signal = b.cfg.Signal
+	}
+	if json.Valid(rec.Value) {
+		dl.Event = json.RawMessage(rec.Value)
+	} else {
+		dl.Raw = rec.Value
+	}
+	if err != nil {
+		dl.Error = err.Error()
+		dl.ErrorType = fmt.Sprintf("%T", err)
+		if workflowID != "" {
+			dl.Class = Classify(err).String()
+		}
+	}
+	v, mErr := json.Marshal(dl)
+	if mErr != nil { // cannot happen: plain data
+		v = []byte(fmt.Sprintf(`{"reason":%q,"error":"encode dead letter: %s"}`, reason, mErr))
+	}
+	headers := append([]kgo.RecordHeader{}, rec.Headers...)
+	headers = append(headers, kgo.RecordHeader{Key: "dead-letter-reason", Value: []byte(reason)})
+	return &kgo.Record{Topic: b.cfg.DeadLetterTopic, Key: rec.Key, Value: v, Headers: headers}
+}
+
+// produceDead writes dead letters, retrying until Kafka takes them all or
+// ctx ends (false: nothing may be committed then).
+func (b *Bridge) produceDead(ctx context.Context, pr producer, recs []*kgo.Record) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		err := pr.ProduceSync(ctx, recs...).FirstErr()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		b.log.Warn("bridge: write dead letters, retrying", zap.String("topic", b.cfg.DeadLetterTopic), zap.Int("events", len(recs)), zap.Duration("backoff", backoff), zap.Error(err))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		if backoff *= 2; backoff > b.cfg.MaxBackoff {
+			backoff = b.cfg.MaxBackoff
+		}
+	}
+}
+
+// countDead counts dead-lettered events: n by reason, or each record of
+// recs by its dead-letter-reason header.
+func (b *Bridge) countDead(n map[string]int, recs []*kgo.Record) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if delivered {
-		b.delivered += int64(n)
-	} else {
-		b.dropped += int64(n)
+	for r, k := range n {
+		b.dead[r] += int64(k)
+		b.dropped += int64(k)
+	}
+	for _, rec := range recs {
+		if h := rec.Headers; len(h) > 0 && h[len(h)-1].Key == "dead-letter-reason" {
+			b.dead[string(h[len(h)-1].Value)]++
+		}
+		b.dropped++
 	}
 }

@@ -88,9 +88,31 @@ func TestEventsAreGroupedByWorkflowInOrder(t *testing.T) {
 	require.Eventually(t, func() bool {
 		d, dropped := br.Stats()
 		return d == 100 && dropped == 51
-	}, 20*time.Second, 50*time.Millisecond, "50 events each delivered to batch-1 and batch-2; batch-3 gone and one undecodable dropped")
+	}, 20*time.Second, 50*time.Millisecond, "50 events each delivered to batch-1 and batch-2; batch-3 gone and one undecodable dead-lettered")
 	cancel()
 	require.NoError(t, <-done)
+	byReason, total := br.DeadLettered()
+	require.Equal(t, int64(51), total)
+	require.Equal(t, map[string]int64{bridge.ReasonPermanent: 50, bridge.ReasonUndecodable: 1}, byReason)
+	dead := readDead(t, kc.ListenAddrs(), 51)
+	n := map[string]int{}
+	for _, d := range dead {
+		n[d.Reason]++
+		if d.Reason == bridge.ReasonPermanent {
+			require.Equal(t, "rollout/a/batch-3", d.Workflow)
+			require.Equal(t, "cluster-statuses", d.Signal)
+			require.Equal(t, "*serviceerror.NotFound", d.ErrorType)
+			require.Contains(t, d.Error, "already completed")
+			require.Equal(t, dataplane.StatusTopic, d.Topic)
+			st, err := dataplane.DecodeStatus(d.Event)
+			require.NoError(t, err)
+			require.Equal(t, "rollout/a/batch-3", st.ReplyTo)
+		} else {
+			require.Equal(t, []byte("not json"), d.Raw)
+			require.Empty(t, d.Event)
+		}
+	}
+	require.Equal(t, map[string]int{bridge.ReasonPermanent: 50, bridge.ReasonUndecodable: 1}, n)
 
 	for _, wf := range []string{"rollout/a/batch-1", "rollout/a/batch-2"} {
 		evs := rec.events(wf)

@@ -145,7 +145,7 @@ func TestComposeKafkaTopics(t *testing.T) {
 	init, ok := c.Services["kafka-init"]
 	require.True(t, ok)
 	script := strings.Join(commandLines(init.Command), "\n")
-	for _, want := range []string{"fleet.commands", "fleet.status", "--partitions 12"} {
+	for _, want := range []string{"fleet.commands", "fleet.status", "fleet.status.dead", "--partitions 12"} {
 		require.Contains(t, script, want)
 	}
 	require.Equal(t, "false", c.Services["kafka"].Environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"])

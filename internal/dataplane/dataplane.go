@@ -18,6 +18,11 @@ import (
 const (
 	CommandsTopic = "fleet.commands"
 	StatusTopic   = "fleet.status"
+	// StatusDeadTopic holds the status events the status bridge could not
+	// deliver (the workflow is gone, the signal is refused for good, or the
+	// event does not decode), each wrapped with the target workflow and the
+	// error (see bridge.DeadLetter). Keyed like StatusTopic.
+	StatusDeadTopic = "fleet.status.dead"
 )
 
 // CommandKind says what the control plane asks of one cluster.

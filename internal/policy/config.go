@@ -24,6 +24,10 @@ type Config struct {
 	// Access is nil when the policy file has no access section: access
 	// control is then off, as for a nil Config.
 	Access *Access `json:"access,omitempty" yaml:"access,omitempty"`
+	// Stale is set on a Snapshot served in place of a policy file that no
+	// longer loads: it is the last good policy, and Stale says why the
+	// file was not read (file:line: reason). Never read from the file.
+	Stale string `json:"stale,omitempty" yaml:"-"`
 }
 
 // Snapshot is the name under which workflows carry a Config: the same
