@@ -554,25 +554,35 @@ func eventTypes(ctx context.Context, c sdkclient.Client, id string) (map[string]
 	return out, nil
 }
 
-// pauseLatency starts a second rollout and pauses it o.Pauses times while
-// clusters are in flight, timing each pause until the status shows every
-// in-flight cluster held; then it aborts the rollout.
-func pauseLatency(ctx context.Context, s *stack.Stack, o Options, n int, res *Result) error {
-	name := fmt.Sprintf("bench-%d-pause", n)
-	r, err := RolloutSpec(name, "99.0.1", o.Concurrency, o.MonitorInterval, o.OrderBy)
+// sideRollout starts a rollout beside the measured one; stop aborts it and
+// waits for its end.
+func sideRollout(ctx context.Context, s *stack.Stack, o Options, name, version string) (string, func(), error) {
+	r, err := RolloutSpec(name, version, o.Concurrency, o.MonitorInterval, o.OrderBy)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	id, err := s.Fleet.Start(ctx, r, "fleetbench")
 	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return "", nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	defer func() {
+	stop := func() {
 		actx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		_, _ = s.Fleet.Abort(actx, id, workflows.ActionRequest{Actor: "fleetbench", Reason: "benchmark over"})
 		_ = s.Temporal.GetWorkflow(actx, id, "").Get(actx, nil)
-	}()
+	}
+	return id, stop, nil
+}
+
+// pauseLatency starts a second rollout and pauses it o.Pauses times while
+// clusters are in flight, timing each pause until the status shows every
+// in-flight cluster held; then it aborts the rollout.
+func pauseLatency(ctx context.Context, s *stack.Stack, o Options, n int, res *Result) error {
+	id, stop, err := sideRollout(ctx, s, o, fmt.Sprintf("bench-%d-pause", n), "99.0.1")
+	if err != nil {
+		return err
+	}
+	defer stop()
 	var statusTimes []float64
 	wait := func(what string, limit time.Duration, cond func(*workflows.RolloutStatus) bool) (*workflows.RolloutStatus, error) {
 		return waitStatus(ctx, s, id, what, limit, cond, func(d time.Duration) {
@@ -658,21 +668,11 @@ const idleSettle = 3 * time.Second
 // running batch workflow at the start and the end of o.Idle; then it
 // aborts the rollout.
 func idleHistory(ctx context.Context, s *stack.Stack, o Options, n int, res *Result) error {
-	name := fmt.Sprintf("bench-%d-idle", n)
-	r, err := RolloutSpec(name, "99.0.2", o.Concurrency, o.MonitorInterval, o.OrderBy)
+	id, stop, err := sideRollout(ctx, s, o, fmt.Sprintf("bench-%d-idle", n), "99.0.2")
 	if err != nil {
 		return err
 	}
-	id, err := s.Fleet.Start(ctx, r, "fleetbench")
-	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	defer func() {
-		actx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		_, _ = s.Fleet.Abort(actx, id, workflows.ActionRequest{Actor: "fleetbench", Reason: "benchmark over"})
-		_ = s.Temporal.GetWorkflow(actx, id, "").Get(actx, nil)
-	}()
+	defer stop()
 	want := max(1, min(o.Concurrency, n)/2)
 	if _, err := waitStatus(ctx, s, id, "clusters in flight", 5*time.Minute, func(st *workflows.RolloutStatus) bool {
 		return st.State == workflows.StateRunning && st.Counts.InFlight >= want
