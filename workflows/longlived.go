@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -420,8 +419,7 @@ func (r *rollout) publishState(ctx workflow.Context) {
 
 // details is the rollout's one-paragraph story for the Web UI.
 func (r *rollout) details() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** to %s: %s", r.st.Name, r.st.TargetVersion, r.st.State)
+	out := fmt.Sprintf("**%s** to %s: %s", r.st.Name, r.st.TargetVersion, r.st.State)
 	if r.plan != nil {
 		done := 0
 		for _, n := range workflow.DeterministicKeys(r.results) {
@@ -433,18 +431,18 @@ func (r *rollout) details() string {
 				}
 			}
 		}
-		fmt.Fprintf(&b, ", %d of %d clusters done in finished batches, %d batches running", done, r.st.Total, len(r.running))
+		out += fmt.Sprintf(", %d of %d clusters done in finished batches, %d batches running", done, r.st.Total, len(r.running))
 	}
 	if r.currentPhase != "" {
-		fmt.Fprintf(&b, ", phase %s", r.currentPhase)
+		out += ", phase " + r.currentPhase
 	}
 	if p := r.st.Paused; p != nil {
-		fmt.Fprintf(&b, "\n\nPaused by %s: %s", p.Actor, p.Reason)
+		out += fmt.Sprintf("\n\nPaused by %s: %s", p.Actor, p.Reason)
 	}
 	if r.st.WaitingFor != "" {
-		fmt.Fprintf(&b, "\n\nWaiting for %s", r.st.WaitingFor)
+		out += "\n\nWaiting for " + r.st.WaitingFor
 	}
-	return b.String()
+	return out
 }
 
 // publishBatchState upserts the batch's RolloutState when it changed and
