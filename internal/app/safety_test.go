@@ -744,7 +744,7 @@ func TestWebhookAlertPausesWithoutWaitingForAPoll(t *testing.T) {
 		if n >= 1 {
 			break
 		}
-		// Visibility (the Clusters search attribute) is eventually consistent.
+		// Visibility (the list of running rollouts) is eventually consistent.
 		t.Logf("webhook attempt %d reached no batch: %v", attempt, body)
 		require.Less(t, attempt, 20, "the webhook never found the batch running %s", target)
 		time.Sleep(250 * time.Millisecond)
