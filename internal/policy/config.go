@@ -24,6 +24,10 @@ type Config struct {
 	// Access is nil when the policy file has no access section: access
 	// control is then off, as for a nil Config.
 	Access *Access `json:"access,omitempty" yaml:"access,omitempty"`
+	// OpenAccess is set by "access: open": the file says explicitly that
+	// there is no access control (Access is nil). A production worker
+	// refuses a policy that has neither.
+	OpenAccess bool `json:"openAccess,omitempty" yaml:"-"`
 	// Stale is set on a Snapshot served in place of a policy file that no
 	// longer loads: it is the last good policy, and Stale says why the
 	// file was not read (file:line: reason). Never read from the file.
@@ -210,7 +214,7 @@ func (cfg *Config) Snapshot() Snapshot {
 	if cfg == nil {
 		return Snapshot{}
 	}
-	out := Snapshot{}
+	out := Snapshot{OpenAccess: cfg.OpenAccess}
 	if cfg.Blackouts != nil {
 		out.Blackouts = make([]Blackout, len(cfg.Blackouts))
 		for i, b := range cfg.Blackouts {

@@ -64,6 +64,8 @@ func Load(path string) (*Config, error) {
 //	protected:                  # never touched unless an admin forces it
 //	  - {clusters: [lkc-00007], reason: "regulator audit in progress"}
 //	  - {selector: "label.tier=critical-bank", reason: "never touch without an admin"}
+//	access: open                # explicit: no access control (a production
+//	                            # worker refuses a policy without access)
 //	access:                     # omit to turn access control off; present
 //	                            # (even empty) turns it on
 //	  roles: {alice: [operator], bob: approver, carol: [admin]}
@@ -114,6 +116,15 @@ func Parse(filename string, data []byte) (*Config, error) {
 				cfg.Protections = append(cfg.Protections, d.protection(e, ep))
 			})
 		case "access":
+			if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+				// "access: open" says, explicitly, that there is no access
+				// control: every identity may do everything.
+				if s := d.text(v, p); s != "open" && s != "" {
+					d.fail(v, p, "must be a mapping (roles, people, ...) or the word open, got %q", s)
+				}
+				cfg.OpenAccess = true
+				return
+			}
 			cfg.Access = d.access(v, p)
 		}
 	})

@@ -176,3 +176,27 @@ access:
 		}
 	})
 }
+
+func TestParseAccessOpen(t *testing.T) {
+	cfg, err := Parse("p.yaml", []byte("access: open\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.OpenAccess || cfg.Access != nil {
+		t.Fatalf("access: open gave OpenAccess=%v Access=%v", cfg.OpenAccess, cfg.Access)
+	}
+	if err := cfg.Authorize("anyone", ActionUnfreeze, ""); err != nil {
+		t.Fatalf("open access denied: %v", err)
+	}
+	if !cfg.Snapshot().OpenAccess {
+		t.Fatal("snapshot lost OpenAccess")
+	}
+	_, err = Parse("p.yaml", []byte("access: closed\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:1") || !strings.Contains(err.Error(), "open") {
+		t.Fatalf("access: closed: got %v", err)
+	}
+	cfg, err = Parse("p.yaml", []byte("access:\n"))
+	if err != nil || cfg.Access == nil || cfg.OpenAccess {
+		t.Fatalf("empty access: %v %+v", err, cfg)
+	}
+}
