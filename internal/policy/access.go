@@ -98,6 +98,13 @@ type Access struct {
 	// Default is the role of identities not in Roles (and of the empty
 	// identity); empty means viewer.
 	Default Role `json:"default,omitempty" yaml:"default,omitempty"`
+	// Identity is IdentitySigned or IdentityAsserted: whether requests
+	// must carry proofs. Parse sets IdentitySigned when the file is silent.
+	Identity string `json:"identity,omitempty" yaml:"identity,omitempty"`
+	// People are the humans: their keys and aliases.
+	People map[string]Person `json:"people,omitempty" yaml:"people,omitempty"`
+	// Services sign for others (the worker, for verified Slack users).
+	Services map[string]Service `json:"services,omitempty" yaml:"services,omitempty"`
 }
 
 // RoleOf returns the highest role identity holds: its listed roles, or the
@@ -106,16 +113,20 @@ func (a *Access) RoleOf(identity string) Role {
 	if a == nil {
 		return RoleAdmin
 	}
-	if rs, ok := a.Roles[identity]; ok && identity != "" {
-		best := Role("")
-		for _, r := range rs {
-			if r.rank() > best.rank() {
-				best = r
+	best := Role("")
+	if identity != "" {
+		// Roles may name the person or any alias: the person holds the
+		// highest role listed under any of their names.
+		for _, name := range a.names(a.Person(identity)) {
+			for _, r := range a.Roles[name] {
+				if r.rank() > best.rank() {
+					best = r
+				}
 			}
 		}
-		if best != "" {
-			return best
-		}
+	}
+	if best != "" {
+		return best
 	}
 	if a.Default == "" {
 		return RoleViewer
@@ -220,12 +231,18 @@ func (cfg *Config) Authorize(identity string, action Action, environment string)
 		return deny
 	}
 	if action == ActionApprove && have != RoleAdmin {
-		if ids, restricted := a.ApproversFor(environment); restricted && (identity == "" || !slices.Contains(ids, identity)) {
+		if ids, restricted := a.ApproversFor(environment); restricted && (identity == "" || !a.listed(ids, identity)) {
 			deny.Approvers, deny.NotListed = ids, true
 			return deny
 		}
 	}
 	return nil
+}
+
+// listed reports whether ids names identity's person under any name.
+func (a *Access) listed(ids []string, identity string) bool {
+	person := a.Person(identity)
+	return slices.ContainsFunc(ids, func(id string) bool { return a.Person(id) == person })
 }
 
 // ErrSelfApproval is matched by TwoPersonRule's error (errors.Is).

@@ -232,7 +232,19 @@ func (cfg *Config) Snapshot() Snapshot {
 		}
 	}
 	if a := cfg.Access; a != nil {
-		ac := &Access{Default: a.Default}
+		ac := &Access{Default: a.Default, Identity: a.Identity}
+		if a.People != nil {
+			ac.People = make(map[string]Person, len(a.People))
+			for name, p := range a.People {
+				ac.People[name] = Person{Keys: sortedCopy(p.Keys), Aliases: sortedCopy(p.Aliases)}
+			}
+		}
+		if a.Services != nil {
+			ac.Services = make(map[string]Service, len(a.Services))
+			for name, s := range a.Services {
+				ac.Services[name] = Service{Keys: sortedCopy(s.Keys), Vouch: sortedCopy(s.Vouch)}
+			}
+		}
 		if a.Roles != nil {
 			ac.Roles = make(map[string][]Role, len(a.Roles))
 			for id, rs := range a.Roles {

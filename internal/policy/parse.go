@@ -68,6 +68,12 @@ func Load(path string) (*Config, error) {
 //	                            # worker refuses a policy without access)
 //	access:                     # omit to turn access control off; present
 //	                            # (even empty) turns it on
+//	  identity: signed          # signed (default): requests carry an ed25519
+//	                            # proof; asserted: the typed name is trusted
+//	  people:                   # keys and aliases; one person, one identity
+//	    alice: {keys: ["ed25519:..."], aliases: ["slack:U024BE7LH"]}
+//	  services:                 # signers that vouch for others
+//	    fleet-worker: {keys: ["ed25519:..."], vouch: ["slack:"]}
 //	  roles: {alice: [operator], bob: approver, carol: [admin]}
 //	  approvers: {prod: [bob, carol]}   # optional, per environment
 //	  default: viewer           # role of unlisted identities (default viewer)
@@ -349,7 +355,9 @@ func (d *decoder) timestamp(n *yaml.Node, path string) time.Time {
 var (
 	blackoutFields   = []string{"name", "customers", "clusters", "selector", "start", "end", "reason"}
 	protectionFields = []string{"clusters", "customers", "selector", "reason"}
-	accessFields     = []string{"roles", "approvers", "default"}
+	accessFields     = []string{"identity", "people", "services", "roles", "approvers", "default"}
+	personFields     = []string{"keys", "aliases"}
+	serviceFields    = []string{"keys", "vouch"}
 )
 
 func (d *decoder) blackout(n *yaml.Node, path string) Blackout {
@@ -395,6 +403,7 @@ func (d *decoder) protection(n *yaml.Node, path string) Protection {
 func (d *decoder) access(n *yaml.Node, path string) *Access {
 	a := &Access{}
 	if isNull(n) {
+		a.Identity = IdentitySigned
 		return a // "access:" with nothing: on, everyone the default viewer
 	}
 	d.object(n, path, accessFields, func(key string, v *yaml.Node, p string) {
@@ -419,8 +428,45 @@ func (d *decoder) access(n *yaml.Node, path string) *Access {
 			})
 		case "default":
 			a.Default = Role(d.text(v, p))
+		case "identity":
+			a.Identity = d.text(v, p)
+		case "people":
+			a.People = map[string]Person{}
+			d.stringMap(v, p, func(name string, v *yaml.Node, p string) {
+				var per Person
+				if !isNull(v) {
+					d.object(v, p, personFields, func(key string, v *yaml.Node, p string) {
+						switch key {
+						case "keys":
+							per.Keys = d.texts(v, p)
+						case "aliases":
+							per.Aliases = d.texts(v, p)
+						}
+					})
+				}
+				a.People[name] = per
+			})
+		case "services":
+			a.Services = map[string]Service{}
+			d.stringMap(v, p, func(name string, v *yaml.Node, p string) {
+				var svc Service
+				d.object(v, p, serviceFields, func(key string, v *yaml.Node, p string) {
+					switch key {
+					case "keys":
+						svc.Keys = d.texts(v, p)
+					case "vouch":
+						svc.Vouch = d.texts(v, p)
+					}
+				})
+				a.Services[name] = svc
+			})
 		}
 	})
+	if a.Identity == "" {
+		// Signed unless the file says otherwise: a name typed by the
+		// caller proves nothing.
+		a.Identity = IdentitySigned
+	}
 	return a
 }
 
@@ -500,6 +546,7 @@ func (cfg *Config) check(d *decoder) ValidationErrors {
 		if a.Default != "" && !a.Default.Valid() {
 			failAt(d, &errs, "access.default", "unknown role %q (want %s)", a.Default, roleList())
 		}
+		a.checkIdentity(d, &errs)
 	}
 	return errs
 }

@@ -75,7 +75,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{
 				`p.yaml:1: blackouts: must be a list, got a mapping`,
 				`p.yaml:2: protected: must be a list, got "yes"`,
-				`p.yaml:3: access: must be a mapping of roles, approvers, default, got a list`,
+				`p.yaml:3: access: must be a mapping of identity, people, services, roles, approvers, default, got a list`,
 			}},
 		{"not a mapping", "- a\n- b\n",
 			[]string{`p.yaml:1: a policy must be a mapping with blackouts, protected and access, got a list`}},
