@@ -128,7 +128,7 @@ func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Pl
 	}
 	opts := plan.Options{}
 	force := r.Emergency != nil && r.Emergency.ForceProtected
-	if opts.Protected, opts.ProtectedWhy, err = a.protections(in.Spec.Requester, force, clusters); err != nil {
+	if opts.Protected, opts.ProtectedWhy, err = a.protections(in, force, clusters); err != nil {
 		return nil, err
 	}
 	if opts.Busy, err = a.busyClusters(ctx, in.RolloutID); err != nil {

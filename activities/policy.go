@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -128,10 +129,21 @@ func (a *Activities) Clusters(ctx context.Context, in workflows.ClustersInput) (
 // protections lists the protected clusters with the policy's reason, and
 // checks who may start the rollout and who may force protected clusters.
 // The policy file is read once per plan (the last good one if it broke).
-func (a *Activities) protections(requester string, force bool, clusters []fleet.Cluster) ([]string, map[string]string, error) {
+func (a *Activities) protections(in workflows.PlanInput, force bool, clusters []fleet.Cluster) ([]string, map[string]string, error) {
 	cfg, _, err := a.loadPolicy()
 	if err != nil || cfg == nil {
 		return nil, nil, err
+	}
+	// The start request's proof, at the time the server started the
+	// rollout (a plan retried later still verifies).
+	at := in.StartedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	requester, err := cfg.VerifyRequest(in.RolloutID, "start", workflows.StartArgs(in.Spec), in.Spec.Requester, in.Spec.Auth, at)
+	if err != nil {
+		a.Log.Warn("start rejected", zap.String("rollout", in.RolloutID), zap.String("requester", in.Spec.Requester), zap.Error(err))
+		return nil, nil, temporal.NewNonRetryableApplicationError("start: "+err.Error(), "InvalidSpec", err)
 	}
 	if err := cfg.Authorize(requester, policy.ActionStart, ""); err != nil {
 		return nil, nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)

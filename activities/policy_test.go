@@ -76,7 +76,7 @@ func TestBrokenPolicyServesTheLastGoodSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Clusters, 1)
 	require.Equal(t, loadErr.Error(), res.Policy.Stale)
-	ids, _, err := a.protections("someone", false, []fleet.Cluster{{ID: "lkc-1"}, {ID: "lkc-2"}})
+	ids, _, err := a.protections(workflows.PlanInput{RolloutID: "rollout/r", Spec: workflows.RolloutInput{Requester: "someone"}}, false, []fleet.Cluster{{ID: "lkc-1"}, {ID: "lkc-2"}})
 	require.NoError(t, err)
 	require.Equal(t, []string{"lkc-1"}, ids)
 

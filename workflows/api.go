@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/identity"
 	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/spec"
@@ -72,6 +73,9 @@ type RolloutInput struct {
 	// Carry is the state of the previous run after a continue-as-new; nil
 	// when a client starts the rollout.
 	Carry *RolloutCarry `json:"carry,omitempty" jsonschema:"-"`
+	// Auth proves the requester (see identity.Proof; required when the
+	// policy says identity: signed). Verified when the rollout plans.
+	Auth *identity.Proof `json:"auth,omitempty" jsonschema:"-"`
 }
 
 // RolloutCarry is everything a rollout knows, handed from one run to the next
@@ -101,12 +105,17 @@ type RolloutCarry struct {
 	GateSince time.Time `json:"gateSince,omitzero"`
 	// Runs counts the continue-as-news so far.
 	Runs int `json:"runs"`
+	// Nonces are the proofs' nonces still remembered, with their expiry.
+	Nonces map[string]time.Time `json:"nonces,omitempty"`
 }
 
 // ActionRequest is the argument of pause, resume and abort.
 type ActionRequest struct {
 	Actor  string `json:"actor"`
 	Reason string `json:"reason"`
+	// Auth proves Actor (see identity.Proof); required when the policy
+	// says identity: signed.
+	Auth *identity.Proof `json:"auth,omitempty"`
 }
 
 // ApproveRequest approves the plan (PlanHash set) or a gated phase (Phase set).
@@ -115,6 +124,8 @@ type ApproveRequest struct {
 	PlanHash string `json:"planHash,omitempty"`
 	Phase    string `json:"phase,omitempty"`
 	Comment  string `json:"comment,omitempty"`
+	// Auth proves Actor (see ActionRequest.Auth).
+	Auth *identity.Proof `json:"auth,omitempty"`
 }
 
 // ActionResult answers an update.
@@ -297,6 +308,8 @@ type BatchCarry struct {
 	PollDue         time.Time                `json:"pollDue,omitzero"`
 	// Runs counts the continue-as-news so far.
 	Runs int `json:"runs"`
+	// Nonces are the proofs' nonces still remembered, with their expiry.
+	Nonces map[string]time.Time `json:"nonces,omitempty"`
 }
 
 // BatchLane makes a phase's concurrency a cluster-level window across its
@@ -510,6 +523,8 @@ type FreezeRequest struct {
 	Actor  string    `json:"actor"`
 	Reason string    `json:"reason"`
 	Until  time.Time `json:"until"`
+	// Auth proves Actor (see ActionRequest.Auth).
+	Auth *identity.Proof `json:"auth,omitempty"`
 }
 
 // FreezeInfo is the freeze in force.
@@ -540,6 +555,8 @@ type PacingRequest struct {
 	Concurrency int            `json:"concurrency,omitempty"`
 	Bake        *time.Duration `json:"bake,omitempty"`
 	Reason      string         `json:"reason,omitempty"`
+	// Auth proves Actor (see ActionRequest.Auth).
+	Auth *identity.Proof `json:"auth,omitempty"`
 }
 
 // SignalPacing carries a new per-batch concurrency to running batches.

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fleet-rollout/fleet/internal/identity"
 	"github.com/fleet-rollout/fleet/internal/policy"
 )
 
@@ -66,6 +67,8 @@ const (
 type FreezeInput struct {
 	State FreezeState  `json:"state"`
 	Audit []AuditEntry `json:"audit,omitempty"`
+	// Nonces are the proofs' nonces still remembered (see identity.go).
+	Nonces map[string]time.Time `json:"nonces,omitempty"`
 }
 
 // RegisterFreeze registers the Freeze workflow under WorkflowFreeze.
@@ -104,10 +107,18 @@ type freezer struct {
 	changes    int
 	freezeCh   workflow.ReceiveChannel
 	unfreezeCh workflow.ReceiveChannel
+	// vid is the run's versionIdentity: from 1 on, signals are checked
+	// like updates (proof and role). nonces are the proofs seen.
+	vid    workflow.Version
+	nonces nonces
 }
 
 func newFreezer(ctx workflow.Context, in FreezeInput) (*freezer, error) {
-	f := &freezer{st: in.State, audit: in.Audit}
+	f := &freezer{st: in.State, audit: in.Audit, nonces: in.Nonces}
+	if f.nonces == nil {
+		f.nonces = nonces{}
+	}
+	f.vid = workflow.GetVersion(ctx, versionIdentity, workflow.DefaultVersion, versionIdentityMax)
 	if err := f.registerHandlers(ctx); err != nil {
 		return nil, err
 	}
@@ -129,9 +140,11 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 
 	err := workflow.SetUpdateHandlerWithOptions(ctx, FreezeUpdate,
 		func(ctx workflow.Context, req FreezeRequest) (FreezeState, error) {
-			if err := authorizeFreeze(ctx, req.Actor, policy.ActionFreeze); err != nil {
+			person, err := f.authorize(ctx, policy.ActionFreeze, FreezeUpdate, req, req.Actor, req.Auth)
+			if err != nil {
 				return f.status(), err
 			}
+			req.Actor = person
 			f.doFreeze(ctx, req, FreezeUpdate)
 			f.awaitBroadcast(ctx)
 			return f.status(), nil
@@ -148,9 +161,15 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 			if err := f.validateUnfreeze(req); err != nil {
 				return f.status(), err
 			}
-			if err := authorizeFreeze(ctx, req.Actor, policy.ActionUnfreeze); err != nil {
+			person, err := f.authorize(ctx, policy.ActionUnfreeze, UnfreezeUpdate, req, req.Actor, req.Auth)
+			if err != nil {
 				return f.status(), err
 			}
+			// The policy read yields: a signal may have lifted it meanwhile.
+			if err := f.validateUnfreeze(req); err != nil {
+				return f.status(), err
+			}
+			req.Actor = person
 			f.doUnfreeze(ctx, req, UnfreezeUpdate)
 			f.awaitBroadcast(ctx)
 			return f.status(), nil
@@ -220,6 +239,18 @@ func (f *freezer) onFreezeSignal(ctx workflow.Context, req FreezeRequest) {
 		f.reject(ctx, req.Actor, FreezeUpdate, req.Reason, err)
 		return
 	}
+	if f.vid >= 1 {
+		// Signals pass the same checks as updates: proof and role.
+		person, err := f.authorize(ctx, policy.ActionFreeze, FreezeUpdate, req, req.Actor, req.Auth)
+		if err == nil {
+			err = f.validateFreeze(ctx, req) // the policy read yielded
+		}
+		if err != nil {
+			f.reject(ctx, req.Actor, FreezeUpdate, req.Reason, err)
+			return
+		}
+		req.Actor = person
+	}
 	f.doFreeze(ctx, req, FreezeUpdate+" (signal)")
 }
 
@@ -227,6 +258,17 @@ func (f *freezer) onUnfreezeSignal(ctx workflow.Context, req ActionRequest) {
 	if err := f.validateUnfreeze(req); err != nil {
 		f.reject(ctx, req.Actor, UnfreezeUpdate, req.Reason, err)
 		return
+	}
+	if f.vid >= 1 {
+		person, err := f.authorize(ctx, policy.ActionUnfreeze, UnfreezeUpdate, req, req.Actor, req.Auth)
+		if err == nil {
+			err = f.validateUnfreeze(req) // the policy read yielded
+		}
+		if err != nil {
+			f.reject(ctx, req.Actor, UnfreezeUpdate, req.Reason, err)
+			return
+		}
+		req.Actor = person
 	}
 	f.doUnfreeze(ctx, req, UnfreezeUpdate+" (signal)")
 }
@@ -402,7 +444,11 @@ func (f *freezer) continueAsNew(ctx workflow.Context) error {
 		}
 		f.drainSignals(ctx)
 	}
-	return workflow.NewContinueAsNewError(ctx, WorkflowFreeze, FreezeInput{State: f.status(), Audit: f.audit})
+	in := FreezeInput{State: f.status(), Audit: f.audit}
+	if len(f.nonces) > 0 {
+		in.Nonces = f.nonces
+	}
+	return workflow.NewContinueAsNewError(ctx, WorkflowFreeze, in)
 }
 
 func (f *freezer) drainSignals(ctx workflow.Context) {
@@ -422,20 +468,35 @@ func (f *freezer) drainSignals(ctx workflow.Context) {
 	}
 }
 
-// authorizeFreeze checks the caller's role against the policy in force (read
-// by the Policy activity: validators cannot run activities, so the update
-// handler checks and rejects before changing anything).
-func authorizeFreeze(ctx workflow.Context, actor string, action policy.Action) error {
+// authorize verifies the request's proof (when the policy wants signed
+// requests) and the person's role against the policy in force, read by the
+// Policy activity (validators cannot run activities, so the handler checks
+// and rejects before changing anything). It returns the person to record.
+func (f *freezer) authorize(ctx workflow.Context, action policy.Action, name string, req any, actor string, p *identity.Proof) (string, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
 	var snap *policy.Snapshot
 	if err := workflow.ExecuteActivity(actx, ActivityPolicy).Get(ctx, &snap); err != nil {
-		return fmt.Errorf("read policy: %w", err)
+		return "", fmt.Errorf("read policy: %w", err)
+	}
+	now := workflow.Now(ctx)
+	person, err := verifyRequest(snap, f.nonces, workflow.GetInfo(ctx).WorkflowExecution.ID, name, req, actor, p, now)
+	if err != nil {
+		return "", err
 	}
 	if snap == nil {
-		return nil
+		return actor, nil
 	}
-	return snap.Authorize(actor, action, "")
+	if err := snap.Authorize(person, action, ""); err != nil {
+		return "", err
+	}
+	if p != nil && snap.SignedIdentity() {
+		if f.nonces.seen(p.Nonce) {
+			return "", fmt.Errorf("%w: nonce %s was used before", ErrReplayed, p.Nonce)
+		}
+		f.nonces.add(p.Nonce, now)
+	}
+	return person, nil
 }

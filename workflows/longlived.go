@@ -300,6 +300,7 @@ func (r *rollout) carry() *RolloutCarry {
 		NextPhase:        r.nextPhase,
 		GateSince:        r.gateSince,
 		Runs:             r.runs + 1,
+		Nonces:           r.nonces,
 	}
 }
 
@@ -337,6 +338,12 @@ func (r *rollout) restore(c *RolloutCarry) {
 	}
 	r.frozen = c.Frozen
 	r.policy = c.Policy
+	// A run carried over has read its policy (continue-as-new happens
+	// after planning).
+	r.policyLoaded = true
+	if c.Nonces != nil {
+		r.nonces = c.Nonces
+	}
 	r.pacedConcurrency = c.PacedConcurrency
 	r.pacedBake = c.PacedBake
 	r.threadTS = c.ThreadTS

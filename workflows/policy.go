@@ -20,10 +20,9 @@ import (
 // policy file, read once when the rollout starts (the Policy activity) so
 // every decision is deterministic and replayable.
 //
-// Identity: the actor named in a request. The worker trusts it as far as the
-// caller is trusted: behind the Temporal server's authorizer (mTLS/JWT) for
-// CLI and SDK callers, and Slack's request signature for buttons. See
-// docs/architecture.md.
+// Identity: the person behind a request's proof (identity.go), or the actor
+// named in it when the policy says identity: asserted. See
+// docs/architecture.md#identity-and-trust.
 
 // Activity names for policy.
 const (
@@ -54,6 +53,7 @@ func (r *rollout) loadPolicy(ctx workflow.Context) error {
 		return fmt.Errorf("read policy: %w", err)
 	}
 	r.policy = snap
+	r.policyLoaded = true
 	if r.v >= 1 && snap != nil && snap.Stale != "" {
 		// The policy file no longer loads: the worker serves the last good
 		// policy. Say so, once, where people look.
@@ -112,12 +112,13 @@ func (r *rollout) approvalEnv(req ApproveRequest) string {
 }
 
 // checkApprover applies access control and the two-person rule.
-func (r *rollout) checkApprover(req ApproveRequest) error {
+func (r *rollout) checkApprover(req ApproveRequest, person string) error {
 	env := r.approvalEnv(req)
-	if err := r.authorize(req.Actor, policy.ActionApprove, env); err != nil {
+	if err := r.authorize(person, policy.ActionApprove, env); err != nil {
 		return err
 	}
-	return policy.TwoPersonRule(r.in.Requester, req.Actor, env)
+	// People, not names: alice from the CLI and alice's Slack user are one.
+	return policy.TwoPersonRule(r.policy.Person(r.in.Requester), person, env)
 }
 
 // gate waits for cond (an approval, or an abort), reminding in the rollout's

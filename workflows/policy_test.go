@@ -160,6 +160,8 @@ func loadTestPolicy(t *testing.T) *policy.Snapshot {
 func TestApprovalsNeedTheRoleAndTwoPeopleInProd(t *testing.T) {
 	h := newRolloutHarness(t, 3, gatedPlan())
 	h.policy = loadTestPolicy(t)
+	// Names as typed: this test is about roles (identity_test.go signs).
+	h.policy.Access.Identity = policy.IdentityAsserted
 	h.plane.run(h.env, time.Second, 30*time.Minute)
 	in := rolloutInput()
 	in.Requester = "erin" // operator and approver, on prod's approver list

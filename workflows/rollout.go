@@ -20,6 +20,9 @@ import (
 type PlanInput struct {
 	RolloutID string       `json:"rolloutId"`
 	Spec      RolloutInput `json:"input"`
+	// StartedAt is when the server started the rollout: the start
+	// request's proof (Spec.Auth) is checked at that time.
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 
 // NotifyEvent names what a notification tells.
@@ -117,6 +120,12 @@ type rollout struct {
 	signalChans []workflow.ReceiveChannel
 	// saState is the RolloutState search attribute's value last upserted.
 	saState string
+	// vid is the run's versionIdentity; policyLoaded is set once the
+	// policy is read; nonces are the proofs' nonces seen (identity.go).
+	vid          workflow.Version
+	policyLoaded bool
+	nonces       nonces
+	rootCtx      workflow.Context
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -129,6 +138,8 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		results:        map[int]BatchResult{},
 		failed:         map[string]string{},
 		phaseFailed:    map[string]int{},
+		nonces:         nonces{},
+		rootCtx:        ctx,
 	}
 	r.st = RolloutStatus{
 		ID:            r.id,
@@ -181,6 +192,11 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		a := a
 		err := workflow.SetUpdateHandlerWithOptions(ctx, a.name,
 			func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
+				actor, err := r.accept(req.Actor, req.Auth)
+				if err != nil {
+					return ActionResult{State: r.st.State}, err
+				}
+				req.Actor = actor
 				return a.apply(ctx, req), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error {
@@ -199,12 +215,18 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 					r.audit(ctx, req.Actor, a.name+" (signal)", req.Reason, "rejected: "+err.Error())
 					continue
 				}
+				req.Actor, _ = r.accept(req.Actor, req.Auth) // validated just now, no yield since
 				a.apply(ctx, req)
 			}
 		})
 	}
 	err := workflow.SetUpdateHandlerWithOptions(ctx, Approve,
 		func(ctx workflow.Context, req ApproveRequest) (ActionResult, error) {
+			actor, err := r.accept(req.Actor, req.Auth)
+			if err != nil {
+				return ActionResult{State: r.st.State}, err
+			}
+			req.Actor = actor
 			return r.doApprove(ctx, req), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ApproveRequest) error {
@@ -223,6 +245,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 				r.audit(ctx, req.Actor, "approve (signal)", req.Comment, "rejected: "+err.Error())
 				continue
 			}
+			req.Actor, _ = r.accept(req.Actor, req.Auth)
 			r.doApprove(ctx, req)
 		}
 	})
@@ -255,7 +278,11 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 // --- validators: say why an action does not apply ---
 
 func (r *rollout) validatePause(req ActionRequest) error {
-	if err := r.authorize(req.Actor, policy.ActionPause, r.planEnv()); err != nil {
+	person, err := r.identify(Pause, req, req.Actor, req.Auth)
+	if err != nil {
+		return err
+	}
+	if err := r.authorize(person, policy.ActionPause, r.planEnv()); err != nil {
 		return err
 	}
 	switch {
@@ -270,7 +297,11 @@ func (r *rollout) validatePause(req ActionRequest) error {
 }
 
 func (r *rollout) validateResume(req ActionRequest) error {
-	if err := r.authorize(req.Actor, policy.ActionResume, r.planEnv()); err != nil {
+	person, err := r.identify(Resume, req, req.Actor, req.Auth)
+	if err != nil {
+		return err
+	}
+	if err := r.authorize(person, policy.ActionResume, r.planEnv()); err != nil {
 		return err
 	}
 	switch {
@@ -286,7 +317,11 @@ func (r *rollout) validateResume(req ActionRequest) error {
 }
 
 func (r *rollout) validateAbort(req ActionRequest) error {
-	if err := r.authorize(req.Actor, policy.ActionAbort, r.planEnv()); err != nil {
+	person, err := r.identify(Abort, req, req.Actor, req.Auth)
+	if err != nil {
+		return err
+	}
+	if err := r.authorize(person, policy.ActionAbort, r.planEnv()); err != nil {
 		return err
 	}
 	switch {
@@ -342,7 +377,11 @@ func (r *rollout) validateApprove(req ApproveRequest) error {
 	default:
 		return errors.New("name the plan hash or the phase to approve")
 	}
-	return r.checkApprover(req)
+	person, err := r.identify(Approve, req, req.Actor, req.Auth)
+	if err != nil {
+		return err
+	}
+	return r.checkApprover(req, person)
 }
 
 // --- actions ---
@@ -431,6 +470,7 @@ func (r *rollout) audit(ctx workflow.Context, actor, action, reason, outcome str
 
 func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	r.v = workflow.GetVersion(ctx, versionLongLived, workflow.DefaultVersion, versionLongLivedMax)
+	r.vid = workflow.GetVersion(ctx, versionIdentity, workflow.DefaultVersion, versionIdentityMax)
 	r.startOutbox(ctx)
 	if r.v >= 1 {
 		r.startStateWatcher(ctx)
@@ -526,7 +566,7 @@ func (r *rollout) setup(ctx workflow.Context) error {
 		},
 	})
 	var p plan.Plan
-	if err := workflow.ExecuteActivity(actx, ActivityPlan, PlanInput{RolloutID: r.id, Spec: r.in}).Get(ctx, &p); err != nil {
+	if err := workflow.ExecuteActivity(actx, ActivityPlan, PlanInput{RolloutID: r.id, Spec: r.in, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime}).Get(ctx, &p); err != nil {
 		r.finish(ctx, StateFailed, fmt.Sprintf("planning failed: %v", err))
 		return fmt.Errorf("plan rollout %s: %w", r.id, err)
 	}

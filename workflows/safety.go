@@ -38,6 +38,11 @@ func (r *rollout) registerSafetyHandlers(ctx workflow.Context) error {
 	})
 	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePacing,
 		func(ctx workflow.Context, req PacingRequest) (ActionResult, error) {
+			actor, err := r.accept(req.Actor, req.Auth)
+			if err != nil {
+				return ActionResult{State: r.st.State}, err
+			}
+			req.Actor = actor
 			return r.doPacing(ctx, req), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req PacingRequest) error {
@@ -204,7 +209,11 @@ func (r *rollout) onFreeze(ctx workflow.Context, f *FreezeInfo) {
 }
 
 func (r *rollout) validatePacing(req PacingRequest) error {
-	if err := r.authorize(req.Actor, policy.ActionPace, r.planEnv()); err != nil {
+	person, err := r.identify(UpdatePacing, req, req.Actor, req.Auth)
+	if err != nil {
+		return err
+	}
+	if err := r.authorize(person, policy.ActionPace, r.planEnv()); err != nil {
 		return err
 	}
 	switch {

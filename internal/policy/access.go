@@ -101,8 +101,8 @@ type Access struct {
 	// Identity is IdentitySigned or IdentityAsserted: whether requests
 	// must carry proofs. Parse sets IdentitySigned when the file is silent.
 	Identity string `json:"identity,omitempty" yaml:"identity,omitempty"`
-	// People are the humans: their keys and aliases.
-	People map[string]Person `json:"people,omitempty" yaml:"people,omitempty"`
+	// People are the humans: their keys and aliases, sorted by name.
+	People []Person `json:"people,omitempty" yaml:"people,omitempty"`
 	// Services sign for others (the worker, for verified Slack users).
 	Services map[string]Service `json:"services,omitempty" yaml:"services,omitempty"`
 }

@@ -234,10 +234,11 @@ func (cfg *Config) Snapshot() Snapshot {
 	if a := cfg.Access; a != nil {
 		ac := &Access{Default: a.Default, Identity: a.Identity}
 		if a.People != nil {
-			ac.People = make(map[string]Person, len(a.People))
-			for name, p := range a.People {
-				ac.People[name] = Person{Keys: sortedCopy(p.Keys), Aliases: sortedCopy(p.Aliases)}
+			ac.People = make([]Person, len(a.People))
+			for i, p := range a.People {
+				ac.People[i] = Person{Name: p.Name, Keys: sortedCopy(p.Keys), Aliases: sortedCopy(p.Aliases)}
 			}
+			slices.SortFunc(ac.People, func(x, y Person) int { return strings.Compare(x.Name, y.Name) })
 		}
 		if a.Services != nil {
 			ac.Services = make(map[string]Service, len(a.Services))

@@ -30,6 +30,7 @@ const (
 // approver lists may name the person or any alias; the two-person rule
 // compares people, not names.
 type Person struct {
+	Name    string   `json:"name" yaml:"name"`
 	Keys    []string `json:"keys,omitempty" yaml:"keys,omitempty"`
 	Aliases []string `json:"aliases,omitempty" yaml:"aliases,omitempty"`
 }
@@ -65,25 +66,36 @@ func (cfg *Config) Person(name string) string {
 
 // Person returns the person behind name (see Config.Person).
 func (a *Access) Person(name string) string {
+	if p := a.person(name); p != nil {
+		return p.Name
+	}
+	return name
+}
+
+// person finds the person going by name (aliases, Slack IDs and e-mail
+// addresses, match ignoring case), nil if nobody does.
+func (a *Access) person(name string) *Person {
 	if a == nil || name == "" {
-		return name
+		return nil
 	}
-	if _, ok := a.People[name]; ok {
-		return name
+	for i := range a.People {
+		if a.People[i].Name == name {
+			return &a.People[i]
+		}
 	}
-	// Aliases (Slack IDs, e-mail addresses) match ignoring case.
-	for _, p := range sortedKeys(a.People) {
-		if strings.EqualFold(p, name) || slices.ContainsFunc(a.People[p].Aliases, func(al string) bool { return strings.EqualFold(al, name) }) {
+	for i := range a.People {
+		p := &a.People[i]
+		if strings.EqualFold(p.Name, name) || slices.ContainsFunc(p.Aliases, func(al string) bool { return strings.EqualFold(al, name) }) {
 			return p
 		}
 	}
-	return name
+	return nil
 }
 
 // names returns every name person goes by: the person and its aliases.
 func (a *Access) names(person string) []string {
 	out := []string{person}
-	if p, ok := a.People[person]; ok {
+	if p := a.person(person); p != nil {
 		out = append(out, p.Aliases...)
 	}
 	return out
@@ -119,9 +131,8 @@ func (cfg *Config) VerifyRequest(target, action string, args []byte, actor strin
 	var keys []string
 	signer := p.SignerOf()
 	if signer == p.Actor {
-		person := a.Person(p.Actor)
-		pp, ok := a.People[person]
-		if !ok || len(pp.Keys) == 0 {
+		pp := a.person(p.Actor)
+		if pp == nil || len(pp.Keys) == 0 {
 			return "", fmt.Errorf("%w: %s has no key in the policy (access.people)", ErrUnknownSigner, p.Actor)
 		}
 		keys = pp.Keys
@@ -155,20 +166,21 @@ func (a *Access) checkIdentity(d *decoder, errs *ValidationErrors) {
 		failAt(d, errs, "access.identity", "unknown mode %q (want signed or asserted)", a.Identity)
 	}
 	owner := map[string]string{}
-	for _, name := range sortedKeys(a.People) {
-		owner[name] = name
+	for _, per := range a.People {
+		owner[per.Name] = per.Name
 	}
-	for _, name := range sortedKeys(a.People) {
+	for _, per := range a.People {
+		name := per.Name
 		p := "access.people." + name
 		if strings.TrimSpace(name) == "" {
 			failAt(d, errs, p, "person must have a name")
 		}
-		for i, k := range a.People[name].Keys {
+		for i, k := range per.Keys {
 			if _, err := identity.ParsePublicKey(k); err != nil {
 				failAt(d, errs, fmt.Sprintf("%s.keys[%d]", p, i), "%v", err)
 			}
 		}
-		for i, al := range a.People[name].Aliases {
+		for i, al := range per.Aliases {
 			if o, ok := owner[al]; ok && o != name {
 				failAt(d, errs, fmt.Sprintf("%s.aliases[%d]", p, i), "%q already names %s: one name, one person", al, o)
 			}

@@ -431,9 +431,9 @@ func (d *decoder) access(n *yaml.Node, path string) *Access {
 		case "identity":
 			a.Identity = d.text(v, p)
 		case "people":
-			a.People = map[string]Person{}
+			a.People = []Person{}
 			d.stringMap(v, p, func(name string, v *yaml.Node, p string) {
-				var per Person
+				per := Person{Name: name}
 				if !isNull(v) {
 					d.object(v, p, personFields, func(key string, v *yaml.Node, p string) {
 						switch key {
@@ -444,8 +444,9 @@ func (d *decoder) access(n *yaml.Node, path string) *Access {
 						}
 					})
 				}
-				a.People[name] = per
+				a.People = append(a.People, per)
 			})
+			slices.SortFunc(a.People, func(x, y Person) int { return strings.Compare(x.Name, y.Name) })
 		case "services":
 			a.Services = map[string]Service{}
 			d.stringMap(v, p, func(name string, v *yaml.Node, p string) {
