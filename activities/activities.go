@@ -33,6 +33,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/sigauth"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -62,7 +63,10 @@ type Activities struct {
 	// PolicyPath is the policy file (windows, blackouts, protection,
 	// access); empty means no policy.
 	PolicyPath string
-	Log        *zap.Logger
+	// Signals makes the commands' reply tokens (nil: none, the dev stack
+	// without a signal key).
+	Signals *sigauth.Keys
+	Log     *zap.Logger
 	// HealthConcurrency bounds the monitor reads in flight per check.
 	HealthConcurrency int
 	// InventoryTimeout bounds one inventory read (default
@@ -210,6 +214,10 @@ func (a *Activities) Publish(ctx context.Context, in workflows.PublishInput) err
 	for _, c := range in.Commands {
 		if err := c.Validate(); err != nil {
 			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidCommand", err)
+		}
+		if a.Signals != nil && c.ReplyTo != "" {
+			// Made here, never in history: only this system can make it.
+			c.ReplyToken = a.Signals.CommandToken(c.ReplyTo, c.ClusterID, c.Generation)
 		}
 		v, err := dataplane.Encode(c)
 		if err != nil {

@@ -125,6 +125,15 @@ func init() {
 			run:     cmdHistory,
 		},
 		{
+			name: "keygen", synopsis: "keygen [--out FILE]",
+			summary: "make your signing key; prints the public key for the policy",
+			detail: "Writes a new ed25519 private key (PEM, mode 0600) to FILE (default\n" +
+				"~/.config/fleet/key.pem; an existing file is never overwritten) and prints\n" +
+				"the public key. Give it to whoever keeps the policy: it goes under\n" +
+				"access.people.<you>.keys. The CLI signs every request with FLEET_KEY.",
+			run: cmdKeygen,
+		},
+		{
 			name: "help", synopsis: "help [COMMAND]",
 			summary: "show this help, or a command's",
 			run:     cmdHelp,
@@ -182,6 +191,8 @@ Environment:
   FLEET_INVENTORY     fleet inventory for plan, status (no ID) and drift (default `+defaultInventory+`)
   KAFKA_BROKERS       Kafka seed brokers for history, comma-separated (default `+defaultBrokers+`)
   FLEET_USER          who you are in the audit trail (default $USER)
+  FLEET_KEY           your private key file (fleet keygen): signs every request, as a policy
+                      with identity: signed requires (default ~/.config/fleet/key.pem when present)
 
 Exit codes: 0 ok, 1 error, 2 usage error or invalid spec.
 Run 'fleet COMMAND -h' for a command's flags.
@@ -315,12 +326,19 @@ func loadSpec(path string) (*spec.Rollout, error) {
 // dial connects to Temporal; call the returned function when done.
 func (e *env) dial(ctx context.Context) (rollouts, config, func(), error) {
 	cfg := e.config()
+	signer, err := e.signer(cfg.User)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
 	api, closeFn, err := e.connect(ctx, cfg)
 	if err != nil {
 		return nil, cfg, nil, err
 	}
 	if closeFn == nil {
 		closeFn = func() {}
+	}
+	if c, ok := api.(*client.Client); ok && signer != nil {
+		api = c.WithSigner(signer)
 	}
 	return api, cfg, closeFn, nil
 }

@@ -61,6 +61,28 @@ func RolloutName(id string) string { return strings.TrimPrefix(id, RolloutIDPref
 // BatchID is the workflow ID of batch n of a rollout.
 func BatchID(rolloutID string, n int) string { return fmt.Sprintf("%s/batch-%d", rolloutID, n) }
 
+// IsBatchID reports whether id has the form of BatchID: rollout/<name>/batch-<n>.
+func IsBatchID(id string) bool {
+	rest, ok := strings.CutPrefix(id, RolloutIDPrefix)
+	if !ok {
+		return false
+	}
+	i := strings.LastIndex(rest, "/batch-")
+	if i <= 0 {
+		return false
+	}
+	n := rest[i+len("/batch-"):]
+	if n == "" || len(n) > 9 {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // RolloutInput starts a Rollout.
 type RolloutInput struct {
 	Spec spec.Rollout `json:"spec"`

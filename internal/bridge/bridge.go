@@ -73,6 +73,11 @@ type Config struct {
 	MaxSignalBytes int
 	// ExtraOpts are added to the Kafka client's options (TLS, SASL, ...).
 	ExtraOpts []kgo.Opt
+	// Accept, when set, says whether a status may be signalled to its
+	// ReplyTo (a workflow of this system, a reply token that verifies);
+	// nil errors are accepted. Refused statuses are dead-lettered with
+	// ReasonUnauthenticated and the error, and counted.
+	Accept func(dataplane.Status) error
 }
 
 // Defaults.
@@ -94,6 +99,10 @@ const (
 	ReasonUndecodable = "undecodable"
 	// ReasonNoReplyTo: the event names no workflow.
 	ReasonNoReplyTo = "no-reply-to"
+	// ReasonUnauthenticated: Config.Accept refused the event (it names a
+	// workflow that is not a batch of this system, or its reply token is
+	// missing or wrong).
+	ReasonUnauthenticated = "unauthenticated"
 )
 
 // DeadLetter is one message on the dead-letter topic: an undeliverable
@@ -309,6 +318,14 @@ func (b *Bridge) deliverAll(ctx context.Context, pr producer, recs []*kgo.Record
 			b.log.Warn("bridge: status without reply-to", zap.String("cluster", st.ClusterID), zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset))
 			dead = append(dead, b.letter(rec, "", ReasonNoReplyTo, nil, 0))
 			continue
+		}
+		if b.cfg.Accept != nil {
+			if err := b.cfg.Accept(st); err != nil {
+				b.log.Warn("bridge: unauthenticated status refused", zap.String("cluster", st.ClusterID), zap.String("workflow", st.ReplyTo),
+					zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
+				dead = append(dead, b.letter(rec, st.ReplyTo, ReasonUnauthenticated, err, 0))
+				continue
+			}
 		}
 		if _, ok := groups[st.ReplyTo]; !ok {
 			order = append(order, st.ReplyTo)

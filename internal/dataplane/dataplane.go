@@ -60,9 +60,13 @@ type Command struct {
 	// RolloutID names the rollout (its workflow ID) that sent the command.
 	RolloutID string `json:"rolloutId"`
 	// ReplyTo is the workflow ID that status events for this command go to.
-	ReplyTo  string    `json:"replyTo"`
-	Reason   string    `json:"reason,omitempty"`
-	IssuedAt time.Time `json:"issuedAt"`
+	ReplyTo string `json:"replyTo"`
+	// ReplyToken authenticates the statuses answering this command: the
+	// data plane copies it onto each of them, and the status bridge signals
+	// ReplyTo only with statuses whose token is the command's.
+	ReplyToken string    `json:"replyToken,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	IssuedAt   time.Time `json:"issuedAt"`
 }
 
 // Validate checks that a command can be acted on.
@@ -126,7 +130,9 @@ type Status struct {
 	Version   string `json:"version,omitempty"`
 	RolloutID string `json:"rolloutId,omitempty"`
 	ReplyTo   string `json:"replyTo,omitempty"`
-	Message   string `json:"message,omitempty"`
+	// ReplyToken is the command's ReplyToken, copied.
+	ReplyToken string `json:"replyToken,omitempty"`
+	Message    string `json:"message,omitempty"`
 	// Code classifies a Rejected status: RejectBusy, RejectStale,
 	// RejectUnknown, or empty (a malformed or unknown-cluster command).
 	Code string    `json:"code,omitempty"`

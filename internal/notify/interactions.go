@@ -63,7 +63,16 @@ func WithActionTimeout(d time.Duration) HandlerOption {
 	}
 }
 
+// WithTeamID accepts requests from this Slack workspace (team ID) only; a
+// request from another workspace is refused (403) even with a valid
+// signature: a signing secret belongs to an app, which may be installed in
+// several workspaces.
+func WithTeamID(id string) HandlerOption {
+	return func(h *interactionHandler) { h.team = id }
+}
+
 type interactionHandler struct {
+	team    string
 	secret  string
 	actions Actions
 	log     *zap.Logger
@@ -147,6 +156,11 @@ func (h *interactionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Warn("slack interactivity: malformed payload", zap.Error(err))
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if h.team != "" && cb.Team.ID != h.team {
+		h.log.Warn("slack interactivity: request from another workspace rejected", zap.String("team", cb.Team.ID), zap.String("user", cb.User.ID))
+		http.Error(w, "this Slack workspace may not act on fleet rollouts", http.StatusForbidden)
 		return
 	}
 	if cb.Type != slack.InteractionTypeBlockActions {
@@ -241,20 +255,13 @@ func decodeCalls(cb slack.InteractionCallback) ([]call, error) {
 	return calls, nil
 }
 
-// SlackActor is the actor recorded for a Slack user: "slack:<user ID>", with
-// the user's handle in parentheses when the payload carries it.
+// SlackActor is the actor a Slack user acts as: "slack:<user ID>", the name
+// a policy lists as a person's alias (access.people.<name>.aliases), so the
+// person's roles and the two-person rule follow them into Slack. Handles
+// are not part of it: they change, and anyone may pick one.
 func SlackActor(u slack.User) string {
-	handle := u.Username
-	if handle == "" {
-		handle = u.Name
-	}
-	switch {
-	case u.ID != "" && handle != "":
-		return fmt.Sprintf("slack:%s (%s)", u.ID, handle)
-	case u.ID != "":
+	if u.ID != "" {
 		return "slack:" + u.ID
-	case handle != "":
-		return "slack:" + handle
 	}
 	return "slack:unknown"
 }

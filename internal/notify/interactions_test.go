@@ -165,7 +165,7 @@ func TestInteractionResumeCallsActions(t *testing.T) {
 	assert.Less(t, time.Since(start), 3*time.Second)
 
 	assert.Equal(t, []actionCall{{Method: "Resume", Rollout: "rollout/kafka-3-7-1",
-		Actor: "slack:U024BE7LH (alice)", Reason: "via Slack"}}, acts.Calls())
+		Actor: "slack:U024BE7LH", Reason: "via Slack"}}, acts.Calls())
 
 	msgs := resp.Messages()
 	require.Len(t, msgs, 1)
@@ -207,7 +207,7 @@ func TestInteractionDispatch(t *testing.T) {
 			h := NewInteractionHandler(secret, acts, zaptest.NewLogger(t))
 			rec := send(t, h, formBody(blockActions(tc.action, tc.value, "")), sendOpts{secret: secret})
 			require.Equal(t, http.StatusOK, rec.Code)
-			tc.want.Actor = "slack:U024BE7LH (alice)"
+			tc.want.Actor = "slack:U024BE7LH"
 			assert.Equal(t, []actionCall{tc.want}, acts.Calls())
 		})
 	}
@@ -339,9 +339,27 @@ func TestSignRequestMatchesSlack(t *testing.T) {
 }
 
 func TestSlackActor(t *testing.T) {
-	assert.Equal(t, "slack:U1 (alice)", SlackActor(slack.User{ID: "U1", Name: "alice"}))
-	assert.Equal(t, "slack:U1 (al)", SlackActor(slack.User{ID: "U1", Name: "alice", Username: "al"}))
+	assert.Equal(t, "slack:U1", SlackActor(slack.User{ID: "U1", Name: "alice"}))
+	assert.Equal(t, "slack:U1", SlackActor(slack.User{ID: "U1", Name: "alice", Username: "al"}))
 	assert.Equal(t, "slack:U1", SlackActor(slack.User{ID: "U1"}))
-	assert.Equal(t, "slack:alice", SlackActor(slack.User{Name: "alice"}))
+	assert.Equal(t, "slack:unknown", SlackActor(slack.User{Name: "alice"}), "a handle is not an identity")
 	assert.True(t, strings.HasPrefix(SlackActor(slack.User{}), "slack:"))
+}
+
+// TestInteractionOtherWorkspaceRefused: a correctly signed request from a
+// workspace other than the configured one calls nothing.
+func TestInteractionOtherWorkspaceRefused(t *testing.T) {
+	acts := &fakeActions{msg: "ok"}
+	resp := newResponseURL(t)
+	body := formBody(blockActions(ActionResume, `{"rollout":"rollout/a"}`, resp.srv.URL+"/r"))
+
+	h := NewInteractionHandler(secret, acts, zaptest.NewLogger(t), WithTeamID("T-OTHER"))
+	rec := send(t, h, body, sendOpts{secret: secret})
+	require.Equal(t, http.StatusForbidden, rec.Code, rec.Body.String())
+	assert.Empty(t, acts.Calls())
+
+	h = NewInteractionHandler(secret, acts, zaptest.NewLogger(t), WithTeamID("T1"))
+	rec = send(t, h, body, sendOpts{secret: secret})
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Len(t, acts.Calls(), 1)
 }

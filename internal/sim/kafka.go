@@ -154,7 +154,7 @@ func (s *Simulator) handleRecord(r *kgo.Record) {
 			s.mu.Lock()
 			s.emit(dataplane.Status{
 				ClusterID: cmd.ClusterID, Generation: cmd.Generation, State: dataplane.Rejected,
-				RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo,
+				RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo, ReplyToken: cmd.ReplyToken,
 				Message: fmt.Sprintf("invalid command: %v", err),
 			})
 			s.mu.Unlock()

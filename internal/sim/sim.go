@@ -126,6 +126,7 @@ type apply struct {
 	Spec       dataplane.Spec   `json:"spec"`
 	RolloutID  string           `json:"rolloutId,omitempty"`
 	ReplyTo    string           `json:"replyTo,omitempty"`
+	ReplyToken string           `json:"replyToken,omitempty"`
 	Brokers    int              `json:"brokers"`
 	Done       int              `json:"done"`
 	Held       bool             `json:"held,omitempty"`
@@ -218,7 +219,7 @@ func (s *Simulator) handle(cmd dataplane.Command) {
 		s.log.Warn("command for unknown cluster", zap.String("cluster", cmd.ClusterID), zap.String("kind", string(cmd.Kind)))
 		s.emit(dataplane.Status{
 			ClusterID: cmd.ClusterID, Generation: cmd.Generation, State: dataplane.Rejected,
-			RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo,
+			RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo, ReplyToken: cmd.ReplyToken,
 			Message: fmt.Sprintf("unknown cluster %s", cmd.ClusterID),
 		})
 		return
@@ -265,6 +266,7 @@ func (s *Simulator) handleApply(cs *clusterState, cmd dataplane.Command) {
 			Spec:       cloneSpec(*cmd.Spec),
 			RolloutID:  cmd.RolloutID,
 			ReplyTo:    cmd.ReplyTo,
+			ReplyToken: cmd.ReplyToken,
 			Brokers:    cs.c.Brokers,
 			wake:       make(chan struct{}, 1),
 		}
@@ -357,7 +359,7 @@ func (s *Simulator) currentState(cs *clusterState, g int64) (dataplane.Status, b
 
 func (s *Simulator) answer(st dataplane.Status, cmd dataplane.Command) {
 	if cmd.ReplyTo != "" {
-		st.RolloutID, st.ReplyTo = cmd.RolloutID, cmd.ReplyTo
+		st.RolloutID, st.ReplyTo, st.ReplyToken = cmd.RolloutID, cmd.ReplyTo, cmd.ReplyToken
 	}
 	st.Message = joinMessage(st.Message, "re-published")
 	s.emit(st)
@@ -381,7 +383,7 @@ func (s *Simulator) reject(cs *clusterState, cmd dataplane.Command, code, why st
 	s.emit(dataplane.Status{
 		ClusterID: cs.c.ID, Generation: cmd.Generation, State: dataplane.Rejected,
 		Brokers: cs.c.Brokers, Version: cs.c.Version,
-		RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo, Message: why, Code: code,
+		RolloutID: cmd.RolloutID, ReplyTo: cmd.ReplyTo, ReplyToken: cmd.ReplyToken, Message: why, Code: code,
 	})
 }
 
@@ -390,7 +392,7 @@ func (s *Simulator) statusOf(cs *clusterState, a *apply, state dataplane.State, 
 	return dataplane.Status{
 		ClusterID: cs.c.ID, Generation: a.Generation, State: state,
 		Broker: a.Done, Brokers: a.Brokers, Version: a.Spec.Version,
-		RolloutID: a.RolloutID, ReplyTo: a.ReplyTo, Message: msg,
+		RolloutID: a.RolloutID, ReplyTo: a.ReplyTo, ReplyToken: a.ReplyToken, Message: msg,
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fleet-rollout/fleet/internal/identity"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -39,10 +40,35 @@ type Client struct {
 	c sdkclient.Client
 	// now is the clock Start judges a freeze's end by; nil is time.Now.
 	now func() time.Time
+	// signer signs every request (nil: requests go unsigned).
+	signer *identity.Signer
 }
 
 // New wraps a connected Temporal client. Closing c is the caller's job.
 func New(c sdkclient.Client) *Client { return &Client{c: c} }
+
+// WithSigner returns a client that signs every request it sends (start,
+// pause, resume, abort, approve, pacing, freeze, unfreeze) with s: what a
+// policy with `identity: signed` requires. A request whose actor is not
+// s.Name is signed by s as a service vouching for that actor.
+func (c *Client) WithSigner(s *identity.Signer) *Client {
+	cp := *c
+	cp.signer = s
+	return &cp
+}
+
+// proof signs a request to target, or returns nil without a signer. An
+// empty actor is the signer's own name.
+func (c *Client) proof(target, action string, args []byte, actor *string) *identity.Proof {
+	if c.signer == nil {
+		return nil
+	}
+	if *actor == "" {
+		*actor = c.signer.Name
+	}
+	p := c.signer.Sign(target, action, args, *actor)
+	return &p
+}
 
 func (c *Client) clock() time.Time {
 	if c.now != nil {
@@ -183,6 +209,7 @@ func (c *Client) Start(ctx context.Context, r *spec.Rollout, requester string) (
 		in.Spec.Requester = requester
 	}
 	id := workflows.RolloutID(r.Name)
+	in.Auth = c.proof(id, "start", workflows.StartArgs(in), &in.Requester)
 	opts := sdkclient.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                workflows.TaskQueue,
@@ -432,16 +459,19 @@ func Sum(c workflows.Counts) int {
 // Pause pauses the rollout: clusters in flight are held before their next
 // broker. The reason is required by the workflow.
 func (c *Client) Pause(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
+	req.Auth = c.proof(rolloutID(id), workflows.Pause, workflows.SignedArgs(req), &req.Actor)
 	return c.update(ctx, workflows.Pause, id, req)
 }
 
 // Resume resumes a paused rollout where it stopped.
 func (c *Client) Resume(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
+	req.Auth = c.proof(rolloutID(id), workflows.Resume, workflows.SignedArgs(req), &req.Actor)
 	return c.update(ctx, workflows.Resume, id, req)
 }
 
 // Abort stops the rollout for good; clusters in flight are held.
 func (c *Client) Abort(ctx context.Context, id string, req workflows.ActionRequest) (workflows.ActionResult, error) {
+	req.Auth = c.proof(rolloutID(id), workflows.Abort, workflows.SignedArgs(req), &req.Actor)
 	return c.update(ctx, workflows.Abort, id, req)
 }
 
@@ -451,13 +481,18 @@ func (c *Client) Abort(ctx context.Context, id string, req workflows.ActionReque
 // concurrency at once. A request the rollout refuses (neither field, a
 // negative value, a finished rollout) is a *RejectedError with its reason.
 func (c *Client) Pace(ctx context.Context, id string, req workflows.PacingRequest) (workflows.ActionResult, error) {
+	req.Auth = c.proof(rolloutID(id), workflows.UpdatePacing, workflows.SignedArgs(req), &req.Actor)
 	return c.update(ctx, workflows.UpdatePacing, id, req)
 }
 
 // Approve approves the rollout's plan (req.PlanHash) or a gated phase (req.Phase).
 func (c *Client) Approve(ctx context.Context, id string, req workflows.ApproveRequest) (workflows.ActionResult, error) {
+	req.Auth = c.proof(rolloutID(id), workflows.Approve, workflows.SignedArgs(req), &req.Actor)
 	return c.update(ctx, workflows.Approve, id, req)
 }
+
+// rolloutID is the workflow ID of a rollout named by ID or name.
+func rolloutID(id string) string { return workflows.RolloutID(workflows.RolloutName(id)) }
 
 func (c *Client) update(ctx context.Context, action, id string, arg any) (workflows.ActionResult, error) {
 	var res workflows.ActionResult

@@ -25,6 +25,7 @@ var ErrNotFrozen = errors.New("no freeze is in force")
 // *RejectedError carrying the workflow's reason.
 func (c *Client) Freeze(ctx context.Context, req workflows.FreezeRequest) (workflows.FreezeState, error) {
 	var st workflows.FreezeState
+	req.Auth = c.proof(workflows.FreezeID, workflows.FreezeUpdate, workflows.SignedArgs(req), &req.Actor)
 	start := c.c.NewWithStartWorkflowOperation(sdkclient.StartWorkflowOptions{
 		ID:                       workflows.FreezeID,
 		TaskQueue:                workflows.TaskQueue,
@@ -53,10 +54,12 @@ func (c *Client) Freeze(ctx context.Context, req workflows.FreezeRequest) (workf
 // workflow at all) the error matches ErrNotFrozen.
 func (c *Client) Unfreeze(ctx context.Context, actor, reason string) (workflows.FreezeState, error) {
 	var st workflows.FreezeState
+	req := workflows.ActionRequest{Actor: actor, Reason: reason}
+	req.Auth = c.proof(workflows.FreezeID, workflows.UnfreezeUpdate, workflows.SignedArgs(req), &req.Actor)
 	h, err := c.c.UpdateWorkflow(ctx, sdkclient.UpdateWorkflowOptions{
 		WorkflowID:   workflows.FreezeID,
 		UpdateName:   workflows.UnfreezeUpdate,
-		Args:         []any{workflows.ActionRequest{Actor: actor, Reason: reason}},
+		Args:         []any{req},
 		WaitForStage: sdkclient.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
