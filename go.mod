@@ -9,6 +9,7 @@ module github.com/fleet-rollout/fleet
 go 1.26.10
 
 require (
+	github.com/BurntSushi/toml v1.4.0
 	github.com/DataDog/datadog-api-client-go/v2 v2.67.0
 	github.com/agnivade/levenshtein v1.2.2
 	github.com/invopop/jsonschema v0.14.0
@@ -20,6 +21,7 @@ require (
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0
 	go.temporal.io/api v1.63.5
 	go.temporal.io/sdk v1.50.0
+	go.temporal.io/sdk/contrib/envconfig v1.0.2
 	go.temporal.io/server v1.32.2
 	go.uber.org/zap v1.28.0
 	golang.org/x/sync v0.24.0
