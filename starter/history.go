@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleet-rollout/fleet/internal/connect"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -38,9 +39,6 @@ func (e *env) brokers() []string {
 	return out
 }
 
-func readHistory(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error) {
-	return events.History(ctx, brokers, clusterID)
-}
 
 // historyReport is what `fleet history --json` prints.
 type historyReport struct {
@@ -74,7 +72,14 @@ func cmdHistory(ctx context.Context, e *env, cmd *command, args []string) error 
 	}
 	read := e.history
 	if read == nil {
-		read = readHistory
+		// Kafka's TLS and SASL from KAFKA_TLS*, KAFKA_SASL_*.
+		kopts, err := connect.KafkaOpts(e.getenv)
+		if err != nil {
+			return err
+		}
+		read = func(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error) {
+			return events.History(ctx, brokers, clusterID, events.WithClientOptions(kopts...))
+		}
 	}
 	brokers := e.brokers()
 	hctx, cancel := context.WithTimeout(ctx, historyTimeout)
