@@ -39,7 +39,6 @@ func (e *env) brokers() []string {
 	return out
 }
 
-
 // historyReport is what `fleet history --json` prints.
 type historyReport struct {
 	Cluster  string         `json:"cluster"`
