@@ -11,13 +11,18 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/fleet-rollout/fleet/internal/app"
 	"github.com/fleet-rollout/fleet/internal/connect/connecttest"
+	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/devserver/devservertest"
+	"github.com/fleet-rollout/fleet/workflows"
 )
 
 // clearConnEnv unsets the connection variables a developer's shell may
@@ -152,4 +157,97 @@ func TestFieldsHideCredentials(t *testing.T) {
 	_, err = app.FromEnv()
 	require.ErrorContains(t, err, "KAFKA_SASL_MECHANISM")
 	assert.NotContains(t, err.Error(), "SECRET")
+}
+
+// The whole worker (app.Run) configured from the environment only: Temporal
+// over mutual TLS, Kafka over TLS with SASL/SCRAM-SHA-256 (kfake). Its
+// Temporal worker polls the task queue, and its status bridge consumes
+// fleet.status and produces to the dead-letter topic with the credentials.
+func TestWorkerRunsOverMutualTLSAndKafkaSASL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	certs := connecttest.New(t)
+	srv, _ := devservertest.StartMTLS(t, certs)
+	kc, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-256", "fleet-worker", "kafka-pw-x9q"),
+		kfake.TLS(certs.ServerTLS(t, false)),
+		kfake.AllowAutoTopicCreation(),
+		kfake.SeedTopics(1, dataplane.StatusTopic, dataplane.CommandsTopic, workflows.EventsTopic, workflows.AuditTopic),
+	)
+	require.NoError(t, err)
+	defer kc.Close()
+
+	clearConnEnv(t)
+	inv := filepath.Join(t.TempDir(), "inventory.yaml")
+	require.NoError(t, os.WriteFile(inv, []byte("[]\n"), 0o600))
+	for k, v := range map[string]string{
+		"TEMPORAL_ADDRESS":                 srv.Address(),
+		"TEMPORAL_TLS_CLIENT_CERT_PATH":    certs.ClientCert,
+		"TEMPORAL_TLS_CLIENT_KEY_PATH":     certs.ClientKey,
+		"TEMPORAL_TLS_SERVER_CA_CERT_PATH": certs.CAFile,
+		"KAFKA_BROKERS":                    strings.Join(kc.ListenAddrs(), ","),
+		"KAFKA_TLS_CA_FILE":                certs.CAFile,
+		"KAFKA_SASL_MECHANISM":             "SCRAM-SHA-256",
+		"KAFKA_SASL_USERNAME":              "fleet-worker",
+		"KAFKA_SASL_PASSWORD":              "kafka-pw-x9q",
+		"FLEET_INVENTORY":                  inv,
+		"FLEET_HTTP_ADDR":                  "127.0.0.1:0",
+	} {
+		t.Setenv(k, v)
+	}
+	cfg, err := app.FromEnv()
+	require.NoError(t, err)
+
+	core, logs := observer.New(zap.InfoLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, zap.New(core)) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("worker did not stop")
+		}
+		for _, e := range logs.All() {
+			assert.NotContains(t, e.Message+fmt.Sprint(e.ContextMap()), "kafka-pw-x9q")
+		}
+	}()
+
+	// Temporal: the worker's pollers reach the task queue over mTLS.
+	c, err := app.Dial(cfg, zap.NewNop())
+	require.NoError(t, err)
+	defer c.Close()
+	require.Eventually(t, func() bool {
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer dcancel()
+		resp, err := c.WorkflowService().DescribeTaskQueue(dctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: workflows.TaskQueue},
+		})
+		return err == nil && len(resp.GetPollers()) > 0
+	}, 30*time.Second, 200*time.Millisecond, "no poller on %s", workflows.TaskQueue)
+
+	// Kafka: an undecodable status is consumed by the bridge and lands on
+	// the dead-letter topic, both through TLS and SASL.
+	kopts, err := cfg.KafkaOpts()
+	require.NoError(t, err)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...),
+		kgo.ConsumeTopics(dataplane.StatusDeadTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, kopts...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pcancel()
+	require.NoError(t, cl.ProduceSync(pctx, &kgo.Record{Topic: dataplane.StatusTopic, Key: []byte("lkc-1"), Value: []byte("not json")}).FirstErr())
+	for {
+		fs := cl.PollFetches(pctx)
+		require.NoError(t, pctx.Err(), "no dead letter")
+		if recs := fs.Records(); len(recs) > 0 {
+			assert.Equal(t, "lkc-1", string(recs[0].Key))
+			break
+		}
+	}
 }
