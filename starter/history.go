@@ -89,7 +89,7 @@ func cmdHistory(ctx context.Context, e *env, cmd *command, args []string) error 
 		return fmt.Errorf("no history yet: topic %s does not exist at %s (KAFKA_BROKERS chooses the brokers)",
 			workflows.EventsTopic, strings.Join(brokers, ","))
 	case err != nil:
-		return fmt.Errorf("history of %s from Kafka at %s (KAFKA_BROKERS chooses the brokers): %w", id, strings.Join(brokers, ","), err)
+		return fmt.Errorf("history of %s from Kafka at %s (KAFKA_BROKERS chooses the brokers, KAFKA_TLS* and KAFKA_SASL_* the security): %w", id, strings.Join(brokers, ","), err)
 	}
 	if *asJSON {
 		if entries == nil {
