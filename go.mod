@@ -5,6 +5,9 @@ module github.com/fleet-rollout/fleet
 // v1.64.3, against which server v1.32.2 does not compile). The server needs Go
 // 1.26.10 or newer: the Makefile, .ci/run and the Dockerfile set
 // GOTOOLCHAIN=go1.27.3, which the go command fetches from the module proxy.
+// go.temporal.io/sdk/contrib/envconfig v1.0.2 (the temporal CLI's profiles
+// and TEMPORAL_* variables) asks for SDK v1.32.1 or newer and builds with
+// these pins unchanged.
 
 go 1.26.10
 
