@@ -5,10 +5,14 @@ module github.com/fleet-rollout/fleet
 // v1.64.3, against which server v1.32.2 does not compile). The server needs Go
 // 1.26.10 or newer: the Makefile, .ci/run and the Dockerfile set
 // GOTOOLCHAIN=go1.27.3, which the go command fetches from the module proxy.
+// go.temporal.io/sdk/contrib/envconfig v1.0.2 (the temporal CLI's profiles
+// and TEMPORAL_* variables) asks for SDK v1.32.1 or newer and builds with
+// these pins unchanged.
 
 go 1.26.10
 
 require (
+	github.com/BurntSushi/toml v1.4.0
 	github.com/DataDog/datadog-api-client-go/v2 v2.67.0
 	github.com/agnivade/levenshtein v1.2.2
 	github.com/invopop/jsonschema v0.14.0
@@ -20,9 +24,11 @@ require (
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0
 	go.temporal.io/api v1.63.5
 	go.temporal.io/sdk v1.50.0
+	go.temporal.io/sdk/contrib/envconfig v1.0.2
 	go.temporal.io/server v1.32.2
 	go.uber.org/zap v1.28.0
 	golang.org/x/sync v0.24.0
+	google.golang.org/grpc v1.83.2
 	google.golang.org/protobuf v1.36.11
 	gopkg.in/yaml.v3 v3.0.1
 )
@@ -214,7 +220,6 @@ require (
 	google.golang.org/genproto v0.0.0-20260420184626-e10c466a9529 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260526163538-3dc84a4a5aaa // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260526163538-3dc84a4a5aaa // indirect
-	google.golang.org/grpc v1.83.2 // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/validator.v2 v2.0.1 // indirect

@@ -192,14 +192,16 @@ func revalidate(r spec.Rollout) (*spec.Rollout, error) {
 // still land and a retry land again: commands are idempotent by generation
 // (the data plane applies a generation at most once), and a retried activity
 // produces its records again in any case.
-func ProducerOptions(brokers []string) []kgo.Opt {
-	return []kgo.Opt{
+//
+// extra (TLS and SASL, see internal/connect) is appended.
+func ProducerOptions(brokers []string, extra ...kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.DefaultProduceTopic(dataplane.CommandsTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.AllowIdempotentProduceCancellation(),
-	}
+	}, extra...)
 }
 
 // publishCancelGrace bounds how long Publish waits, once its context is

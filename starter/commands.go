@@ -152,28 +152,85 @@ func findCommand(name string) *command {
 
 // run runs the command line args (without the program name).
 func run(ctx context.Context, args []string, e *env) error {
+	args, err := e.globalFlags(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(e.stdout)
+			return nil
+		}
+		return err
+	}
 	if len(args) == 0 {
 		printUsage(e.stdout)
 		return usagef("", "no command given")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help":
-		printUsage(e.stdout)
-		return nil
 	}
 	cmd := findCommand(args[0])
 	if cmd == nil {
 		return usagef("", "unknown command %q", args[0])
 	}
-	err := cmd.run(ctx, e, cmd, args[1:])
+	err = cmd.run(ctx, e, cmd, args[1:])
 	if errors.Is(err, errHelpShown) {
 		return nil
 	}
 	return err
 }
 
+// globalNames are the global flags, valid before the command and among
+// its arguments (before a "--").
+var globalNames = map[string]bool{"address": true, "namespace": true, "profile": true}
+
+// globalFlags takes the global flags (--address, --namespace, --profile,
+// -h) out of args, before the command or anywhere among its arguments up
+// to "--", into e.global; it returns the rest.
+func (e *env) globalFlags(args []string) ([]string, error) {
+	var rest []string
+	seenCommand := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			seenCommand = true
+			rest = append(rest, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !seenCommand && (name == "h" || name == "help") {
+			return nil, flag.ErrHelp
+		}
+		if !globalNames[name] {
+			if !seenCommand {
+				return nil, usagef("", "unknown global flag %s (global flags: --address, --namespace, --profile)", a)
+			}
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, usagef("", "flag --%s needs a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		if strings.TrimSpace(value) == "" {
+			return nil, usagef("", "flag --%s: empty value", name)
+		}
+		switch name {
+		case "address":
+			e.global.Address = value
+		case "namespace":
+			e.global.Namespace = value
+		case "profile":
+			e.global.Profile = value
+		}
+	}
+	return rest, nil
+}
+
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, "fleet drives fleet rollouts on Temporal.\n\nUsage:\n")
+	fmt.Fprint(w, "fleet drives fleet rollouts on Temporal.\n\nUsage: fleet [--address HOST:PORT] [--namespace NS] [--profile NAME] COMMAND ...\n\nCommands:\n")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  fleet %s\n", c.synopsis)
 		if c.alt != "" {
@@ -184,12 +241,30 @@ func printUsage(w io.Writer) {
 	fmt.Fprint(w, `
 ID is a rollout's name or its workflow ID (rollout/<name>).
 
+Global flags (before the command or among its arguments):
+  --address HOST:PORT  Temporal frontend (over TEMPORAL_ADDRESS and the profile)
+  --namespace NS       Temporal namespace (over TEMPORAL_NAMESPACE and the profile)
+  --profile NAME       profile of the temporal CLI's config file (over TEMPORAL_PROFILE)
+
+Temporal connection: flags, then TEMPORAL_* variables, then the profile of the temporal
+CLI's config file (TEMPORAL_CONFIG_FILE, default ~/.config/temporalio/temporal.toml;
+profile "default" unless TEMPORAL_PROFILE or --profile names one), as the temporal CLI does.
+
 Environment:
   TEMPORAL_ADDRESS    Temporal frontend (default `+defaultAddress+`)
   TEMPORAL_NAMESPACE  Temporal namespace (default `+defaultNamespace+`)
-  TEMPORAL_API_KEY    API key for Temporal Cloud (turns TLS on); TEMPORAL_TLS=true for TLS alone
+  TEMPORAL_API_KEY    API key for Temporal Cloud (turns TLS on)
+  TEMPORAL_TLS        true/false: TLS without an API key or certificate, or off
+  TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH   client certificate (mTLS)
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH   CA to verify the server with (default: the system's)
+  TEMPORAL_TLS_SERVER_NAME           name to verify in the server's certificate (SNI)
+  TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE   profile and config file (see above)
   FLEET_INVENTORY     fleet inventory for plan, status (no ID) and drift (default `+defaultInventory+`)
   KAFKA_BROKERS       Kafka seed brokers for history, comma-separated (default `+defaultBrokers+`)
+  KAFKA_TLS           true for TLS; KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE + KAFKA_TLS_KEY_FILE,
+                      KAFKA_TLS_SERVER_NAME (any of them turns TLS on)
+  KAFKA_SASL_MECHANISM  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (with KAFKA_SASL_USERNAME and
+                      KAFKA_SASL_PASSWORD) or OAUTHBEARER (with KAFKA_SASL_TOKEN)
   FLEET_USER          who you are in the audit trail (default $USER)
   FLEET_KEY           your private key file (fleet keygen): signs every request, as a policy
                       with identity: signed requires (default ~/.config/fleet/key.pem when present)
@@ -330,6 +405,11 @@ func (e *env) dial(ctx context.Context) (rollouts, config, func(), error) {
 	if err != nil {
 		return nil, cfg, nil, err
 	}
+	t, err := e.temporal()
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	cfg.Temporal, cfg.Address, cfg.Namespace = t, t.Address, t.Namespace
 	api, closeFn, err := e.connect(ctx, cfg)
 	if err != nil {
 		return nil, cfg, nil, err

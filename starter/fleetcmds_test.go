@@ -441,7 +441,7 @@ func TestHistoryCommand(t *testing.T) {
 		{name: "no topic", args: []string{"history", "lkc-1"}, brokers: []string{"127.0.0.1:9092"},
 			answer: fmt.Errorf("events: fleet.events: %w", events.ErrNoTopic), err: "no history yet: topic fleet.events does not exist at 127.0.0.1:9092 (KAFKA_BROKERS chooses the brokers)"},
 		{name: "kafka down", args: []string{"history", "lkc-1"}, brokers: []string{"127.0.0.1:9092"},
-			answer: context.DeadlineExceeded, err: "history of lkc-1 from Kafka at 127.0.0.1:9092 (KAFKA_BROKERS chooses the brokers): context deadline exceeded"},
+			answer: context.DeadlineExceeded, err: "history of lkc-1 from Kafka at 127.0.0.1:9092 (KAFKA_BROKERS chooses the brokers, KAFKA_TLS* and KAFKA_SASL_* the security): context deadline exceeded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleet-rollout/fleet/internal/connect"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -36,10 +37,6 @@ func (e *env) brokers() []string {
 		out = []string{defaultBrokers}
 	}
 	return out
-}
-
-func readHistory(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error) {
-	return events.History(ctx, brokers, clusterID)
 }
 
 // historyReport is what `fleet history --json` prints.
@@ -74,7 +71,14 @@ func cmdHistory(ctx context.Context, e *env, cmd *command, args []string) error 
 	}
 	read := e.history
 	if read == nil {
-		read = readHistory
+		// Kafka's TLS and SASL from KAFKA_TLS*, KAFKA_SASL_*.
+		kopts, err := connect.KafkaOpts(e.getenv)
+		if err != nil {
+			return err
+		}
+		read = func(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error) {
+			return events.History(ctx, brokers, clusterID, events.WithClientOptions(kopts...))
+		}
 	}
 	brokers := e.brokers()
 	hctx, cancel := context.WithTimeout(ctx, historyTimeout)
@@ -85,7 +89,7 @@ func cmdHistory(ctx context.Context, e *env, cmd *command, args []string) error 
 		return fmt.Errorf("no history yet: topic %s does not exist at %s (KAFKA_BROKERS chooses the brokers)",
 			workflows.EventsTopic, strings.Join(brokers, ","))
 	case err != nil:
-		return fmt.Errorf("history of %s from Kafka at %s (KAFKA_BROKERS chooses the brokers): %w", id, strings.Join(brokers, ","), err)
+		return fmt.Errorf("history of %s from Kafka at %s (KAFKA_BROKERS chooses the brokers, KAFKA_TLS* and KAFKA_SASL_* the security): %w", id, strings.Join(brokers, ","), err)
 	}
 	if *asJSON {
 		if entries == nil {

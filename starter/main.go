@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +19,11 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/fleet-rollout/fleet/internal/connect"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/inventory"
+	"github.com/fleet-rollout/fleet/internal/redact"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/starter/client"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -62,27 +63,33 @@ type rollouts interface {
 
 var _ rollouts = (*client.Client)(nil)
 
-// config is what the environment says.
+// config is what the environment and the global flags say.
 type config struct {
+	// Address and Namespace are Temporal's; dial resolves them with the
+	// profile (Temporal) and sets them again.
 	Address   string
 	Namespace string
 	Inventory string
 	User      string
-	// APIKey (TEMPORAL_API_KEY) authenticates to Temporal Cloud and turns TLS on. Never printed.
-	APIKey string
-	TLS    bool
+	// Temporal is the whole connection (TLS, client certificate, API key)
+	// from the temporal CLI's profile, TEMPORAL_* and the global flags; set
+	// by dial. Its String never shows the API key.
+	Temporal connect.Temporal
 }
 
 // env is everything a command touches outside itself, so tests can replace it.
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// global are the global flags (--address, --namespace, --profile):
+	// they win over the environment, which wins over the profile.
+	global connect.Overrides
 	// connect dials Temporal. Commands that do not need Temporal never call it.
 	connect func(ctx context.Context, cfg config) (rollouts, func(), error)
 	// loadInventory lists the clusters of an inventory reference.
 	loadInventory func(ctx context.Context, ref string) ([]fleet.Cluster, error)
 	// history reads a cluster's rollout history from the events topic;
-	// nil means events.History.
+	// nil means events.History with the KAFKA_TLS*/KAFKA_SASL_* options.
 	history func(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error)
 	// tty says stdout is a terminal (live progress bar) rather than a log.
 	tty      bool
@@ -97,7 +104,6 @@ func defaultEnv() *env {
 		getenv:        os.Getenv,
 		connect:       dialTemporal,
 		loadInventory: loadInventory,
-		history:       readHistory,
 		tty:           isTerminal(os.Stdout),
 		interval:      time.Second,
 		now:           time.Now,
@@ -112,41 +118,47 @@ func (e *env) config() config {
 		return def
 	}
 	user := get("FLEET_USER", get("USER", "unknown"))
-	tlsOn := false
-	switch e.getenv("TEMPORAL_TLS") {
-	case "1", "true", "TRUE", "True", "yes":
-		tlsOn = true
-	}
 	return config{
-		Address:   get("TEMPORAL_ADDRESS", defaultAddress),
-		Namespace: get("TEMPORAL_NAMESPACE", defaultNamespace),
+		Address:   firstNonEmpty(e.global.Address, get("TEMPORAL_ADDRESS", defaultAddress)),
+		Namespace: firstNonEmpty(e.global.Namespace, get("TEMPORAL_NAMESPACE", defaultNamespace)),
 		Inventory: get("FLEET_INVENTORY", defaultInventory),
 		User:      user,
-		APIKey:    e.getenv("TEMPORAL_API_KEY"),
-		TLS:       tlsOn,
 	}
 }
 
+// temporal resolves the connection: the profile, then TEMPORAL_*, then the
+// global flags.
+func (e *env) temporal() (connect.Temporal, error) {
+	return connect.LoadTemporal(e.getenv, e.global, defaultAddress)
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
 func dialTemporal(ctx context.Context, cfg config) (rollouts, func(), error) {
-	opts := sdkclient.Options{
-		HostPort:  cfg.Address,
-		Namespace: cfg.Namespace,
-		Identity:  "fleet-cli:" + cfg.User,
-		// The SDK logs to stdout by default; the CLI's stdout is for its output.
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+	t := cfg.Temporal
+	if t.Address == "" {
+		t.Address, t.Namespace = cfg.Address, cfg.Namespace
 	}
-	if cfg.TLS || cfg.APIKey != "" {
-		opts.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	opts, err := t.ClientOptions()
+	if err != nil {
+		return nil, nil, err
 	}
-	if cfg.APIKey != "" {
-		opts.Credentials = sdkclient.NewAPIKeyStaticCredentials(cfg.APIKey)
-	}
+	opts.Identity = "fleet-cli:" + cfg.User
+	// The SDK logs to stdout by default; the CLI's stdout is for its output.
+	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c, err := sdkclient.DialContext(dctx, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to Temporal at %s (namespace %q; set TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE): %w",
-			cfg.Address, cfg.Namespace, err)
+		return nil, nil, fmt.Errorf("connect to Temporal at %s (namespace %q, TLS %t; --address, --namespace, --profile or TEMPORAL_* choose the connection): %w",
+			t.Address, t.Namespace, t.TLS(), err)
 	}
 	return client.New(c), c.Close, nil
 }
@@ -156,14 +168,14 @@ func loadInventory(ctx context.Context, ref string) ([]fleet.Cluster, error) {
 	// case it carries a token.
 	src, err := inventory.Open(ref)
 	if err != nil {
-		return nil, fmt.Errorf("%w (FLEET_INVENTORY chooses the inventory)", err)
+		return nil, redact.Error(fmt.Errorf("%w (FLEET_INVENTORY chooses the inventory)", err))
 	}
 	if c, ok := any(src).(io.Closer); ok {
 		defer c.Close()
 	}
 	cs, err := src.List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w (FLEET_INVENTORY chooses the inventory)", err)
+		return nil, redact.Error(fmt.Errorf("%w (FLEET_INVENTORY chooses the inventory)", err))
 	}
 	return cs, nil
 }

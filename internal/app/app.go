@@ -23,19 +23,30 @@ import (
 
 	"github.com/fleet-rollout/fleet/activities"
 	"github.com/fleet-rollout/fleet/internal/bridge"
+	"github.com/fleet-rollout/fleet/internal/connect"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/policy"
+	"github.com/fleet-rollout/fleet/internal/redact"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
 // Config is every address and key the worker uses. Secrets are never logged.
 type Config struct {
+	// TemporalAddress and Namespace are the frontend and namespace; they
+	// win over Temporal's (FromEnv copies them from there).
 	TemporalAddress string
 	Namespace       string
-	KafkaBrokers    []string
+	// Temporal is the rest of the connection (TLS, client certificate, API
+	// key), from the temporal CLI's profile and the TEMPORAL_* variables.
+	// The zero value is plaintext.
+	Temporal     connect.Temporal
+	KafkaBrokers []string
+	// Kafka is TLS and SASL for every Kafka client (KAFKA_TLS*, KAFKA_SASL_*);
+	// the zero value is plaintext without authentication.
+	Kafka connect.Kafka
 	// Inventory is an http(s) URL or a file path listing the fleet.
 	Inventory string
 	// Datadog; an empty APIKey disables health checks (the log says so).
@@ -55,13 +66,33 @@ type Config struct {
 	HTTPAddr string
 }
 
+// DefaultTemporalAddress is the dev stack's frontend, used when neither the
+// environment nor a profile names one.
+const DefaultTemporalAddress = "127.0.0.1:7233"
+
 // FromEnv reads the configuration from the environment, with defaults that
-// point at the dev stack.
-func FromEnv() Config {
+// point at the dev stack. Temporal's connection comes from the temporal
+// CLI's config file profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) and
+// the TEMPORAL_* variables over it; Kafka's TLS and SASL from KAFKA_*.
+// Malformed connection settings are an error naming the variable or file;
+// the other fields are filled in either way.
+func FromEnv() (Config, error) {
+	var errs []error
+	tc, err := connect.LoadTemporal(os.Getenv, connect.Overrides{}, DefaultTemporalAddress)
+	if err != nil {
+		errs = append(errs, err)
+		tc.Address, tc.Namespace = env("TEMPORAL_ADDRESS", DefaultTemporalAddress), env("TEMPORAL_NAMESPACE", connect.DefaultNamespace)
+	}
+	kafka, err := connect.KafkaFromEnv(os.Getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	return Config{
-		TemporalAddress: env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-		Namespace:       env("TEMPORAL_NAMESPACE", "default"),
+		TemporalAddress: tc.Address,
+		Namespace:       tc.Namespace,
+		Temporal:        tc,
 		KafkaBrokers:    strings.Split(env("KAFKA_BROKERS", "127.0.0.1:9092"), ","),
+		Kafka:           kafka,
 		Inventory:       env("FLEET_INVENTORY", "http://127.0.0.1:8089/v1/clusters"),
 		Datadog: activities.DatadogConfig{
 			APIKey: os.Getenv("DD_API_KEY"),
@@ -78,7 +109,7 @@ func FromEnv() Config {
 		WebhookSecret:      os.Getenv("FLEET_WEBHOOK_SECRET"),
 		PolicyPath:         os.Getenv("FLEET_POLICY"),
 		HTTPAddr:           env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
-	}
+	}, errors.Join(errs...)
 }
 
 // envDuration reads a Go duration ("5s"); unset or malformed gives def.
@@ -96,21 +127,40 @@ func env(key, def string) string {
 	return def
 }
 
-// Fields describes the configuration for the log, without secrets.
+// Fields describes the configuration for the log, without secrets: the
+// credentials show as booleans or file paths, URLs with their tokens masked.
 func (c Config) Fields() []zap.Field {
-	return []zap.Field{
-		zap.String("temporal", c.TemporalAddress),
-		zap.String("namespace", c.Namespace),
-		zap.Strings("kafka", c.KafkaBrokers),
-		zap.String("inventory", c.Inventory),
+	f := c.temporal().Fields()
+	f = append(f, zap.Strings("kafka", c.KafkaBrokers))
+	f = append(f, c.Kafka.Fields()...)
+	return append(f,
+		zap.String("inventory", redact.URL(c.Inventory)),
 		zap.Bool("datadog", c.Datadog.APIKey != ""),
-		zap.String("datadogEndpoint", firstNonEmpty(c.Datadog.URL, c.Datadog.Site, "datadoghq.com")),
+		zap.String("datadogEndpoint", redact.URL(firstNonEmpty(c.Datadog.URL, c.Datadog.Site, "datadoghq.com"))),
 		zap.Bool("slack", c.SlackToken != ""),
 		zap.Bool("slackButtons", c.SlackSigningSecret != ""),
 		zap.Bool("datadogWebhook", c.WebhookSecret != ""),
 		zap.String("policy", c.PolicyPath),
 		zap.String("http", c.HTTPAddr),
+	)
+}
+
+// temporal is the connection with TemporalAddress and Namespace applied.
+func (c Config) temporal() connect.Temporal {
+	t := c.Temporal
+	if c.TemporalAddress != "" {
+		t.Address = c.TemporalAddress
 	}
+	if c.Namespace != "" {
+		t.Namespace = c.Namespace
+	}
+	if t.Address == "" {
+		t.Address = DefaultTemporalAddress
+	}
+	if t.Namespace == "" {
+		t.Namespace = connect.DefaultNamespace
+	}
+	return t
 }
 
 func firstNonEmpty(v ...string) string {
@@ -129,17 +179,30 @@ type Worker struct {
 	log    *zap.Logger
 }
 
-// Dial connects to Temporal with the worker's logger.
+// Dial connects to Temporal with the worker's logger, over TLS with a
+// client certificate or an API key when cfg.Temporal says so.
 func Dial(cfg Config, log *zap.Logger) (sdkclient.Client, error) {
-	c, err := sdkclient.Dial(sdkclient.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.Namespace,
-		Logger:    temporalLogger{log.Named("temporal").WithOptions(zap.AddCallerSkip(1)).Sugar()},
-	})
+	t := cfg.temporal()
+	opts, err := t.ClientOptions()
 	if err != nil {
-		return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, err)
+		return nil, err
+	}
+	opts.Logger = temporalLogger{log.Named("temporal").WithOptions(zap.AddCallerSkip(1)).Sugar()}
+	c, err := sdkclient.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to temporal at %s (namespace %q, TLS %t): %w", t.Address, t.Namespace, t.TLS(), err)
 	}
 	return c, nil
+}
+
+// KafkaOpts are the options (TLS, SASL) every Kafka client of the worker
+// appends to its own.
+func (c Config) KafkaOpts() ([]kgo.Opt, error) {
+	opts, err := c.Kafka.Opts()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return opts, nil
 }
 
 // Run runs the worker until ctx is done.
@@ -178,7 +241,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	acts.Register(w)
 	(&activities.FreezeActivities{Temporal: c, Log: log.Named("freeze")}).Register(w)
 
-	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatuses}, c, log.Named("bridge"))
+	kopts, err := cfg.KafkaOpts()
+	if err != nil {
+		return err
+	}
+	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatuses, ExtraOpts: kopts}, c, log.Named("bridge"))
 	if err != nil {
 		return err
 	}
@@ -204,14 +271,19 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 
 // NewActivities builds the activities' dependencies from the configuration.
 func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities.Activities, func(), error) {
-	kc, err := kgo.NewClient(activities.ProducerOptions(cfg.KafkaBrokers)...)
+	kopts, err := cfg.KafkaOpts()
+	if err != nil {
+		return nil, nil, err
+	}
+	kc, err := kgo.NewClient(activities.ProducerOptions(cfg.KafkaBrokers, kopts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	inv, err := inventory.Open(cfg.Inventory)
 	if err != nil {
 		kc.Close()
-		return nil, nil, fmt.Errorf("inventory %s: %w", cfg.Inventory, err)
+		// The inventory's errors mask the URL's credentials; so does this.
+		return nil, nil, fmt.Errorf("inventory %s: %w", redact.URL(cfg.Inventory), err)
 	}
 	a := &activities.Activities{
 		Kafka:      kc,

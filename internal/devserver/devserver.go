@@ -10,6 +10,8 @@ package devserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +39,7 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -88,6 +91,51 @@ type Options struct {
 	// DynamicConfig overrides or adds dynamic config values by key
 	// (e.g. "frontend.enableUpdateWorkflowExecution").
 	DynamicConfig map[string]any
+	// TLS, when set, makes the frontend accept TLS connections only (and,
+	// with ClientCAFile, only clients presenting a certificate signed by
+	// it). The services behind the frontend talk in plaintext.
+	TLS *TLS
+	// FrontendInterceptors are appended to the frontend's unary gRPC
+	// interceptors (tests use them to see what clients send).
+	FrontendInterceptors []grpc.UnaryServerInterceptor
+}
+
+// TLS is the frontend's TLS: its certificate, and the CA its clients'
+// certificates must be signed by. The server's own clients (the system
+// worker and Start's readiness check) present ClientCertFile and check the
+// frontend against RootCAFile and ServerName.
+type TLS struct {
+	CertFile, KeyFile string
+	// ClientCAFile, when set, requires clients to present a certificate
+	// signed by it (mutual TLS).
+	ClientCAFile string
+	// For the server's own clients.
+	ClientCertFile, ClientKeyFile string
+	RootCAFile                    string
+	ServerName                    string
+}
+
+// clientTLS is the tls.Config of the server's own clients.
+func (t *TLS) clientTLS() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.RootCAFile != "" {
+		pem, err := os.ReadFile(t.RootCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("devserver: TLS root CA: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("devserver: TLS root CA %s: no certificate", t.RootCAFile)
+		}
+	}
+	if t.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("devserver: TLS client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // DefaultSearchAttributes are the custom search attributes the fleet workflows use.
@@ -224,11 +272,19 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 // ready waits for the frontend, then makes sure the namespace and the search
 // attributes exist (both were normally written to the database before start).
 func (s *Server) ready(ctx context.Context, o Options) error {
-	c, err := client.DialContext(ctx, client.Options{
+	copts := client.Options{
 		HostPort:  s.address,
 		Namespace: o.Namespace,
 		Logger:    sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
-	})
+	}
+	if o.TLS != nil {
+		tc, err := o.TLS.clientTLS()
+		if err != nil {
+			return err
+		}
+		copts.ConnectionOptions.TLS = tc
+	}
+	c, err := client.DialContext(ctx, copts)
 	if err != nil {
 		return fmt.Errorf("devserver: connect to %s: %w", s.address, err)
 	}
@@ -367,6 +423,22 @@ func serverOptions(o Options, address string, sqlConf *config.SQL, logger server
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = address
+	if t := o.TLS; t != nil {
+		conf.Global.TLS.Frontend.Server = config.ServerTLS{
+			CertFile:          t.CertFile,
+			KeyFile:           t.KeyFile,
+			RequireClientAuth: t.ClientCAFile != "",
+		}
+		if t.ClientCAFile != "" {
+			conf.Global.TLS.Frontend.Server.ClientCAFiles = []string{t.ClientCAFile}
+		}
+		clientTLS := config.ClientTLS{ServerName: t.ServerName, ForceTLS: true}
+		if t.RootCAFile != "" {
+			clientTLS.RootCAFiles = []string{t.RootCAFile}
+		}
+		conf.Global.TLS.Frontend.Client = clientTLS
+		conf.Global.TLS.SystemWorker = config.WorkerTLS{CertFile: t.ClientCertFile, KeyFile: t.ClientKeyFile, Client: clientTLS}
+	}
 
 	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
 	if err != nil {
@@ -385,6 +457,7 @@ func serverOptions(o Options, address string, sqlConf *config.SQL, logger server
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dynamicConfig(o.HTTPPort, o.DynamicConfig)),
+		temporal.WithChainedFrontendGrpcInterceptors(o.FrontendInterceptors...),
 	}, nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/redact"
 )
 
 // Source lists the fleet.
@@ -54,10 +55,11 @@ func Open(ref string) (Source, error) {
 	case hasPrefixFold(ref, "http://") || hasPrefixFold(ref, "https://"):
 		u, err := url.Parse(ref)
 		if err != nil {
-			return nil, fmt.Errorf("inventory: %w", err)
+			// url.Parse's error quotes the URL, which may carry a token.
+			return nil, redact.Error(fmt.Errorf("inventory: %w", err))
 		}
 		if u.Host == "" {
-			return nil, fmt.Errorf("inventory: URL %q has no host", ref)
+			return nil, fmt.Errorf("inventory: URL %q has no host", redact.URL(ref))
 		}
 		return HTTP(ref, nil), nil
 	case hasPrefixFold(ref, "file://"):
@@ -107,17 +109,19 @@ type httpSource struct {
 	client *http.Client
 }
 
-func (h *httpSource) String() string { return h.url }
+// String is the URL with its credentials masked (see redact.URL).
+func (h *httpSource) String() string { return redact.URL(h.url) }
 
 func (h *httpSource) List(ctx context.Context) ([]fleet.Cluster, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
+		return nil, redact.Error(fmt.Errorf("inventory: %w", err))
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
+		// The client's *url.Error quotes the URL (query included).
+		return nil, redact.Error(fmt.Errorf("inventory: %w", err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -129,21 +133,21 @@ func (h *httpSource) List(ctx context.Context) ([]fleet.Cluster, error) {
 		if msg == "" {
 			msg = "(empty body)"
 		}
-		return nil, fmt.Errorf("inventory %s: %s: %s", h.url, resp.Status, msg)
+		return nil, fmt.Errorf("inventory %s: %s: %s", h.String(), resp.Status, msg)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("inventory %s: read body: %w", h.url, err)
+		return nil, fmt.Errorf("inventory %s: read body: %w", h.String(), err)
 	}
 	if len(body) > MaxBody {
-		return nil, fmt.Errorf("inventory %s: body larger than %d bytes", h.url, MaxBody)
+		return nil, fmt.Errorf("inventory %s: body larger than %d bytes", h.String(), MaxBody)
 	}
 	cs, err := decodeJSON(body)
 	if err == nil {
 		err = Validate(cs)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("inventory %s: %w", h.url, err)
+		return nil, fmt.Errorf("inventory %s: %w", h.String(), err)
 	}
 	return cs, nil
 }

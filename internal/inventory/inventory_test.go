@@ -276,3 +276,36 @@ func TestStatic(t *testing.T) {
 		t.Fatal("Static does not validate")
 	}
 }
+
+// An inventory URL may carry a token: errors and String never show it.
+func TestErrorsDoNotShowTheURLsToken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "nope", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	secretURL := srv.URL + "/v1/clusters?env=prod&token=tok-SECRET"
+	src, err := Open(secretURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = src.List(context.Background())
+	if err == nil || strings.Contains(err.Error(), "tok-SECRET") || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("List error = %v", err)
+	}
+	if s := src.(fmt.Stringer).String(); strings.Contains(s, "tok-SECRET") {
+		t.Fatalf("String = %q", s)
+	}
+
+	// Unreachable: the HTTP client's error quotes the URL.
+	srv.Close()
+	_, err = src.List(context.Background())
+	if err == nil || strings.Contains(err.Error(), "tok-SECRET") {
+		t.Fatalf("List error = %v", err)
+	}
+
+	// Malformed: url.Parse's error quotes it too.
+	_, err = Open("https://alice:pw-SECRET@inv.example.com:port/v1?access_token=tok-SECRET")
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("Open error = %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -44,7 +45,8 @@ func (s *Simulator) Run(ctx context.Context, brokers []string) error {
 	}()
 
 	base := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.WithLogger(kgoLogger{s.log.Named("kgo")})}
-	producer, err := kgo.NewClient(append(base,
+	base = append(base, s.kafkaOpts...)
+	producer, err := kgo.NewClient(append(slices.Clip(base),
 		kgo.ClientID("fleet-dataplane-sim"),
 		kgo.DefaultProduceTopic(dataplane.StatusTopic),
 	)...)
@@ -60,7 +62,7 @@ func (s *Simulator) Run(ctx context.Context, brokers []string) error {
 		return fmt.Errorf("sim: run: %w", err)
 	}
 
-	consumer, err := kgo.NewClient(append(base,
+	consumer, err := kgo.NewClient(append(slices.Clip(base),
 		kgo.ClientID("fleet-dataplane-sim"),
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(dataplane.CommandsTopic),

@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
@@ -75,6 +76,9 @@ type Config struct {
 	// Partitions is used when Run has to create the topics
 	// (DefaultPartitions if zero).
 	Partitions int32
+	// KafkaOpts are appended to the options of Run's Kafka clients (TLS,
+	// SASL: see internal/connect).
+	KafkaOpts []kgo.Opt
 }
 
 // Simulator is the simulated data plane. Its methods are safe for
@@ -85,6 +89,7 @@ type Simulator struct {
 	statePath  string
 	group      string
 	partitions int32
+	kafkaOpts  []kgo.Opt
 
 	mu        sync.Mutex
 	clusters  map[string]*clusterState
@@ -165,6 +170,7 @@ func New(cfg Config, log *zap.Logger) (*Simulator, error) {
 		statePath:  cfg.StatePath,
 		group:      cfg.Group,
 		partitions: cfg.Partitions,
+		kafkaOpts:  slices.Clone(cfg.KafkaOpts),
 		clusters:   make(map[string]*clusterState, len(cfg.Clusters)),
 		faults:     slices.Clone(cfg.Faults),
 		outReady:   make(chan struct{}, 1),
