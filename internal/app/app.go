@@ -24,7 +24,10 @@ import (
 	"github.com/fleet-rollout/fleet/activities"
 	"github.com/fleet-rollout/fleet/internal/bridge"
 	"github.com/fleet-rollout/fleet/internal/connect"
+	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/events"
+	"github.com/fleet-rollout/fleet/internal/identity"
+	"github.com/fleet-rollout/fleet/internal/sigauth"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
@@ -64,7 +67,28 @@ type Config struct {
 	PolicyPath string
 	// HTTPAddr is where the worker serves /healthz (and webhooks).
 	HTTPAddr string
+
+	// SignalKey (FLEET_SIGNAL_KEY, hex or base64, at least 32 bytes) seals
+	// the system's internal signals and the commands' reply tokens; every
+	// worker of a deployment has the same one. SignalKeysOld
+	// (FLEET_SIGNAL_KEYS_OLD, comma-separated) are still accepted, for
+	// rotation. Empty: nothing is sealed (the dev stack without a key).
+	SignalKey     string
+	SignalKeysOld []string
+	// WorkerKeyFile (FLEET_WORKER_KEY) is the worker's ed25519 private key:
+	// it signs, as the service WorkerName (FLEET_WORKER_NAME, default
+	// fleet-worker), the requests of the Slack users it verified. The
+	// policy lists its public key under access.services.
+	WorkerKeyFile string
+	WorkerName    string
+	// SlackTeamID (SLACK_TEAM_ID) is the only Slack workspace whose button
+	// presses are taken.
+	SlackTeamID string
 }
+
+// DefaultWorkerName is the service name the worker signs Slack users'
+// requests as.
+const DefaultWorkerName = "fleet-worker"
 
 // DefaultTemporalAddress is the dev stack's frontend, used when neither the
 // environment nor a profile names one.
@@ -109,6 +133,11 @@ func FromEnv() (Config, error) {
 		WebhookSecret:      os.Getenv("FLEET_WEBHOOK_SECRET"),
 		PolicyPath:         os.Getenv("FLEET_POLICY"),
 		HTTPAddr:           env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
+		SignalKey:          os.Getenv("FLEET_SIGNAL_KEY"),
+		SignalKeysOld:      splitList(os.Getenv("FLEET_SIGNAL_KEYS_OLD")),
+		WorkerKeyFile:      os.Getenv("FLEET_WORKER_KEY"),
+		WorkerName:         env("FLEET_WORKER_NAME", DefaultWorkerName),
+		SlackTeamID:        os.Getenv("SLACK_TEAM_ID"),
 	}, errors.Join(errs...)
 }
 
@@ -142,7 +171,41 @@ func (c Config) Fields() []zap.Field {
 		zap.Bool("datadogWebhook", c.WebhookSecret != ""),
 		zap.String("policy", c.PolicyPath),
 		zap.String("http", c.HTTPAddr),
+		zap.Bool("signalKey", c.SignalKey != ""),
+		zap.String("workerKey", c.WorkerKeyFile),
+		zap.String("slackTeam", c.SlackTeamID),
 	)
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// signalKeys parses SignalKey and SignalKeysOld; nil without a key.
+func (c Config) signalKeys() (*sigauth.Keys, error) {
+	if c.SignalKey == "" {
+		return nil, nil
+	}
+	return sigauth.NewKeys(c.SignalKey, c.SignalKeysOld...)
+}
+
+// workerSigner loads the worker's signing key; nil without one.
+func (c Config) workerSigner() (*identity.Signer, error) {
+	if c.WorkerKeyFile == "" {
+		return nil, nil
+	}
+	k, err := identity.LoadPrivateKey(c.WorkerKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("FLEET_WORKER_KEY: %w", err)
+	}
+	return &identity.Signer{Name: firstNonEmpty(c.WorkerName, DefaultWorkerName), Key: k}, nil
 }
 
 // temporal is the connection with TemporalAddress and Namespace applied.
@@ -188,6 +251,15 @@ func Dial(cfg Config, log *zap.Logger) (sdkclient.Client, error) {
 		return nil, err
 	}
 	opts.Logger = temporalLogger{log.Named("temporal").WithOptions(zap.AddCallerSkip(1)).Sugar()}
+	keys, err := cfg.signalKeys()
+	if err != nil {
+		return nil, fmt.Errorf("FLEET_SIGNAL_KEY: %w", err)
+	}
+	if keys != nil {
+		// Seals what this client sends and, for workers built on it, what
+		// workflows send; checks what workflows receive (internal/sigauth).
+		opts.Interceptors = append(opts.Interceptors, sigauth.New(keys))
+	}
 	c, err := sdkclient.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to temporal at %s (namespace %q, TLS %t): %w", t.Address, t.Namespace, t.TLS(), err)
@@ -229,6 +301,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := acts.PrimePolicy(); err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
+	keys, err := cfg.signalKeys()
+	if err != nil {
+		return fmt.Errorf("FLEET_SIGNAL_KEY: %w", err)
+	}
+	acts.Signals = keys
+	if keys == nil {
+		log.Warn("no FLEET_SIGNAL_KEY: internal signals and status replies are not authenticated (anyone who can signal the namespace or write fleet.status can fake them)")
+	}
 
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: 200,
@@ -245,7 +325,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatuses, ExtraOpts: kopts}, c, log.Named("bridge"))
+	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatuses, ExtraOpts: kopts,
+		Accept: acceptStatus(keys)}, c, log.Named("bridge"))
 	if err != nil {
 		return err
 	}
@@ -267,6 +348,24 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// acceptStatus is the bridge's check of a data-plane status: it answers a
+// batch of this system (rollout/<name>/batch-<n>), and, with a signal key,
+// carries the reply token of the command it answers.
+func acceptStatus(keys *sigauth.Keys) func(dataplane.Status) error {
+	return func(st dataplane.Status) error {
+		if !workflows.IsBatchID(st.ReplyTo) {
+			return fmt.Errorf("reply-to %q is not a batch of this system", st.ReplyTo)
+		}
+		if keys != nil && !keys.CheckCommandToken(st.ReplyToken, st.ReplyTo, st.ClusterID, st.Generation) {
+			if st.ReplyToken == "" {
+				return errors.New("no reply token")
+			}
+			return errors.New("reply token does not match the command")
+		}
+		return nil
+	}
 }
 
 // NewActivities builds the activities' dependencies from the configuration.

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -165,7 +168,12 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 	if err != nil {
 		return nil, err
 	}
+	signalKey, err := devSignalKey(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	d.Config = Config{
+		SignalKey:       signalKey,
 		TemporalAddress: d.Temporal.Address(),
 		Namespace:       "default",
 		KafkaBrokers:    brokers,
@@ -248,4 +256,23 @@ func serveBackground(ctx context.Context, port int, h http.Handler, log *zap.Log
 		}
 	}()
 	return ln.Addr().String(), nil
+}
+
+// devSignalKey is the dev stack's signal key (FLEET_SIGNAL_KEY): made once
+// and kept in the data dir, so a restarted worker still opens the seals of
+// the signals its rollouts sent before.
+func devSignalKey(dir string) (string, error) {
+	path := filepath.Join(dir, "signal.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("dev signal key: %w", err)
+	}
+	key := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("dev signal key: %w", err)
+	}
+	return key, nil
 }

@@ -41,7 +41,19 @@ func handler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 		log.Info("no FLEET_WEBHOOK_SECRET: the Datadog webhook endpoint is off (polling only)")
 	}
 	if cfg.SlackSigningSecret != "" {
-		mux.Handle("POST /slack/interactions", notify.NewInteractionHandler(cfg.SlackSigningSecret, slackActions{client.New(c)}, log.Named("slack")))
+		cl := client.New(c)
+		if signer, err := cfg.workerSigner(); err != nil {
+			log.Error("Slack buttons: the worker's key does not load; requests go unsigned", zap.Error(err))
+		} else if signer != nil {
+			// The worker vouches for the Slack users whose requests it
+			// verified (signature, team): policy access.services.
+			cl = cl.WithSigner(signer)
+		}
+		var opts []notify.HandlerOption
+		if cfg.SlackTeamID != "" {
+			opts = append(opts, notify.WithTeamID(cfg.SlackTeamID))
+		}
+		mux.Handle("POST /slack/interactions", notify.NewInteractionHandler(cfg.SlackSigningSecret, slackActions{cl}, log.Named("slack"), opts...))
 	} else {
 		log.Info("no SLACK_SIGNING_SECRET: Slack buttons are off")
 	}
