@@ -53,6 +53,12 @@ type Config struct {
 	PolicyPath string
 	// HTTPAddr is where the worker serves /healthz (and webhooks).
 	HTTPAddr string
+	// Dev marks the embedded dev stack's configuration: Validate lets it
+	// run without Datadog keys or a policy, and LogMode says so.
+	Dev bool
+	// Monitoring is FLEET_MONITORING: "off" runs without Datadog (see
+	// config.go); empty or "on" requires Datadog keys in production.
+	Monitoring string
 }
 
 // FromEnv reads the configuration from the environment, with defaults that
@@ -71,6 +77,7 @@ func FromEnv() Config {
 			// Per-request bound, e.g. "5s" (default activities.DefaultDatadogRequestTimeout).
 			RequestTimeout: envDuration("DD_REQUEST_TIMEOUT", 0),
 		},
+		Monitoring:         os.Getenv(MonitoringEnv),
 		SlackToken:         os.Getenv("SLACK_TOKEN"),
 		SlackChannel:       env("SLACK_CHANNEL", "#fleet-rollouts"),
 		SlackAPIURL:        os.Getenv("SLACK_API_URL"),
@@ -145,6 +152,15 @@ func Dial(cfg Config, log *zap.Logger) (sdkclient.Client, error) {
 // Run runs the worker until ctx is done.
 func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	log.Info("worker starting", cfg.Fields()...)
+	// Fail closed: a production worker refuses to start without Datadog
+	// (unless monitoring is off explicitly) or an explicit access policy.
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.LogMode(log)
+	if cfg.MonitoringOff() {
+		cfg.Datadog = activities.DatadogConfig{}
+	}
 	c, err := Dial(cfg, log)
 	if err != nil {
 		return err
@@ -162,6 +178,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer closeActs()
+	acts.MonitoringOff = cfg.MonitoringOff()
 	// The last good policy, served (marked stale) if the file breaks later.
 	if err := acts.PrimePolicy(); err != nil {
 		return fmt.Errorf("policy: %w", err)

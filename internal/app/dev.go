@@ -177,6 +177,7 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 		},
 		SlackChannel: "#fleet-rollouts",
 		HTTPAddr:     fmt.Sprintf("127.0.0.1:%d", workerPort),
+		Dev:          true,
 	}
 	if o.UIBinary != "" {
 		if _, statErr := os.Stat(o.UIBinary); statErr == nil {
