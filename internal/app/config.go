@@ -138,5 +138,6 @@ func (c Config) LogMode(log *zap.Logger) {
 	} else if pol, err := policy.Load(c.PolicyPath); err == nil && pol.Access == nil && !pol.OpenAccess {
 		log.Info("dev: the policy has no access section, access control is off (everyone is admin)", zap.String("policy", c.PolicyPath))
 	}
+	log.Info("dev: Kafka creates missing topics on first use (a production broker may not: create every topic, as compose's kafka-init does)")
 	log.Info("dev: Temporal runs without authentication; FLEET_USER is taken at its word")
 }
