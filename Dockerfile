@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# The fleet worker image (used by docker-compose.yml's `worker` service).
+# The fleet image (used by docker-compose.yml's `worker`, `fleet-sim` and
+# `fleet` services): /fleet-worker (the entrypoint), /fleet (the CLI) and
+# /fleet-sim (the simulated data plane, inventory and Datadog monitors).
 #
 #   docker build -t fleet-worker .
 #
@@ -21,10 +23,12 @@ COPY . .
 # so a static binary that runs on distroless/static.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet-worker ./worker
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet-worker ./worker && \
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet ./starter && \
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet-sim ./internal/sim/cmd/fleetsim
 
 # Runtime: no shell, no package manager, runs as an unprivileged user.
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/fleet-worker /fleet-worker
+COPY --from=build /out/fleet-worker /out/fleet /out/fleet-sim /
 USER nonroot:nonroot
 ENTRYPOINT ["/fleet-worker"]

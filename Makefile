@@ -13,9 +13,10 @@ FUZZTIME ?= 20s
 
 all: build
 
-build: ## build the worker and the fleet CLI into bin/
+build: ## build the worker, the fleet CLI and the simulator (fleet-sim) into bin/
 	$(GO) build -o $(BIN)/worker ./worker
 	$(GO) build -o $(BIN)/fleet ./starter
+	$(GO) build -o $(BIN)/fleet-sim ./internal/sim/cmd/fleetsim
 
 run: build ## dev stack + the example rollout across ~2,000 simulated Kafka clusters
 	./scripts/demo.sh

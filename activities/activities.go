@@ -38,6 +38,10 @@ import (
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
+// MonitoringOffNotice ends every notification of a worker whose monitoring
+// is off (FLEET_MONITORING=off).
+const MonitoringOffNotice = "Monitoring is off (FLEET_MONITORING=off): no health check gates this rollout."
+
 // CriticalTag marks the monitors that gate a rollout.
 const CriticalTag = "fleet:rollout-critical"
 
@@ -48,8 +52,13 @@ type Activities struct {
 	// Inventory lists the fleet for planning.
 	Inventory inventory.Source
 	// Datadog reads monitors; nil disables health checks (every check passes
-	// with a warning in the log), which only the dev stack may choose.
+	// with a warning in the log), which only the dev stack may choose, or a
+	// production worker with monitoring off explicitly (MonitoringOff).
 	Datadog *Datadog
+	// MonitoringOff says monitoring was turned off on purpose
+	// (FLEET_MONITORING=off): health checks are skipped at once, and every
+	// notification says monitoring is off.
+	MonitoringOff bool
 	// Catalog lists each product's critical monitors.
 	Catalog []monitors.Monitor
 	// Notifier posts notifications (Slack, or the log).
@@ -487,7 +496,11 @@ func (d *Datadog) clusterHealth(ctx context.Context, t workflows.HealthTarget, e
 // all fails the activity, which the workflow treats as health unknown.
 func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) (workflows.HealthResult, error) {
 	if a.Datadog == nil {
-		a.Log.Warn("health checks skipped: no Datadog configured", zap.Int("clusters", len(in.Clusters)))
+		if a.MonitoringOff {
+			a.Log.Warn("health checks skipped: monitoring is off", zap.Int("clusters", len(in.Clusters)))
+		} else {
+			a.Log.Warn("health checks skipped: no Datadog configured", zap.Int("clusters", len(in.Clusters)))
+		}
 		return workflows.HealthResult{}, nil
 	}
 	limit := a.HealthConcurrency
@@ -548,6 +561,9 @@ func (a *Activities) Notify(ctx context.Context, n workflows.Notification) (work
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if a.MonitoringOff {
+		n.Text = strings.TrimSpace(n.Text + "\n" + MonitoringOffNotice)
+	}
 	ts, err := a.Notifier.Post(pctx, n)
 	if err != nil {
 		if notify.IsPermanent(err) {

@@ -1,7 +1,9 @@
 // Command worker runs the fleet rollout worker: the Temporal workflows and
 // activities, the status bridge and the worker's HTTP endpoints.
 //
-//	worker            connect to the addresses in the environment (production)
+//	worker            connect to the addresses in the environment (production:
+//	                  refuses to start without Datadog keys, or FLEET_MONITORING=off,
+//	                  and without a policy whose access control is explicit)
 //	worker dev        start the embedded dev stack in this process, then the worker
 //	worker stack      start only the embedded dev stack (for a worker run as its
 //	                  own process: `worker` with the dev stack's addresses)
@@ -117,6 +119,9 @@ func runDev(ctx context.Context, args []string, withWorker bool, log *zap.Logger
 	}
 	if !withWorker {
 		log.Info("dev stack only; run the worker with these addresses", dev.Config.Fields()...)
+		// A production worker fails closed: it needs the keys and a policy.
+		log.Info("the worker also needs DD_API_KEY=" + app.DevDatadogAPIKey + " DD_APP_KEY=" + app.DevDatadogAppKey +
+			" DD_URL=" + dev.Config.Datadog.URL + " and FLEET_POLICY (a file with `access: open` will do)")
 		<-ctx.Done()
 		return nil
 	}

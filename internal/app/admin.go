@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/fleet-rollout/fleet/internal/sim"
 )
 
 // AdminPortEnv names the environment variable that turns the dev stack's
@@ -30,14 +32,9 @@ const AdminPortEnv = "FLEET_ADMIN_PORT"
 //	POST   /admin/datadog/failure?code=500[&n=-1]   the monitors endpoint fails the next n requests (-1: until cleared)
 //	DELETE /admin/datadog/failure          the monitors endpoint answers again
 
-// AdminCluster is one cluster in GET /admin/clusters.
-type AdminCluster struct {
-	ID          string `json:"id"`
-	Product     string `json:"product"`
-	Version     string `json:"version"`
-	Generation  int64  `json:"generation"`
-	ApplyStarts int    `json:"applyStarts"`
-}
+// AdminCluster is one cluster in GET /admin/clusters (the simulator's
+// GET /v1/state, which fleet-sim serves, has the same shape).
+type AdminCluster = sim.ClusterState
 
 // kafkaSwitches holds each dev Kafka's down switch (the control function
 // that drops requests is installed once per cluster).
@@ -75,13 +72,8 @@ func (d *Dev) AdminHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /admin/clusters", func(w http.ResponseWriter, _ *http.Request) {
-		cs := d.Sim.Clusters()
-		out := make([]AdminCluster, 0, len(cs))
-		for _, c := range cs {
-			out = append(out, AdminCluster{ID: c.ID, Product: c.Product, Version: c.Version, Generation: c.Generation, ApplyStarts: d.Sim.ApplyStarts(c.ID)})
-		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
+		_ = json.NewEncoder(w).Encode(d.Sim.ClusterStates())
 	})
 	mux.HandleFunc("POST /admin/kafka", func(w http.ResponseWriter, r *http.Request) {
 		down, err := strconv.ParseBool(r.URL.Query().Get("down"))

@@ -27,12 +27,12 @@ import (
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/identity"
-	"github.com/fleet-rollout/fleet/internal/sigauth"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/redact"
+	"github.com/fleet-rollout/fleet/internal/sigauth"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -84,6 +84,12 @@ type Config struct {
 	// SlackTeamID (SLACK_TEAM_ID) is the only Slack workspace whose button
 	// presses are taken.
 	SlackTeamID string
+	// Dev marks the embedded dev stack's configuration: Validate lets it
+	// run without Datadog keys or a policy, and LogMode says so.
+	Dev bool
+	// Monitoring is FLEET_MONITORING: "off" runs without Datadog (see
+	// config.go); empty or "on" requires Datadog keys in production.
+	Monitoring string
 }
 
 // DefaultWorkerName is the service name the worker signs Slack users'
@@ -126,6 +132,7 @@ func FromEnv() (Config, error) {
 			// Per-request bound, e.g. "5s" (default activities.DefaultDatadogRequestTimeout).
 			RequestTimeout: envDuration("DD_REQUEST_TIMEOUT", 0),
 		},
+		Monitoring:         os.Getenv(MonitoringEnv),
 		SlackToken:         os.Getenv("SLACK_TOKEN"),
 		SlackChannel:       env("SLACK_CHANNEL", "#fleet-rollouts"),
 		SlackAPIURL:        os.Getenv("SLACK_API_URL"),
@@ -280,6 +287,15 @@ func (c Config) KafkaOpts() ([]kgo.Opt, error) {
 // Run runs the worker until ctx is done.
 func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	log.Info("worker starting", cfg.Fields()...)
+	// Fail closed: a production worker refuses to start without Datadog
+	// (unless monitoring is off explicitly) or an explicit access policy.
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.LogMode(log)
+	if cfg.MonitoringOff() {
+		cfg.Datadog = activities.DatadogConfig{}
+	}
 	c, err := Dial(cfg, log)
 	if err != nil {
 		return err
@@ -297,6 +313,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer closeActs()
+	acts.MonitoringOff = cfg.MonitoringOff()
 	// The last good policy, served (marked stale) if the file breaks later.
 	if err := acts.PrimePolicy(); err != nil {
 		return fmt.Errorf("policy: %w", err)

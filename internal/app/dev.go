@@ -1,9 +1,9 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -185,6 +185,7 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 		},
 		SlackChannel: "#fleet-rollouts",
 		HTTPAddr:     fmt.Sprintf("127.0.0.1:%d", workerPort),
+		Dev:          true,
 	}
 	if o.UIBinary != "" {
 		if _, statErr := os.Stat(o.UIBinary); statErr == nil {

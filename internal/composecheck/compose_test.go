@@ -12,64 +12,14 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
+
+	"github.com/fleet-rollout/fleet/internal/composefile"
 )
 
-type compose struct {
-	Services map[string]service `yaml:"services"`
-	Volumes  map[string]any     `yaml:"volumes"`
-	Configs  map[string]any     `yaml:"configs"`
-}
-
-type service struct {
-	Image       string         `yaml:"image"`
-	Build       *build         `yaml:"build"`
-	DependsOn   dependsOn      `yaml:"depends_on"`
-	Environment map[string]any `yaml:"environment"`
-	Ports       []string       `yaml:"ports"`
-	Volumes     []string       `yaml:"volumes"`
-	Configs     []struct {
-		Source string `yaml:"source"`
-	} `yaml:"configs"`
-	Command     any `yaml:"command"`
-	Healthcheck *struct {
-		Test []string `yaml:"test"`
-	} `yaml:"healthcheck"`
-}
-
-type build struct {
-	Context    string `yaml:"context"`
-	Dockerfile string `yaml:"dockerfile"`
-}
-
-// dependsOn accepts both compose forms: a list of names, or a map of name to
-// {condition: ...}.
-type dependsOn map[string]string
-
-func (d *dependsOn) UnmarshalYAML(n *yaml.Node) error {
-	*d = dependsOn{}
-	switch n.Kind {
-	case yaml.SequenceNode:
-		var names []string
-		if err := n.Decode(&names); err != nil {
-			return err
-		}
-		for _, name := range names {
-			(*d)[name] = "service_started"
-		}
-	default:
-		var m map[string]struct {
-			Condition string `yaml:"condition"`
-		}
-		if err := n.Decode(&m); err != nil {
-			return err
-		}
-		for name, v := range m {
-			(*d)[name] = v.Condition
-		}
-	}
-	return nil
-}
+type (
+	compose = composefile.File
+	service = composefile.Service
+)
 
 func repoRoot(t *testing.T) string {
 	_, file, _, ok := runtime.Caller(0)
@@ -79,11 +29,9 @@ func repoRoot(t *testing.T) string {
 
 func load(t *testing.T) compose {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docker-compose.yml"))
-	require.NoError(t, err)
-	var c compose
-	require.NoError(t, yaml.Unmarshal(b, &c), "docker-compose.yml is not valid YAML")
-	return c
+	c, err := composefile.Load(filepath.Join(repoRoot(t), "docker-compose.yml"))
+	require.NoError(t, err, "docker-compose.yml is not valid YAML")
+	return *c
 }
 
 func TestComposeServices(t *testing.T) {
@@ -94,7 +42,8 @@ func TestComposeServices(t *testing.T) {
 
 	// Every dependency names a service, with a condition compose knows.
 	for name, svc := range c.Services {
-		for dep, cond := range svc.DependsOn {
+		for dep, d := range svc.DependsOn {
+			cond := d.Condition
 			require.Contains(t, c.Services, dep, "%s depends on unknown service %s", name, dep)
 			require.Contains(t, []string{"service_started", "service_healthy", "service_completed_successfully"}, cond,
 				"%s -> %s", name, dep)
@@ -144,7 +93,7 @@ func TestComposeKafkaTopics(t *testing.T) {
 	require.Contains(t, c.Services["worker"].DependsOn, "kafka-init")
 	init, ok := c.Services["kafka-init"]
 	require.True(t, ok)
-	script := strings.Join(commandLines(init.Command), "\n")
+	script := init.Script()
 	for _, want := range []string{"fleet.commands", "fleet.status", "fleet.status.dead", "--partitions 12"} {
 		require.Contains(t, script, want)
 	}
@@ -161,26 +110,10 @@ func TestComposeTemporal(t *testing.T) {
 	require.Contains(t, c.Services["temporal-ui"].Ports, "127.0.0.1:8080:8080")
 	require.Equal(t, "temporal:7233", c.Services["temporal-ui"].Environment["TEMPORAL_ADDRESS"])
 
-	script := strings.Join(commandLines(c.Services["temporal-init"].Command), "\n")
+	script := c.Services["temporal-init"].Script()
 	for _, sa := range []string{"RolloutName", "Product", "TargetVersion", "Phase", "Paused", "RolloutState", "Clusters"} {
 		require.Contains(t, script, "--name "+sa+" ", "search attribute %s", sa)
 	}
-}
-
-func commandLines(cmd any) []string {
-	switch v := cmd.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		var out []string
-		for _, e := range v {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 func requireNoCycle(t *testing.T, c compose) {

@@ -21,6 +21,8 @@ const maxFaultsBody = 1 << 20
 //	GET /v1/clusters               the inventory, sorted by ID; optional
 //	                               filters ?product=&cloud=&environment=
 //	GET /v1/clusters/{id}          one cluster
+//	GET /v1/state                  every cluster's version, generation and
+//	                               the applies it started (ClusterStates)
 //	GET /v1/faults                 the injected faults
 //	PUT /v1/faults                 replace the faults (a JSON array)
 //	GET /healthz                   liveness
@@ -30,6 +32,9 @@ func (s *Simulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/clusters", s.serveClusters)
 	mux.HandleFunc("GET /v1/clusters/{id}", s.serveCluster)
+	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, _ *http.Request) {
+		s.writeJSON(w, http.StatusOK, s.ClusterStates())
+	})
 	mux.HandleFunc("GET /v1/faults", func(w http.ResponseWriter, _ *http.Request) {
 		s.writeJSON(w, http.StatusOK, s.Faults())
 	})

@@ -600,6 +600,29 @@ func (s *Simulator) ApplyStarts(clusterID string) int {
 	return 0
 }
 
+// ClusterState is one cluster as the data plane knows it: what it runs and
+// how many applies it started (a generation is applied at most once, so a
+// rollout that changed it once started exactly one).
+type ClusterState struct {
+	ID          string `json:"id"`
+	Product     string `json:"product"`
+	Version     string `json:"version"`
+	Generation  int64  `json:"generation"`
+	ApplyStarts int    `json:"applyStarts"`
+}
+
+// ClusterStates returns every cluster's state, sorted by ID.
+func (s *Simulator) ClusterStates() []ClusterState {
+	s.mu.Lock()
+	out := make([]ClusterState, 0, len(s.clusters))
+	for _, cs := range s.clusters {
+		out = append(out, ClusterState{ID: cs.c.ID, Product: cs.c.Product, Version: cs.c.Version, Generation: cs.c.Generation, ApplyStarts: cs.starts})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Cluster returns a copy of one cluster's inventory record.
 func (s *Simulator) Cluster(id string) (fleet.Cluster, bool) {
 	s.mu.Lock()

@@ -286,8 +286,15 @@ func (e *env) startStack() error {
 func (e *env) startWorker() error {
 	e.workerN++
 	p := e.ports
+	// A production worker refuses to start without a policy whose access
+	// control is explicit; the chaos runs need none.
+	policyPath := filepath.Join(e.dir, "policy.yaml")
+	if err := os.WriteFile(policyPath, []byte("access: open\n"), 0o644); err != nil {
+		return err
+	}
 	var err error
 	e.worker, err = startProc(e.o, "worker", filepath.Join(e.dir, "worker.log"), []string{
+		"FLEET_POLICY=" + policyPath,
 		fmt.Sprintf("TEMPORAL_ADDRESS=127.0.0.1:%d", p.temporal),
 		fmt.Sprintf("KAFKA_BROKERS=127.0.0.1:%d", p.kafka),
 		fmt.Sprintf("FLEET_INVENTORY=http://127.0.0.1:%d/v1/clusters", p.inventory),

@@ -1,0 +1,92 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/fleet-rollout/fleet/activities"
+)
+
+func writePolicy(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	return p
+}
+
+func TestValidateFailsClosed(t *testing.T) {
+	open := writePolicy(t, "access: open\n")
+	roles := writePolicy(t, "access:\n  roles: {alice: [admin]}\n  default: viewer\n")
+	noAccess := writePolicy(t, "protected:\n  - {clusters: [lkc-00007], reason: audit}\n")
+	broken := writePolicy(t, "access: closed\n")
+	dd := activities.DatadogConfig{APIKey: "k", AppKey: "a"}
+
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string // substrings of the error; none: valid
+	}{
+		{"nothing set", Config{}, []string{"DD_API_KEY is not set", "DD_APP_KEY is not set", "FLEET_MONITORING=off", "FLEET_POLICY is not set", "access: open", "worker dev"}},
+		{"keys and roles", Config{Datadog: dd, PolicyPath: roles}, nil},
+		{"keys and access: open", Config{Datadog: dd, PolicyPath: open}, nil},
+		{"one key", Config{Datadog: activities.DatadogConfig{APIKey: "k"}, PolicyPath: roles}, []string{"DD_APP_KEY is not set"}},
+		{"monitoring off", Config{Monitoring: "off", PolicyPath: roles}, nil},
+		{"monitoring OFF", Config{Monitoring: "OFF", PolicyPath: roles}, nil},
+		{"monitoring on without keys", Config{Monitoring: "on", PolicyPath: roles}, []string{"DD_API_KEY is not set"}},
+		{"monitoring bogus", Config{Monitoring: "maybe", Datadog: dd, PolicyPath: roles}, []string{`FLEET_MONITORING="maybe"`}},
+		{"policy without access", Config{Datadog: dd, PolicyPath: noAccess}, []string{"has no access section", "access: open"}},
+		{"policy broken", Config{Datadog: dd, PolicyPath: broken}, []string{"does not load", "policy.yaml:1"}},
+		{"policy missing", Config{Datadog: dd, PolicyPath: filepath.Join(t.TempDir(), "nope.yaml")}, []string{"does not load"}},
+		{"dev without anything", Config{Dev: true}, nil},
+		{"dev with a broken policy", Config{Dev: true, PolicyPath: broken}, []string{"policy.yaml:1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if len(tc.want) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+// RequiredEnv is what Validate reports: each variable, unset, is named.
+func TestRequiredEnvMatchesValidate(t *testing.T) {
+	err := Config{}.Validate()
+	require.Error(t, err)
+	for _, r := range RequiredEnv() {
+		require.Contains(t, err.Error(), r.Var+" is not set", r.Var)
+	}
+}
+
+func TestLogMode(t *testing.T) {
+	lines := func(cfg Config) []string {
+		core, logs := observer.New(zap.InfoLevel)
+		cfg.LogMode(zap.New(core))
+		var out []string
+		for _, e := range logs.All() {
+			out = append(out, e.Message)
+		}
+		return out
+	}
+	dev := lines(Config{Dev: true, Datadog: activities.DatadogConfig{APIKey: DevDatadogAPIKey, AppKey: DevDatadogAppKey, URL: "http://127.0.0.1:1"}})
+	require.Contains(t, dev, "dev: no Datadog keys, health checks read the simulated monitors")
+	require.Contains(t, dev, "dev: no FLEET_POLICY, access control is off (everyone is admin)")
+	for _, l := range dev {
+		require.True(t, strings.HasPrefix(l, "dev: "), l)
+	}
+	off := lines(Config{Monitoring: "off"})
+	require.Len(t, off, 1)
+	require.Contains(t, off[0], "monitoring is off")
+	require.Empty(t, lines(Config{Datadog: activities.DatadogConfig{APIKey: "k", AppKey: "a"}, PolicyPath: "p"}))
+}
