@@ -114,6 +114,7 @@ func runDev(ctx context.Context, args []string, withWorker bool, log *zap.Logger
 	dev.Config.PolicyPath = *policyPath
 	dev.Config.SlackToken, dev.Config.SlackAPIURL = env.SlackToken, env.SlackAPIURL
 	dev.Config.SlackSigningSecret, dev.Config.WebhookSecret = env.SlackSigningSecret, env.WebhookSecret
+	dev.Config.WorkerKeyFile, dev.Config.WorkerName, dev.Config.SlackTeamID = env.WorkerKeyFile, env.WorkerName, env.SlackTeamID
 	if env.SlackToken != "" {
 		dev.Config.SlackChannel = env.SlackChannel
 	}
@@ -121,7 +122,7 @@ func runDev(ctx context.Context, args []string, withWorker bool, log *zap.Logger
 		log.Info("dev stack only; run the worker with these addresses", dev.Config.Fields()...)
 		// A production worker fails closed: it needs the keys and a policy.
 		log.Info("the worker also needs DD_API_KEY=" + app.DevDatadogAPIKey + " DD_APP_KEY=" + app.DevDatadogAppKey +
-			" DD_URL=" + dev.Config.Datadog.URL + " and FLEET_POLICY (a file with `access: open` will do)")
+			" DD_URL=" + dev.Config.Datadog.URL + ", FLEET_SIGNAL_KEY (openssl rand -hex 32) and FLEET_POLICY (a file with `access: open` will do)")
 		<-ctx.Done()
 		return nil
 	}

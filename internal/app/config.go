@@ -51,6 +51,12 @@ var requirements = []Requirement{
 		lifted: Config.MonitoringOff,
 	},
 	{
+		Var:    "FLEET_SIGNAL_KEY",
+		Why:    "the deployment's secret for internal signals and status replies (the same on every worker; make one with `openssl rand -hex 32`)",
+		set:    func(c Config) bool { return c.SignalKey != "" },
+		lifted: func(Config) bool { return false },
+	},
+	{
 		Var:    "FLEET_POLICY",
 		Why:    "policy file with an access section (roles), or one that says `access: open` explicitly",
 		set:    func(c Config) bool { return c.PolicyPath != "" },
@@ -102,6 +108,13 @@ func (c Config) Validate() error {
 		}
 		missing = append(missing, line)
 	}
+	if _, err := c.signalKeys(); err != nil {
+		missing = append(missing, "FLEET_SIGNAL_KEY: "+err.Error())
+	}
+	signer, err := c.workerSigner()
+	if err != nil {
+		missing = append(missing, err.Error())
+	}
 	if c.PolicyPath != "" {
 		pol, err := policy.Load(c.PolicyPath)
 		switch {
@@ -109,6 +122,8 @@ func (c Config) Validate() error {
 			missing = append(missing, fmt.Sprintf("FLEET_POLICY=%s does not load: %v", c.PolicyPath, err))
 		case pol.Access == nil && !pol.OpenAccess:
 			missing = append(missing, fmt.Sprintf("FLEET_POLICY=%s has no access section: add one (access: {roles: ..., default: viewer}), or `access: open` to run without access control, said explicitly", c.PolicyPath))
+		case pol.SignedIdentity() && c.SlackSigningSecret != "" && signer == nil:
+			missing = append(missing, "SLACK_SIGNING_SECRET is set and the policy wants signed requests: set FLEET_WORKER_KEY (the worker signs for the Slack users it verified; list its public key under access.services."+firstNonEmpty(c.WorkerName, DefaultWorkerName)+" with vouch: [\"slack:\"])")
 		}
 	}
 	if len(missing) == 0 {
@@ -120,6 +135,11 @@ func (c Config) Validate() error {
 // LogMode writes one line per safety the configuration goes without: each
 // convenience of the dev stack, and monitoring off in production.
 func (c Config) LogMode(log *zap.Logger) {
+	if c.PolicyPath != "" {
+		if pol, err := policy.Load(c.PolicyPath); err == nil && pol.Access != nil && !pol.SignedIdentity() {
+			log.Warn("the policy says identity: asserted: a request's actor is taken at its word (anyone who can reach Temporal can claim any name); use identity: signed in production", zap.String("policy", c.PolicyPath))
+		}
+	}
 	if c.MonitoringOff() {
 		log.Warn("monitoring is off (" + MonitoringEnv + "=off): no Datadog, every health-check wait is skipped, rollouts advance on the data plane's word alone; every notification says so")
 	}
@@ -139,5 +159,5 @@ func (c Config) LogMode(log *zap.Logger) {
 		log.Info("dev: the policy has no access section, access control is off (everyone is admin)", zap.String("policy", c.PolicyPath))
 	}
 	log.Info("dev: Kafka creates missing topics on first use (a production broker may not: create every topic, as compose's kafka-init does)")
-	log.Info("dev: Temporal runs without authentication; FLEET_USER is taken at its word")
+	log.Info("dev: Temporal runs without authentication (TLS, client certificates and API keys are for production)")
 }

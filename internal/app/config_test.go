@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/fleet-rollout/fleet/activities"
+	"github.com/fleet-rollout/fleet/internal/identity"
 )
 
 func writePolicy(t *testing.T, body string) string {
@@ -27,22 +28,32 @@ func TestValidateFailsClosed(t *testing.T) {
 	broken := writePolicy(t, "access: closed\n")
 	dd := activities.DatadogConfig{APIKey: "k", AppKey: "a"}
 
+	key := strings.Repeat("ab", 32)
+	workerKey := filepath.Join(t.TempDir(), "worker.pem")
+	pemBytes, _, err := identity.GenerateKey()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(workerKey, pemBytes, 0o600))
 	for _, tc := range []struct {
 		name string
 		cfg  Config
 		want []string // substrings of the error; none: valid
 	}{
-		{"nothing set", Config{}, []string{"DD_API_KEY is not set", "DD_APP_KEY is not set", "FLEET_MONITORING=off", "FLEET_POLICY is not set", "access: open", "worker dev"}},
-		{"keys and roles", Config{Datadog: dd, PolicyPath: roles}, nil},
-		{"keys and access: open", Config{Datadog: dd, PolicyPath: open}, nil},
-		{"one key", Config{Datadog: activities.DatadogConfig{APIKey: "k"}, PolicyPath: roles}, []string{"DD_APP_KEY is not set"}},
-		{"monitoring off", Config{Monitoring: "off", PolicyPath: roles}, nil},
-		{"monitoring OFF", Config{Monitoring: "OFF", PolicyPath: roles}, nil},
-		{"monitoring on without keys", Config{Monitoring: "on", PolicyPath: roles}, []string{"DD_API_KEY is not set"}},
-		{"monitoring bogus", Config{Monitoring: "maybe", Datadog: dd, PolicyPath: roles}, []string{`FLEET_MONITORING="maybe"`}},
-		{"policy without access", Config{Datadog: dd, PolicyPath: noAccess}, []string{"has no access section", "access: open"}},
-		{"policy broken", Config{Datadog: dd, PolicyPath: broken}, []string{"does not load", "policy.yaml:1"}},
-		{"policy missing", Config{Datadog: dd, PolicyPath: filepath.Join(t.TempDir(), "nope.yaml")}, []string{"does not load"}},
+		{"nothing set", Config{}, []string{"DD_API_KEY is not set", "DD_APP_KEY is not set", "FLEET_MONITORING=off", "FLEET_POLICY is not set", "access: open", "worker dev", "FLEET_SIGNAL_KEY is not set"}},
+		{"keys and roles", Config{Datadog: dd, PolicyPath: roles, SignalKey: key}, nil},
+		{"keys and access: open", Config{Datadog: dd, PolicyPath: open, SignalKey: key}, nil},
+		{"no signal key", Config{Datadog: dd, PolicyPath: roles}, []string{"FLEET_SIGNAL_KEY is not set", "openssl rand -hex 32"}},
+		{"short signal key", Config{Datadog: dd, PolicyPath: roles, SignalKey: "abcd"}, []string{"FLEET_SIGNAL_KEY: signal key: key is 2 bytes"}},
+		{"one key", Config{Datadog: activities.DatadogConfig{APIKey: "k"}, PolicyPath: roles, SignalKey: key}, []string{"DD_APP_KEY is not set"}},
+		{"monitoring off", Config{Monitoring: "off", PolicyPath: roles, SignalKey: key}, nil},
+		{"monitoring OFF", Config{Monitoring: "OFF", PolicyPath: roles, SignalKey: key}, nil},
+		{"monitoring on without keys", Config{Monitoring: "on", PolicyPath: roles, SignalKey: key}, []string{"DD_API_KEY is not set"}},
+		{"monitoring bogus", Config{Monitoring: "maybe", Datadog: dd, PolicyPath: roles, SignalKey: key}, []string{`FLEET_MONITORING="maybe"`}},
+		{"policy without access", Config{Datadog: dd, PolicyPath: noAccess, SignalKey: key}, []string{"has no access section", "access: open"}},
+		{"policy broken", Config{Datadog: dd, PolicyPath: broken, SignalKey: key}, []string{"does not load", "policy.yaml:1"}},
+		{"policy missing", Config{Datadog: dd, PolicyPath: filepath.Join(t.TempDir(), "nope.yaml"), SignalKey: key}, []string{"does not load"}},
+		{"slack buttons with signed identity need the worker's key", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, SlackSigningSecret: "s"}, []string{"set FLEET_WORKER_KEY"}},
+		{"slack buttons with the worker's key", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, SlackSigningSecret: "s", WorkerKeyFile: workerKey}, nil},
+		{"worker key missing", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, WorkerKeyFile: workerKey + ".gone"}, []string{"FLEET_WORKER_KEY: key file"}},
 		{"dev without anything", Config{Dev: true}, nil},
 		{"dev with a broken policy", Config{Dev: true, PolicyPath: broken}, []string{"policy.yaml:1"}},
 	} {

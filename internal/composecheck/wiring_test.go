@@ -104,13 +104,23 @@ func TestComposeCreatesEveryTopicTheCodeWrites(t *testing.T) {
 	require.Equal(t, "false", c.Services["kafka"].Environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"])
 }
 
+// operatorEnv is the environment of a machine where the operator did only
+// what compose requires (${VAR:?...}): FLEET_SIGNAL_KEY in .env. Every
+// other default applies.
+func operatorEnv(name string) (string, bool) {
+	if name == "FLEET_SIGNAL_KEY" {
+		return strings.Repeat("ab", 32), true
+	}
+	return "", false
+}
+
 // workerConfig is the worker's Config as compose sets it (every default of
 // the ${VAR:-default} forms, nothing from this machine's environment), its
 // mounted files read from the repository.
 func workerConfig(t *testing.T, c compose) (app.Config, map[string]string) {
 	t.Helper()
 	w := c.Services["worker"]
-	env, err := w.Env(composefile.NoEnv)
+	env, err := w.Env(operatorEnv)
 	require.NoError(t, err)
 	for k, v := range env {
 		for _, m := range w.BindMounts(repoRoot(t)) {
@@ -118,7 +128,9 @@ func workerConfig(t *testing.T, c compose) (app.Config, map[string]string) {
 		}
 		t.Setenv(k, v)
 	}
-	return app.FromEnv(), env
+	cfg, err := app.FromEnv()
+	require.NoError(t, err)
+	return cfg, env
 }
 
 func TestComposeWorkerSetsWhatTheWorkerRequires(t *testing.T) {
@@ -170,7 +182,7 @@ func TestComposeAddressesResolve(t *testing.T) {
 	for _, name := range []string{"worker", "fleet-sim", "fleet"} {
 		svc, ok := c.Services[name]
 		require.True(t, ok, "service %s", name)
-		env, err := svc.Env(composefile.NoEnv)
+		env, err := svc.Env(operatorEnv)
 		require.NoError(t, err)
 		keys := make([]string, 0, len(env))
 		for k := range env {
@@ -195,14 +207,14 @@ func TestComposeFleetSim(t *testing.T) {
 	require.NotNil(t, s.Healthcheck)
 	require.Equal(t, []string{"CMD", "/fleet-sim", "healthcheck"}, s.Healthcheck.Test)
 	require.Equal(t, "service_completed_successfully", s.DependsOn["kafka-init"].Condition)
-	env, err := s.Env(composefile.NoEnv)
+	env, err := s.Env(operatorEnv)
 	require.NoError(t, err)
 	require.Equal(t, "kafka:9092", env["KAFKA_BROKERS"])
 
 	// The worker reads the simulator's inventory and monitors with the keys
 	// the simulator demands, and waits for it when it runs.
 	w := c.Services["worker"]
-	wenv, err := w.Env(composefile.NoEnv)
+	wenv, err := w.Env(operatorEnv)
 	require.NoError(t, err)
 	require.Equal(t, env["DD_API_KEY"], wenv["DD_API_KEY"])
 	require.Equal(t, env["DD_APP_KEY"], wenv["DD_APP_KEY"])
@@ -227,7 +239,7 @@ func TestComposeFleetSim(t *testing.T) {
 	require.True(t, ok, "the fleet CLI service")
 	require.Equal(t, []string{"cli"}, cli.Profiles)
 	require.Equal(t, []any{"/fleet"}, cli.Entrypoint)
-	cenv, err := cli.Env(composefile.NoEnv)
+	cenv, err := cli.Env(operatorEnv)
 	require.NoError(t, err)
 	require.Equal(t, "temporal:7233", cenv["TEMPORAL_ADDRESS"])
 	require.Equal(t, wenv["FLEET_INVENTORY"], cenv["FLEET_INVENTORY"])

@@ -101,7 +101,7 @@ func (s *stack) env(service string) map[string]string {
 		env, err = svc.Env(lookup)
 		var req *composefile.RequiredError
 		if errors.As(err, &req) {
-			b := make([]byte, 16)
+			b := make([]byte, 32)
 			_, _ = rand.Read(b)
 			made[req.Var] = hex.EncodeToString(b)
 			t.Logf("%s: compose requires %s (%s): the test makes one up", service, req.Var, req.Message)

@@ -26,6 +26,8 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -243,9 +245,11 @@ type env struct {
 	tc       sdkclient.Client
 	closeTC  func()
 	slackURL string
-	before   map[string]fleet.Cluster
-	selected int
-	http     *http.Client
+	// signalKey is the worker's FLEET_SIGNAL_KEY, kept across its restarts.
+	signalKey string
+	before    map[string]fleet.Cluster
+	selected  int
+	http      *http.Client
 }
 
 func (e *env) startStack() error {
@@ -292,9 +296,19 @@ func (e *env) startWorker() error {
 	if err := os.WriteFile(policyPath, []byte("access: open\n"), 0o644); err != nil {
 		return err
 	}
+	// One signal key across the worker's restarts: the seals of the
+	// signals sent before a kill -9 still open after it.
+	if e.signalKey == "" {
+		b := make([]byte, 32)
+		if _, err := crand.Read(b); err != nil {
+			return err
+		}
+		e.signalKey = hex.EncodeToString(b)
+	}
 	var err error
 	e.worker, err = startProc(e.o, "worker", filepath.Join(e.dir, "worker.log"), []string{
 		"FLEET_POLICY=" + policyPath,
+		"FLEET_SIGNAL_KEY=" + e.signalKey,
 		fmt.Sprintf("TEMPORAL_ADDRESS=127.0.0.1:%d", p.temporal),
 		fmt.Sprintf("KAFKA_BROKERS=127.0.0.1:%d", p.kafka),
 		fmt.Sprintf("FLEET_INVENTORY=http://127.0.0.1:%d/v1/clusters", p.inventory),
