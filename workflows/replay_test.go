@@ -11,9 +11,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fleet-rollout/fleet/internal/sigauth"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -25,7 +27,9 @@ import (
 //	FLEET_RECORD_HISTORIES=$PWD/workflows/testdata/histories/<release> go test -count=1 -run TestRecordHistories -timeout 20m ./internal/app/
 //
 // Record from the code that runs in production (a checkout of the release),
-// not from the change under test. Keep the histories of every release whose
+// not from the change under test. The recorder writes the stacks' signal
+// key (signal.key, a test key) next to the histories: releases with sealed
+// internal signals replay with the worker's interceptor and that key. Keep the histories of every release whose
 // workflows may still be running when the new code is deployed.
 const historiesDir = "testdata/histories"
 
@@ -63,7 +67,17 @@ func TestReplay(t *testing.T) {
 			hist, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
 			require.NoError(t, err)
 
-			replayer := worker.NewWorkflowReplayer()
+			// Releases with sealed internal signals keep the recording's
+			// signal key next to their histories: the replayer seals and
+			// opens signals with it, as the worker did.
+			var opts worker.WorkflowReplayerOptions
+			if b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "signal.key")); err == nil {
+				keys, err := sigauth.NewKeys(strings.TrimSpace(string(b)))
+				require.NoError(t, err)
+				opts.Interceptors = []interceptor.WorkerInterceptor{sigauth.New(keys)}
+			}
+			replayer, err := worker.NewWorkflowReplayerWithOptions(opts)
+			require.NoError(t, err)
 			workflows.Register(replayer)
 			// The workflow ID matters: the rollout derives its batches'
 			// workflow IDs (its children and the targets of its signals)

@@ -58,6 +58,9 @@ func startStackWith(t *testing.T, o stackOptions) *stack {
 		Faults:     faults,
 	}, log)
 	require.NoError(t, err)
+	if recordSignalKey != "" {
+		dev.Config.SignalKey = recordSignalKey
+	}
 	if o.Configure != nil {
 		o.Configure(&dev.Config)
 	}

@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,6 +56,14 @@ func TestRecordHistories(t *testing.T) {
 	dir, err := filepath.Abs(dir)
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(dir, 0o755))
+	// One signal key for every scenario, kept with the histories: the
+	// replayer seals and opens the signals with it (workflows/replay_test.go).
+	key := make([]byte, 32)
+	_, err = rand.Read(key)
+	require.NoError(t, err)
+	recordSignalKey = hex.EncodeToString(key)
+	t.Cleanup(func() { recordSignalKey = "" })
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "signal.key"), []byte(recordSignalKey+"\n"), 0o644))
 
 	t.Run("lanes-pause", func(t *testing.T) { recordLanesPause(t, dir) })
 	t.Run("incident", func(t *testing.T) { recordIncident(t, dir) })
@@ -66,6 +76,10 @@ func TestRecordHistories(t *testing.T) {
 		t.Run("cancel", func(t *testing.T) { recordCancel(t, dir) })
 	}
 }
+
+// recordSignalKey, when set, is the signal key of the stacks the recorder
+// starts (startStackWith).
+var recordSignalKey string
 
 // recordSinceLongLivedEnv, when set, also records the scenarios of releases
 // with long-lived workflows (continue-as-new, cancellation as an abort).
