@@ -484,6 +484,7 @@ func (f *freezer) authorize(ctx workflow.Context, action policy.Action, name str
 	now := workflow.Now(ctx)
 	person, err := verifyRequest(snap, f.nonces, workflow.GetInfo(ctx).WorkflowExecution.ID, name, req, actor, p, now)
 	if err != nil {
+		refused(ctx, name, actor, err)
 		return "", err
 	}
 	if snap == nil {

@@ -124,7 +124,24 @@ func (r *rollout) identify(action string, req any, actor string, p *identity.Pro
 	if r.vid >= 1 && !r.policyLoaded {
 		return "", errors.New("the rollout is still loading its policy; try again in a few seconds")
 	}
-	return verifyRequest(r.policy, r.nonces, r.id, action, req, actor, p, workflow.Now(r.rootCtx))
+	person, err := verifyRequest(r.policy, r.nonces, r.id, action, req, actor, p, workflow.Now(r.rootCtx))
+	if err != nil {
+		refused(r.rootCtx, action, actor, err)
+	}
+	return person, err
+}
+
+// MetricRefused counts person requests refused for their proof, tagged
+// with the action.
+const MetricRefused = "fleet_requests_refused"
+
+// refused logs and counts a request whose proof did not verify. An update
+// refused by its validator leaves no trace in history (that is what keeps
+// forged requests from filling it): the worker's log and this metric are
+// its record; a refused signal is also in the audit trail.
+func refused(ctx workflow.Context, action, actor string, err error) {
+	workflow.GetLogger(ctx).Warn("request refused", "action", action, "actor", actor, "error", err)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"action": action}).Counter(MetricRefused).Inc(1)
 }
 
 // accept records the proof's nonce (the request is being applied) and

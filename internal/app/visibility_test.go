@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +35,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/app"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/identity"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/sim"
 	"github.com/fleet-rollout/fleet/starter/client"
@@ -759,15 +762,44 @@ func visInteraction(actionID, value, messageTS, responseURL string) []byte {
 	return []byte(url.Values{"payload": {string(b)}}.Encode())
 }
 
+// With identity: signed, the worker verifies Slack's request (signature,
+// workspace), signs it with its own key for the Slack user, and the rollout
+// records the person behind the Slack alias.
 func TestSlackApprovalStartsAGatedPhase(t *testing.T) {
 	sl := visStartSlack(t)
 	const secret = "8f742231b10e8888abcd99yyyzzz85a5"
+	dir := t.TempDir()
+	key := func(name string) (*identity.Signer, string, string) {
+		pemBytes, pub, err := identity.GenerateKey()
+		require.NoError(t, err)
+		path := filepath.Join(dir, name+".pem")
+		require.NoError(t, os.WriteFile(path, pemBytes, 0o600))
+		k, err := identity.LoadPrivateKey(path)
+		require.NoError(t, err)
+		return &identity.Signer{Name: name, Key: k}, pub, path
+	}
+	ivan, ivanPub, _ := key("ivan")
+	_, carolPub, _ := key("carol")
+	_, workerPub, workerKey := key("worker")
+	policyPath := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policyPath, []byte(`access:
+  people:
+    ivan: {keys: ["`+ivanPub+`"]}
+    carol: {keys: ["`+carolPub+`"], aliases: ["slack:U0CAROL"]}
+  services:
+    fleet-worker: {keys: ["`+workerPub+`"], vouch: ["slack:"]}
+  roles: {ivan: [operator], carol: [approver]}
+`), 0o644))
 	s := startStackWith(t, stackOptions{Clusters: 300, BrokerTime: 5 * time.Millisecond, Configure: func(c *app.Config) {
 		c.SlackToken = "xoxb-test-token"
 		c.SlackAPIURL = sl.url
 		c.SlackChannel = "C0FLEETIT"
 		c.SlackSigningSecret = secret
+		c.SlackTeamID = "T1"
+		c.WorkerKeyFile = workerKey
+		c.PolicyPath = policyPath
 	}})
+	s.client = s.client.WithSigner(ivan)
 	tc := visSDK(t, s)
 
 	// Slack's response_url: the handler answers the clicking user there.
@@ -814,7 +846,7 @@ func TestSlackApprovalStartsAGatedPhase(t *testing.T) {
 		return resp.StatusCode
 	}
 
-	id, err := s.client.Start(visCtx(t), parseSpec(t, approvalRollout), "integration-test")
+	id, err := s.client.Start(visCtx(t), parseSpec(t, approvalRollout), "ivan")
 	require.NoError(t, err)
 	waiting := s.waitFor(t, id, "the approval gate of phase non-prod", func(st *workflows.RolloutStatus) bool {
 		return st.State == workflows.StateAwaitingApproval && len(st.Phases) == 2 && st.Phases[1].State == "awaiting-approval"
@@ -885,7 +917,7 @@ func TestSlackApprovalStartsAGatedPhase(t *testing.T) {
 		}
 	}
 	require.NotNil(t, approved, "audit: %+v", st.Audit)
-	require.Equal(t, "slack:U0CAROL (carol)", approved.Actor)
+	require.Equal(t, "carol", approved.Actor, "the person behind the Slack user")
 	require.Equal(t, "applied", approved.Outcome)
 	require.Contains(t, approved.Reason, "phase non-prod")
 	require.Contains(t, approved.Reason, notify.SlackReason)

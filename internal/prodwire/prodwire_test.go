@@ -364,6 +364,28 @@ func TestComposeWiring(t *testing.T) {
 		}
 	})
 
+	// Monitoring off, said explicitly: the same worker starts without the
+	// Datadog keys, and says so.
+	t.Run("starts with monitoring off", func(t *testing.T) {
+		env := s.env("worker")
+		delete(env, "DD_API_KEY")
+		delete(env, "DD_APP_KEY")
+		env["FLEET_MONITORING"] = "off"
+		env["FLEET_HTTP_ADDR"] = "127.0.0.1:0"
+		cmd := exec.Command(filepath.Join(s.bin, "worker"))
+		cmd.Env = environ(env)
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		require.NoError(t, cmd.Start())
+		defer func() {
+			_ = cmd.Process.Signal(os.Interrupt) // leaves the consumer group cleanly
+			_ = cmd.Wait()
+		}()
+		require.Eventually(t, func() bool { return strings.Contains(out.String(), "worker ready") },
+			60*time.Second, 100*time.Millisecond, "the worker did not start: %s", out.String())
+		require.Contains(t, out.String(), "monitoring is off")
+	})
+
 	simEnv := s.env("fleet-sim")
 	simProc := s.start("fleet-sim", "fleet-sim", environ(simEnv))
 	inventory := "http://" + s.addrs["fleet-sim:8089"]
@@ -506,4 +528,22 @@ func topicCounts(t *testing.T, ctx context.Context, brokers []string, topics []s
 		}
 	}
 	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
