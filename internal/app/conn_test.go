@@ -183,7 +183,13 @@ func TestWorkerRunsOverMutualTLSAndKafkaSASL(t *testing.T) {
 	clearConnEnv(t)
 	inv := filepath.Join(t.TempDir(), "inventory.yaml")
 	require.NoError(t, os.WriteFile(inv, []byte("[]\n"), 0o600))
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(pol, []byte("access: open\n"), 0o600))
 	for k, v := range map[string]string{
+		// What a production worker refuses to start without.
+		"FLEET_MONITORING":                 "off",
+		"FLEET_POLICY":                     pol,
+		"FLEET_SIGNAL_KEY":                 strings.Repeat("5a", 32),
 		"TEMPORAL_ADDRESS":                 srv.Address(),
 		"TEMPORAL_TLS_CLIENT_CERT_PATH":    certs.ClientCert,
 		"TEMPORAL_TLS_CLIENT_KEY_PATH":     certs.ClientKey,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/bridge"
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/sigauth"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -72,8 +73,13 @@ func TestUndeliverableStatusGoesToTheDeadLetterTopic(t *testing.T) {
 	defer prod.Close()
 	const never = "rollout/never-started/batch-1"
 	var recs []*kgo.Record
+	// Authentic statuses (the reply token of a command the worker sent):
+	// they get past the bridge's check and fail at Temporal.
+	keys, err := sigauth.NewKeys(s.dev.Config.SignalKey)
+	require.NoError(t, err)
 	for _, to := range []string{closed, never} {
-		v, err := dataplane.Encode(dataplane.Status{ClusterID: "lkc-late", Generation: 42, State: dataplane.Completed, Broker: 3, Brokers: 3, ReplyTo: to, At: time.Now()})
+		v, err := dataplane.Encode(dataplane.Status{ClusterID: "lkc-late", Generation: 42, State: dataplane.Completed, Broker: 3, Brokers: 3, ReplyTo: to,
+			ReplyToken: keys.CommandToken(to, "lkc-late", 42), At: time.Now()})
 		require.NoError(t, err)
 		recs = append(recs, &kgo.Record{Key: []byte("lkc-late"), Value: v})
 	}
