@@ -115,6 +115,9 @@ func (c Config) Validate() error {
 	if err != nil {
 		missing = append(missing, err.Error())
 	}
+	if c.SlackSigningSecret != "" && c.SlackTeamID == "" {
+		missing = append(missing, "SLACK_SIGNING_SECRET is set without SLACK_TEAM_ID: name the Slack workspace whose button presses count (a signing secret belongs to an app, which other workspaces may install)")
+	}
 	if c.PolicyPath != "" {
 		pol, err := policy.Load(c.PolicyPath)
 		switch {
