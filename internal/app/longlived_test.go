@@ -333,11 +333,26 @@ func TestHangingMonitorsPauseWithinTheGrace(t *testing.T) {
 	t.Logf("paused %s after the monitors stopped answering (bound %s): %s", took.Round(10*time.Millisecond), bound, paused.Paused.Reason)
 	require.LessOrEqual(t, took, bound)
 
-	// Once the monitors answer again, a resume finishes the rollout.
+	// Once the monitors answer again, a resume finishes the rollout. Other
+	// batches' checks that were already failing when the first paused may
+	// report after the resume and pause again (the safe way): those are
+	// resumed too, but only those detected before the monitors came back.
 	s.dev.Datadog.SetHang(false)
-	_, err = s.client.Resume(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: "datadog is back"})
-	require.NoError(t, err)
-	st := s.waitFor(t, id, "the end", terminal)
+	backAt := time.Now()
+	var st *workflows.RolloutStatus
+	for i := 0; ; i++ {
+		_, err = s.client.Resume(ctx, id, workflows.ActionRequest{Actor: "alice", Reason: "datadog is back"})
+		require.NoError(t, err)
+		st = s.waitFor(t, id, "the end or another pause", func(st *workflows.RolloutStatus) bool {
+			return terminal(st) || st.Paused != nil
+		})
+		if terminal(st) {
+			break
+		}
+		require.Less(t, i, 3, "paused again and again: %+v", st.Paused)
+		require.NotNil(t, st.Paused.Incident)
+		require.True(t, st.Paused.Incident.At.Before(backAt), "a pause for health detected after the monitors came back: %+v", st.Paused.Incident)
+	}
 	require.Equal(t, workflows.StateCompleted, st.State, "%+v", st.Paused)
 }
 
