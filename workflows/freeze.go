@@ -494,10 +494,9 @@ func (f *freezer) authorize(ctx workflow.Context, action policy.Action, name str
 		return "", err
 	}
 	if p != nil && snap.SignedIdentity() {
-		if f.nonces.seen(p.Nonce) {
-			return "", fmt.Errorf("%w: nonce %s was used before", ErrReplayed, p.Nonce)
+		if err := f.nonces.use(p.Nonce, now); err != nil {
+			return "", err
 		}
-		f.nonces.add(p.Nonce, now)
 	}
 	return person, nil
 }

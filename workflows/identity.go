@@ -89,6 +89,16 @@ func (n nonces) seen(nonce string) bool {
 	return ok
 }
 
+// use records nonce as used at now, or returns ErrReplayed when it was used
+// before (two updates with one proof, both validated before either ran).
+func (n nonces) use(nonce string, now time.Time) error {
+	if n.seen(nonce) {
+		return fmt.Errorf("%w: nonce %s was used before", ErrReplayed, nonce)
+	}
+	n.add(nonce, now)
+	return nil
+}
+
 // add remembers nonce until it can no longer verify, and forgets expired
 // ones.
 func (n nonces) add(nonce string, now time.Time) {
@@ -150,10 +160,9 @@ func refused(ctx workflow.Context, action, actor string, err error) {
 // ran) is refused.
 func (r *rollout) accept(actor string, p *identity.Proof) (string, error) {
 	if p != nil && r.policy.SignedIdentity() {
-		if r.nonces.seen(p.Nonce) {
-			return "", fmt.Errorf("%w: nonce %s was used before", ErrReplayed, p.Nonce)
+		if err := r.nonces.use(p.Nonce, workflow.Now(r.rootCtx)); err != nil {
+			return "", err
 		}
-		r.nonces.add(p.Nonce, workflow.Now(r.rootCtx))
 		return r.policy.Person(p.Actor), nil
 	}
 	return r.policy.Person(actor), nil

@@ -113,10 +113,12 @@ func (k *Keys) sign(target string, parts ...string) []byte {
 	return mac(rolloutKey(k.current, target), append([]string{target}, parts...)...)
 }
 
+// masters are the current key, then the old ones still accepted.
+func (k *Keys) masters() [][]byte { return append([][]byte{k.current}, k.old...) }
+
 // verify checks sum against every key.
 func (k *Keys) verify(sum []byte, target string, parts ...string) bool {
-	all := append([][]byte{k.current}, k.old...)
-	for _, master := range all {
+	for _, master := range k.masters() {
 		if hmac.Equal(sum, mac(rolloutKey(master, target), append([]string{target}, parts...)...)) {
 			return true
 		}
@@ -139,8 +141,7 @@ func (k *Keys) CheckCommandToken(token, replyTo, cluster string, generation int6
 	if err != nil || len(b) != 16 {
 		return false
 	}
-	all := append([][]byte{k.current}, k.old...)
-	for _, master := range all {
+	for _, master := range k.masters() {
 		sum := mac(rolloutKey(master, replyTo), replyTo, "reply", cluster, strconv.FormatInt(generation, 10))
 		if hmac.Equal(b, sum[:16]) {
 			return true
