@@ -71,6 +71,14 @@ func (o Options) metricValues(metric string) map[string]float64 {
 //  7. held by another rollout in opts.Busy: ReasonBusy;
 //  8. otherwise planned in its phase.
 //
+// A planned cluster running a newer version than the target (semver order;
+// a version that does not parse is not compared) is a downgrade. Without
+// the spec's allowDowngrade that is an error, a *DowngradeError naming how
+// many clusters and the first few with their versions; with it, each such
+// Target is marked Downgrade and Plan.Downgrades counts them. Clusters
+// excluded by steps 1 to 7 are not checked: the rollout does not change
+// them.
+//
 // An explicit phase (from strategy.phases) whose selector matches none of
 // the selected clusters is an error: the spec is likely wrong. A preset's
 // phase that matches none, and any phase whose clusters are all excluded
@@ -176,6 +184,7 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 		p.ExcludedCounts[reason]++
 	}
 	members := make([][]*fleet.Cluster, len(phases))
+	var downgrades []Downgrade
 	selected := make([]int, len(phases)) // clusters each phase's selector took
 	found := 0
 	for _, c := range cs {
@@ -214,6 +223,9 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 			exclusion(c, ReasonBusy, opts.Busy[c.ID])
 		default:
 			members[pi] = append(members[pi], c)
+			if newer(c.Version, target) {
+				downgrades = append(downgrades, Downgrade{ClusterID: c.ID, Version: c.Version})
+			}
 		}
 	}
 	if found < len(include) {
@@ -239,6 +251,9 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 		if err := errors.Join(errs...); err != nil {
 			return nil, nil, err
 		}
+	}
+	if len(downgrades) > 0 && !r.AllowDowngrade {
+		return nil, nil, &DowngradeError{Target: r.Target.Version, Clusters: downgrades}
 	}
 
 	for _, ms := range members {
@@ -289,11 +304,16 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 			end := min(start+size, len(ms))
 			first := len(targets)
 			for _, c := range ms[start:end] {
+				down := len(downgrades) > 0 && newer(c.Version, target)
+				if down {
+					p.Downgrades++
+				}
 				targets = append(targets, Target{
 					ClusterID:   c.ID,
 					Product:     c.Product,
 					Generation:  c.Generation + 1,
 					FromVersion: c.Version,
+					Downgrade:   down,
 				})
 			}
 			number++
@@ -325,6 +345,14 @@ func atTarget(v, targetText string, target semver.Version) bool {
 		return v == targetText
 	}
 	return cv.Compare(target) == 0
+}
+
+// newer reports whether a cluster running version v runs a newer version
+// than the target. A version that does not parse is not newer: it cannot
+// be compared.
+func newer(v string, target semver.Version) bool {
+	cv, err := semver.Parse(v)
+	return err == nil && cv.Compare(target) > 0
 }
 
 func envRank(env string) int {
@@ -471,8 +499,11 @@ func breakdown(cs []*fleet.Cluster) *Breakdown {
 // ComputeHash returns the plan's content hash: the first 12 hex digits of
 // the SHA-256 of a canonical, length-prefixed encoding of the version, the
 // config (keys sorted), and every phase's settings, batches and targets in
-// order. Exclusions, counts and breakdowns are not part of it: they do not
-// change what the rollout does. Build sets Hash to it.
+// order, then, only when some target is marked Downgrade, the positions of
+// those targets in plan order (so a plan without downgrades hashes as it
+// did before they were marked). Exclusions, counts and breakdowns are not
+// part of it: they do not change what the rollout does. Build sets Hash to
+// it.
 func (p *Plan) ComputeHash() string {
 	h := sha256.New()
 	buf := make([]byte, 0, 64<<10)
@@ -503,6 +534,8 @@ func (p *Plan) ComputeHash() string {
 		str(p.Config[k])
 	}
 	num(int64(len(p.Phases)))
+	var down []int64 // positions of the downgrades, in plan order
+	pos := int64(0)
 	for _, ph := range p.Phases {
 		str(ph.Name)
 		num(int64(ph.Concurrency))
@@ -518,8 +551,20 @@ func (p *Plan) ComputeHash() string {
 				str(t.Product)
 				num(t.Generation)
 				str(t.FromVersion)
+				if t.Downgrade {
+					down = append(down, pos)
+				}
+				pos++
 				flush()
 			}
+		}
+	}
+	if len(down) > 0 {
+		str("downgrades")
+		num(int64(len(down)))
+		for _, i := range down {
+			num(i)
+			flush()
 		}
 	}
 	h.Write(buf)

@@ -142,10 +142,13 @@ func jsonSize(p *Plan) (size, fixed, listed int) {
 				size += n - 1 // commas
 			}
 			for _, t := range b.Clusters {
-				// {"id":..,"product":..,"gen":..[,"from":..]}
+				// {"id":..,"product":..,"gen":..[,"from":..][,"downgrade":true]}
 				size += len(`{"id":,"product":,"gen":}`) + jsonString(t.ClusterID) + jsonString(t.Product) + intLen(t.Generation)
 				if t.FromVersion != "" {
 					size += len(`,"from":`) + jsonString(t.FromVersion)
+				}
+				if t.Downgrade {
+					size += len(`,"downgrade":true`)
 				}
 				listed++
 			}

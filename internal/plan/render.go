@@ -22,7 +22,7 @@ type RenderOptions struct {
 }
 
 // Render writes the plan as text for `fleet plan`: a headline with the
-// hash, each phase with its settings (and metric ordering), batch count and counts by product,
+// hash, the downgrades (clusters on a newer version than the target), each phase with its settings (and metric ordering), batch count and counts by product,
 // cloud, region and environment, the skipped phases, and the exclusions
 // by reason. For JSON, encode the Plan itself.
 func Render(w io.Writer, p *Plan, opts ...RenderOptions) error {
@@ -40,12 +40,24 @@ func Render(w io.Writer, p *Plan, opts ...RenderOptions) error {
 		}
 		fmt.Fprintf(bw, "Config: %s\n", strings.Join(kv, ", "))
 	}
+	if p.Downgrades > 0 {
+		verb := "run"
+		if p.Downgrades == 1 {
+			verb = "runs"
+		}
+		fmt.Fprintf(bw, "Downgrades: %s %s a newer version and will go down to %s (allowDowngrade)\n",
+			plural(p.Downgrades, "cluster"), verb, p.Version)
+	}
 	for i, ph := range p.Phases {
-		n := 0
-		largest := 0
+		n, largest, down := 0, 0, 0
 		for _, b := range ph.Batches {
 			n += len(b.Clusters)
 			largest = max(largest, len(b.Clusters))
+			for _, t := range b.Clusters {
+				if t.Downgrade {
+					down++
+				}
+			}
 		}
 		var notes []string
 		notes = append(notes, fmt.Sprintf("%s of up to %d", plural(len(ph.Batches), "batch"), largest))
@@ -66,6 +78,9 @@ func Render(w io.Writer, p *Plan, opts ...RenderOptions) error {
 			}
 			notes = append(notes, note)
 		}
+		if down > 0 {
+			notes = append(notes, plural(down, "downgrade"))
+		}
 		fmt.Fprintf(bw, "\nPhase %d %s: %s, %s\n", i+1, ph.Name, plural(n, "cluster"), strings.Join(notes, ", "))
 		if b := ph.Breakdown; b != nil {
 			tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
@@ -84,6 +99,9 @@ func Render(w io.Writer, p *Plan, opts ...RenderOptions) error {
 				ids := make([]string, len(b.Clusters))
 				for j, t := range b.Clusters {
 					ids[j] = t.ClusterID
+					if t.Downgrade {
+						ids[j] += " (downgrade from " + t.FromVersion + ")"
+					}
 				}
 				fmt.Fprintf(bw, "  batch %d: %s\n", b.Number, strings.Join(ids, " "))
 			}

@@ -6,7 +6,11 @@
 // and the same hash, on any machine.
 package plan
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Plan is the result of planning one rollout.
 type Plan struct {
@@ -30,6 +34,10 @@ type Plan struct {
 	// excluded); they are not in Phases.
 	Skipped []string `json:"skipped,omitempty"`
 	Total   int      `json:"total"`
+	// Downgrades counts the targets that run a newer version than Version
+	// (each marked Downgrade); a plan has any only when the spec sets
+	// allowDowngrade.
+	Downgrades int `json:"downgrades,omitempty"`
 }
 
 // Phase is one ordered step with its batches.
@@ -73,6 +81,9 @@ type Target struct {
 	// generation plus one.
 	Generation  int64  `json:"gen"`
 	FromVersion string `json:"from,omitempty"`
+	// Downgrade marks a cluster whose FromVersion is newer than the plan's
+	// Version (semver order); only a spec with allowDowngrade plans one.
+	Downgrade bool `json:"downgrade,omitempty"`
 }
 
 // Exclusion is a cluster the spec could have touched but will not.
@@ -92,3 +103,42 @@ const (
 	ReasonProtected  = "protected"
 	ReasonNoPhase    = "matched no phase"
 )
+
+// DowngradeError refuses a plan that would move clusters to an older
+// version than they run, for a spec without allowDowngrade.
+type DowngradeError struct {
+	// Target is the target version as the spec writes it.
+	Target string
+	// Clusters are the clusters on a newer version, in ID order.
+	Clusters []Downgrade
+}
+
+// Downgrade is one cluster that runs a newer version than the target.
+type Downgrade struct {
+	ClusterID string `json:"id"`
+	Version   string `json:"version"`
+}
+
+// downgradeIDs is how many clusters a DowngradeError names.
+const downgradeIDs = 5
+
+func (e *DowngradeError) Error() string {
+	var b strings.Builder
+	verb, them := "run", "them"
+	if len(e.Clusters) == 1 {
+		verb, them = "runs", "it"
+	}
+	fmt.Fprintf(&b, "plan: %s %s a newer version than the target %s (", plural(len(e.Clusters), "cluster"), verb, e.Target)
+	for i, c := range e.Clusters {
+		if i == downgradeIDs {
+			fmt.Fprintf(&b, " and %s more", thousands(len(e.Clusters)-downgradeIDs))
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s on %s", c.ClusterID, c.Version)
+	}
+	fmt.Fprintf(&b, "): set allowDowngrade: true to downgrade %s", them)
+	return b.String()
+}

@@ -38,6 +38,8 @@ strategy:
       bake: 10m
       requireApproval: true        # gate the phase on an approval
 requirePlanApproval: true          # approve the plan's hash before anything starts
+allowDowngrade: false              # true lets it move clusters on a newer version down to the
+                                   # target; planning refuses a downgrade without it
 monitoring:
   interval: 15s                    # default 10s
   disabled: false

@@ -21,6 +21,11 @@ type Rollout struct {
 	// RequirePlanApproval makes the rollout wait, after planning, for an
 	// approval that names the plan's hash.
 	RequirePlanApproval bool `json:"requirePlanApproval,omitempty" yaml:"requirePlanApproval,omitempty"`
+	// AllowDowngrade lets the rollout move clusters running a newer version
+	// than the target down to it. Without it, planning refuses a spec that
+	// would downgrade any selected cluster (versions compared as semver);
+	// with it, the plan marks each downgrade. A rollback sets it.
+	AllowDowngrade bool `json:"allowDowngrade,omitempty" yaml:"allowDowngrade,omitempty"`
 	// Monitoring configures health checks while clusters are in flight and bake.
 	Monitoring Monitoring `json:"monitoring,omitempty" yaml:"monitoring,omitempty"`
 	// ApplyTimeout bounds one cluster's apply (Go duration, default "30m").
