@@ -125,6 +125,7 @@ func (a *Activities) Register(r interface {
 	r.RegisterActivityWithOptions(a.CheckHealth, activity.RegisterOptions{Name: workflows.ActivityCheckHealth})
 	r.RegisterActivityWithOptions(a.Notify, activity.RegisterOptions{Name: workflows.ActivityNotify})
 	r.RegisterActivityWithOptions(a.Emit, activity.RegisterOptions{Name: workflows.ActivityEmit})
+	r.RegisterActivityWithOptions(a.AwaitHandover, activity.RegisterOptions{Name: workflows.ActivityAwaitHandover})
 	a.registerPolicy(r)
 }
 
@@ -146,6 +147,15 @@ func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Pl
 	}
 	if opts.Busy, err = a.busyClusters(ctx, in.RolloutID); err != nil {
 		return nil, fmt.Errorf("plan %s: %w", in.RolloutID, err)
+	}
+	if rec := in.Spec.Recovery; rec != nil {
+		p, err := a.planRecovery(ctx, in, r, rec, clusters, opts)
+		if err != nil {
+			return nil, err
+		}
+		a.Log.Info("planned recovery", zap.String("rollout", in.RolloutID), zap.String("kind", string(rec.Kind)),
+			zap.String("of", rec.Of), zap.String("plan", p.Hash), zap.Int("clusters", p.Total))
+		return p, nil
 	}
 	if metrics := r.OrderMetrics(); len(metrics) > 0 {
 		if a.Datadog == nil {

@@ -140,6 +140,11 @@ func (a *Activities) protections(in workflows.PlanInput, force bool, clusters []
 	if at.IsZero() {
 		at = time.Now()
 	}
+	if in.Vouched {
+		// A rollback started by the rollout it rolls back: the person (or
+		// the error budget) was verified there.
+		return a.protectedList(cfg, clusters)
+	}
 	requester, err := cfg.VerifyRequest(in.RolloutID, "start", workflows.StartArgs(in.Spec), in.Spec.Requester, in.Spec.Auth, at)
 	if err != nil {
 		a.Log.Warn("start rejected", zap.String("rollout", in.RolloutID), zap.String("requester", in.Spec.Requester), zap.Error(err))
@@ -154,6 +159,11 @@ func (a *Activities) protections(in workflows.PlanInput, force bool, clusters []
 		}
 		return nil, nil, nil
 	}
+	return a.protectedList(cfg, clusters)
+}
+
+// protectedList lists the protected clusters with the policy's reason.
+func (a *Activities) protectedList(cfg *policy.Config, clusters []fleet.Cluster) ([]string, map[string]string, error) {
 	var ids []string
 	why := map[string]string{}
 	for _, c := range clusters {

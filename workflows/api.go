@@ -98,6 +98,9 @@ type RolloutInput struct {
 	// Auth proves the requester (see identity.Proof; required when the
 	// policy says identity: signed). Verified when the rollout plans.
 	Auth *identity.Proof `json:"auth,omitempty" jsonschema:"-"`
+	// Recovery makes this rollout a rollback or a retry of another, or the
+	// one that supersedes it (see Recovery).
+	Recovery *Recovery `json:"recovery,omitempty" jsonschema:"-"`
 }
 
 // RolloutCarry is everything a rollout knows, handed from one run to the next
@@ -129,6 +132,9 @@ type RolloutCarry struct {
 	Runs int `json:"runs"`
 	// Nonces are the proofs' nonces still remembered, with their expiry.
 	Nonces map[string]time.Time `json:"nonces,omitempty"`
+	// RollbackBy is who asked for the rollback that starts when the
+	// rollout has stopped ("": none).
+	RollbackBy string `json:"rollbackBy,omitempty"`
 }
 
 // ActionRequest is the argument of pause, resume and abort.
@@ -168,11 +174,13 @@ const (
 	StateCompleted        RolloutState = "completed"
 	StateAborted          RolloutState = "aborted"
 	StateFailed           RolloutState = "failed"
+	// StateSuperseded: another rollout took over (RolloutStatus.SupersededBy).
+	StateSuperseded RolloutState = "superseded"
 )
 
 // Terminal reports whether the rollout has ended.
 func (s RolloutState) Terminal() bool {
-	return s == StateCompleted || s == StateAborted || s == StateFailed
+	return s == StateCompleted || s == StateAborted || s == StateFailed || s == StateSuperseded
 }
 
 // ClusterState is one cluster's state within a rollout.
@@ -521,6 +529,14 @@ type RolloutStatus struct {
 	FinishedAt    *time.Time   `json:"finishedAt,omitempty"`
 	// WaitingFor says what a rollout that is not moving waits for.
 	WaitingFor string `json:"waitingFor,omitempty"`
+	// Recovery is what this rollout recovers (a rollback, retry or
+	// supersede of another rollout).
+	Recovery *Recovery `json:"recovery,omitempty"`
+	// SupersededBy names the rollout that took this one over.
+	SupersededBy string `json:"supersededBy,omitempty"`
+	// RollbackID names the rollback this rollout started when it ended
+	// (fleet rollback --abort, or errorBudget.onExceeded: rollback).
+	RollbackID string `json:"rollbackId,omitempty"`
 }
 
 // --- fleet freeze ---

@@ -198,6 +198,8 @@ type batch struct {
 	parent   string
 	clusters []*ClusterStatus
 	byID     map[string]*ClusterStatus
+	// own holds the clusters that have a target of their own (targetOf).
+	own      map[string]dataplane.Spec
 	lastSeen map[string]time.Time
 	// Scheduling: each cluster's inventory record and the policy in force
 	// (windows, blackouts), read once when the batch starts.
@@ -358,6 +360,23 @@ func (b *batch) allTerminal() bool {
 	return true
 }
 
+// targetOf is the spec to push to a cluster: its own target (a rollback's
+// clusters each return to their own version), else the batch's.
+func (b *batch) targetOf(id string) dataplane.Spec {
+	if b.own == nil {
+		b.own = map[string]dataplane.Spec{}
+		for _, t := range b.in.Batch.Clusters {
+			if t.Version != "" {
+				b.own[t.ClusterID] = dataplane.Spec{Version: t.Version, Config: t.Config}
+			}
+		}
+	}
+	if s, ok := b.own[id]; ok {
+		return s
+	}
+	return b.in.Target
+}
+
 func (b *batch) command(ctx workflow.Context, kind dataplane.CommandKind, c *ClusterStatus, reason string) dataplane.Command {
 	cmd := dataplane.Command{
 		Kind:       kind,
@@ -369,7 +388,7 @@ func (b *batch) command(ctx workflow.Context, kind dataplane.CommandKind, c *Clu
 		IssuedAt:   workflow.Now(ctx),
 	}
 	if kind == dataplane.Apply {
-		spec := b.in.Target
+		spec := b.targetOf(c.ID)
 		cmd.Spec = &spec
 	}
 	return cmd
@@ -570,7 +589,7 @@ func (b *batch) collectEvents(ctx workflow.Context) {
 			continue
 		}
 		b.emitted[c.ID] = c.State
-		b.events = append(b.events, Event{Kind: EventClusterState, RolloutID: b.in.RolloutID, Version: b.in.Target.Version,
+		b.events = append(b.events, Event{Kind: EventClusterState, RolloutID: b.in.RolloutID, Version: b.targetOf(c.ID).Version,
 			Phase: b.in.Phase, Batch: b.in.Batch.Number, ClusterID: c.ID, State: string(c.State), Message: c.Message, At: now})
 	}
 }

@@ -51,6 +51,8 @@ var ErrReplayed = errors.New("replayed request")
 //	ApproveRequest  planHash, phase, comment
 //	PacingRequest   concurrency (an integer), bake (a Go duration, "" when unset), reason
 //	FreezeRequest   reason, until (RFC 3339, UTC)
+//	SupersedeRequest  by, reason
+//	RetryRequest    clusters (comma-separated, as given), reason
 //
 // A start (RolloutInput) is covered by StartArgs instead.
 func SignedArgs(req any) []byte {
@@ -74,6 +76,12 @@ func SignedArgs(req any) []byte {
 	case FreezeRequest:
 		line("reason", q.Reason)
 		line("until", q.Until.UTC().Format(time.RFC3339Nano))
+	case SupersedeRequest:
+		line("by", q.By)
+		line("reason", q.Reason)
+	case RetryRequest:
+		line("clusters", strings.Join(q.Clusters, ","))
+		line("reason", q.Reason)
 	default:
 		panic(fmt.Sprintf("SignedArgs: unsupported request %T", req))
 	}

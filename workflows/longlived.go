@@ -301,6 +301,7 @@ func (r *rollout) carry() *RolloutCarry {
 		GateSince:        r.gateSince,
 		Runs:             r.runs + 1,
 		Nonces:           r.nonces,
+		RollbackBy:       r.rollbackBy,
 	}
 }
 
@@ -323,6 +324,7 @@ func (r *rollout) restore(c *RolloutCarry) {
 	r.plan = c.Plan
 	r.st = c.Status
 	r.aborted = c.Aborted
+	r.rollbackBy = c.RollbackBy
 	r.approvedPlan = c.ApprovedPlan
 	if c.ApprovedPhases != nil {
 		r.approvedPhases = c.ApprovedPhases

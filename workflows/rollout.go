@@ -23,6 +23,10 @@ type PlanInput struct {
 	// StartedAt is when the server started the rollout: the start
 	// request's proof (Spec.Auth) is checked at that time.
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// Vouched marks a rollback its parent started (the rollout it rolls
+	// back, where a verified person or the error budget asked for it): no
+	// start proof to check. Only workflow code sets it.
+	Vouched bool `json:"vouched,omitempty"`
 }
 
 // NotifyEvent names what a notification tells.
@@ -126,6 +130,9 @@ type rollout struct {
 	policyLoaded bool
 	nonces       nonces
 	rootCtx      workflow.Context
+	// rollbackBy is who asked for a rollback once the rollout has stopped
+	// (the rollback update, or the error budget).
+	rollbackBy string
 }
 
 func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
@@ -250,6 +257,9 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		}
 	})
 	if err := r.registerSafetyHandlers(ctx); err != nil {
+		return err
+	}
+	if err := r.registerRecoveryHandlers(ctx); err != nil {
 		return err
 	}
 	incidents := workflow.GetSignalChannel(ctx, SignalIncident)
@@ -546,7 +556,19 @@ func (r *rollout) runPhases(ctx workflow.Context) (RolloutStatus, error) {
 		r.nextPhase = i + 1
 	}
 	if r.aborted {
-		return r.finish(ctx, StateAborted, "aborted"), nil
+		if r.st.SupersededBy != "" {
+			return r.finish(ctx, StateSuperseded, "superseded by "+r.st.SupersededBy), nil
+		}
+		why := "aborted"
+		if r.rollbackBy != "" {
+			why = "aborted; rolling back as " + RolloutID(RollbackName(r.st.Name))
+		}
+		st := r.finish(ctx, StateAborted, why)
+		if r.rollbackBy != "" && r.st.RollbackID == "" {
+			r.startRollback(ctx)
+			st.RollbackID = r.st.RollbackID
+		}
+		return st, nil
 	}
 	return r.finish(ctx, StateCompleted, "completed"), nil
 }
@@ -555,6 +577,25 @@ func (r *rollout) runPhases(ctx workflow.Context) (RolloutStatus, error) {
 // before its first phase.
 func (r *rollout) setup(ctx workflow.Context) error {
 	r.audit(ctx, r.in.Requester, "start", r.in.Spec.Description, "applied")
+	vouched := false
+	if rec := r.in.Recovery; rec != nil {
+		r.st.Recovery = rec
+		if err := rec.Validate(r.id); err != nil {
+			r.finish(ctx, StateFailed, "planning failed: "+err.Error())
+			return fmt.Errorf("plan rollout %s: %w", r.id, err)
+		}
+		// A rollback started by the rollout it rolls back was asked for
+		// there (by a verified person, or by the error budget).
+		if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && parent.ID == rec.Of && rec.Kind == RecoveryRollback {
+			vouched = true
+		}
+		if rec.Kind == RecoverySupersede {
+			if err := r.awaitHandover(ctx); err != nil {
+				r.finish(ctx, StateFailed, "planning failed: "+err.Error())
+				return err
+			}
+		}
+	}
 
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
@@ -566,13 +607,16 @@ func (r *rollout) setup(ctx workflow.Context) error {
 		},
 	})
 	var p plan.Plan
-	if err := workflow.ExecuteActivity(actx, ActivityPlan, PlanInput{RolloutID: r.id, Spec: r.in, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime}).Get(ctx, &p); err != nil {
+	if err := workflow.ExecuteActivity(actx, ActivityPlan, PlanInput{RolloutID: r.id, Spec: r.in, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime, Vouched: vouched}).Get(ctx, &p); err != nil {
 		r.finish(ctx, StateFailed, fmt.Sprintf("planning failed: %v", err))
 		return fmt.Errorf("plan rollout %s: %w", r.id, err)
 	}
 	r.plan = &p
 	r.st.PlanHash = p.Hash
 	r.st.Total = p.Total
+	if r.in.Recovery != nil && r.in.Recovery.Kind == RecoveryRollback && p.Version != "" {
+		r.st.TargetVersion = p.Version
+	}
 	r.st.State = StateRunning
 	prods := map[string]bool{}
 	for _, ph := range p.Phases {
@@ -584,8 +628,19 @@ func (r *rollout) setup(ctx workflow.Context) error {
 	}
 	upsert(ctx, SARolloutName.ValueSet(r.st.Name), SATargetVersion.ValueSet(r.st.TargetVersion),
 		SAProduct.ValueSet(products(prods)), SAPaused.ValueSet(false))
-	r.notify(NotifyStarted, fmt.Sprintf("Rollout %s to %s started by %s: %d clusters in %d phases (plan %s).",
-		r.in.Spec.Name, r.in.Spec.Target.Version, r.in.Requester, p.Total, len(p.Phases), p.Hash), Pause)
+	what := ""
+	if rec := r.in.Recovery; rec != nil {
+		switch rec.Kind {
+		case RecoveryRollback:
+			what = " It rolls back " + rec.Of + "."
+		case RecoveryRetry:
+			what = " It retries " + rec.Of + "."
+		case RecoverySupersede:
+			what = " It supersedes " + rec.Of + "."
+		}
+	}
+	r.notify(NotifyStarted, fmt.Sprintf("Rollout %s to %s started by %s: %d clusters in %d phases (plan %s).%s",
+		r.in.Spec.Name, r.st.TargetVersion, r.in.Requester, p.Total, len(p.Phases), p.Hash, what), Pause)
 	r.emit(ctx, Event{Kind: EventRolloutStarted, Actor: r.in.Requester, Message: fmt.Sprintf("%d clusters, plan %s", p.Total, p.Hash)})
 	r.checkFreeze(ctx)
 	if err := r.loadPolicy(ctx); err != nil {

@@ -151,6 +151,12 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 		r.doAbort(ctx, ActionRequest{Actor: safetyActor, Reason: reason})
 		return
 	}
+	if action == spec.OnExceededRollback && !r.aborted && r.plan != nil {
+		r.rollbackBy = safetyActor
+		r.audit(ctx, safetyActor, UpdateRollback, reason, "applied: aborting; the rollback starts when the batches have stopped")
+		r.doAbort(ctx, ActionRequest{Actor: safetyActor, Reason: "rollback: " + reason})
+		return
+	}
 	if r.st.Paused == nil {
 		r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
 		r.audit(ctx, safetyActor, Pause, reason, "applied")

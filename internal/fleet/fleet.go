@@ -72,7 +72,10 @@ type Cluster struct {
 	// any command whose generation it has already applied.
 	Generation int64             `json:"generation" yaml:"generation"`
 	Labels     map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
-	Window     *Window           `json:"maintenanceWindow,omitempty" yaml:"maintenanceWindow,omitempty"`
+	// Config is the cluster's applied configuration (the keys rollouts
+	// set through target.config).
+	Config map[string]string `json:"config,omitempty" yaml:"config,omitempty"`
+	Window *Window           `json:"maintenanceWindow,omitempty" yaml:"maintenanceWindow,omitempty"`
 }
 
 // Validate reports the first missing or unknown attribute.

@@ -42,6 +42,14 @@ type Options struct {
 	// ordered by metric m reads MetricsByName[m] when it is present, else
 	// Metrics.
 	MetricsByName map[string]map[string]float64
+	// Only, when not nil, restricts the plan to these clusters (a retry):
+	// every other cluster is counted as ReasonNotRetried, and a phase left
+	// without clusters is skipped rather than an error.
+	Only map[string]bool
+	// First puts these clusters first within their phase, keeping the
+	// order among them and among the rest (a supersede: the clusters the
+	// rollout it takes over already changed go to the fix first).
+	First map[string]bool
 }
 
 // metricValues returns the values a phase ordered by metric reads.
@@ -199,6 +207,10 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 			p.ExcludedCounts[ReasonNotMatched]++
 			continue
 		}
+		if opts.Only != nil && !opts.Only[c.ID] {
+			p.ExcludedCounts[ReasonNotRetried]++
+			continue
+		}
 		pi := -1
 		for i, s := range sels {
 			if s.MatchPtr(c) {
@@ -241,7 +253,7 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 		}
 		return nil, nil, fmt.Errorf("plan: include names clusters not in the inventory: %s", strings.Join(missing, ", "))
 	}
-	if !fromPreset {
+	if !fromPreset && opts.Only == nil {
 		var errs []error
 		for i, ph := range phases {
 			if selected[i] == 0 {
@@ -282,6 +294,17 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 			}
 			unvalued = orderByMetric(ms, values, orderBy.Descending())
 		}
+		if len(opts.First) > 0 {
+			slices.SortStableFunc(ms, func(a, b *fleet.Cluster) int {
+				switch fa, fb := opts.First[a.ID], opts.First[b.ID]; {
+				case fa == fb:
+					return 0
+				case fa:
+					return -1
+				}
+				return 1
+			})
+		}
 		size := sizes[i].Of(len(ms))
 		out := Phase{
 			Name:            ph.Name,
@@ -314,6 +337,7 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 					Generation:  c.Generation + 1,
 					FromVersion: c.Version,
 					Downgrade:   down,
+					FromConfig:  fromConfig(c, p.Config),
 				})
 			}
 			number++
@@ -327,6 +351,19 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 	}
 	p.Hash = p.ComputeHash()
 	return p, asked, nil
+}
+
+// fromConfig is the cluster's value of each key config sets ("" where it
+// has none), nil when config sets none.
+func fromConfig(c *fleet.Cluster, config map[string]string) map[string]string {
+	if len(config) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(config))
+	for k := range config {
+		out[k] = c.Config[k]
+	}
+	return out
 }
 
 func set(ids []string) map[string]bool {
@@ -556,6 +593,32 @@ func (p *Plan) ComputeHash() string {
 				}
 				pos++
 				flush()
+			}
+		}
+	}
+	// Per-target config history and targets: only plans that have them
+	// (so the hash of every other plan is what it always was).
+	strMap := func(m map[string]string) {
+		keys := slices.Sorted(maps.Keys(m))
+		num(int64(len(keys)))
+		for _, k := range keys {
+			str(k)
+			str(m[k])
+		}
+	}
+	pos = 0
+	for _, ph := range p.Phases {
+		for _, b := range ph.Batches {
+			for _, t := range b.Clusters {
+				if t.Version != "" || len(t.FromConfig) > 0 {
+					str("target")
+					num(pos)
+					str(t.Version)
+					strMap(t.Config)
+					strMap(t.FromConfig)
+					flush()
+				}
+				pos++
 			}
 		}
 	}

@@ -150,6 +150,15 @@ func jsonSize(p *Plan) (size, fixed, listed int) {
 				if t.Downgrade {
 					size += len(`,"downgrade":true`)
 				}
+				if len(t.FromConfig) > 0 {
+					size += len(`,"fromConfig":`) + jsonMap(t.FromConfig)
+				}
+				if t.Version != "" {
+					size += len(`,"version":`) + jsonString(t.Version)
+				}
+				if len(t.Config) > 0 {
+					size += len(`,"config":`) + jsonMap(t.Config)
+				}
 				listed++
 			}
 		}
@@ -165,6 +174,15 @@ func jsonSize(p *Plan) (size, fixed, listed int) {
 		}
 	}
 	return size, fixed, listed
+}
+
+// jsonMap is the length of m encoded as a JSON object by encoding/json.
+func jsonMap(m map[string]string) int {
+	n := 2 + len(m) - 1 // braces and commas
+	for k, v := range m {
+		n += jsonString(k) + 1 + jsonString(v)
+	}
+	return n
 }
 
 // jsonString is the length of s encoded as a JSON string by encoding/json.

@@ -97,7 +97,7 @@ func TestBuildPreset(t *testing.T) {
 		t.Fatalf("prod-aws concurrency = %d, want the batch size 1", c)
 	}
 	tg := p.Phases[0].Batches[0].Clusters[0]
-	if tg != (Target{ClusterID: "i-1", Product: "kafka", Generation: 4, FromVersion: "3.6.0"}) {
+	if !reflect.DeepEqual(tg, Target{ClusterID: "i-1", Product: "kafka", Generation: 4, FromVersion: "3.6.0"}) {
 		t.Fatalf("target = %+v", tg)
 	}
 	wantCounts := map[string]int{ReasonNotMatched: 1, ReasonAtTarget: 1}

@@ -81,9 +81,28 @@ type Target struct {
 	// generation plus one.
 	Generation  int64  `json:"gen"`
 	FromVersion string `json:"from,omitempty"`
-	// Downgrade marks a cluster whose FromVersion is newer than the plan's
-	// Version (semver order); only a spec with allowDowngrade plans one.
+	// Downgrade marks a cluster whose FromVersion is newer than the
+	// version it moves to (semver order); only a spec with allowDowngrade
+	// plans one.
 	Downgrade bool `json:"downgrade,omitempty"`
+	// FromConfig records, for a plan that sets config keys, each key's
+	// value on the cluster before ("" where the cluster had none): what a
+	// rollback pushes back.
+	FromConfig map[string]string `json:"fromConfig,omitempty"`
+	// Version and Config, when Version is set, are this cluster's own
+	// target instead of the plan's (a rollback returns each cluster to the
+	// version and config it came from). A config value "" unsets the key.
+	Version string            `json:"version,omitempty"`
+	Config  map[string]string `json:"config,omitempty"`
+}
+
+// To returns the version and config to push to the cluster: its own target
+// when it has one, else the plan's.
+func (t Target) To(p *Plan) (string, map[string]string) {
+	if t.Version != "" {
+		return t.Version, t.Config
+	}
+	return p.Version, p.Config
 }
 
 // Exclusion is a cluster the spec could have touched but will not.

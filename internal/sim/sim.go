@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -532,6 +533,7 @@ func (s *Simulator) runApply(ctx context.Context, cs *clusterState, a *apply) {
 		}
 		if a.Done >= a.Brokers {
 			cs.c.Version = a.Spec.Version
+			cs.c.Config = mergeConfig(cs.c.Config, a.Spec.Config)
 			cs.c.Generation = a.Generation
 			cs.alerts = s.alertsFor(cs.c, a.Spec.Version)
 			s.finish(cs, a, dataplane.Completed, "")
@@ -725,6 +727,7 @@ func cloneCluster(c fleet.Cluster) fleet.Cluster {
 		}
 		c.Labels = labels
 	}
+	c.Config = maps.Clone(c.Config)
 	if c.Window != nil {
 		w := *c.Window
 		w.Days = slices.Clone(w.Days)
@@ -742,4 +745,27 @@ func cloneSpec(sp dataplane.Spec) dataplane.Spec {
 		sp.Config = cfg
 	}
 	return sp
+}
+
+// mergeConfig applies an apply's config to a cluster's: each key set to its
+// value, a key whose value is "" removed.
+func mergeConfig(have, set map[string]string) map[string]string {
+	if len(set) == 0 {
+		return have
+	}
+	out := make(map[string]string, len(have)+len(set))
+	for k, v := range have {
+		out[k] = v
+	}
+	for k, v := range set {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

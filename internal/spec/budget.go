@@ -17,7 +17,8 @@ type ErrorBudget struct {
 	// Max is a count ("3") or a percentage of the rollout's (or the phase's)
 	// clusters ("2%", rounded down).
 	Max string `json:"max" yaml:"max"`
-	// OnExceeded is "pause" (default) or "abort".
+	// OnExceeded is "pause" (default), "abort", or "rollback" (abort, then
+	// roll back every cluster the rollout changed, failed ones first).
 	OnExceeded string `json:"onExceeded,omitempty" yaml:"onExceeded,omitempty"`
 }
 
@@ -34,6 +35,8 @@ const DefaultApprovalTimeout = 4 * time.Hour
 const (
 	OnExceededPause = "pause"
 	OnExceededAbort = "abort"
+	// OnExceededRollback aborts and then starts the rollout's rollback.
+	OnExceededRollback = "rollback"
 )
 
 const budgetHelp = "must be a count like 3 or a percentage like 2%"
@@ -71,9 +74,9 @@ func (b ErrorBudget) validate() (field, msg string) {
 		return "max", err.Error()
 	}
 	switch b.OnExceeded {
-	case "", OnExceededPause, OnExceededAbort:
+	case "", OnExceededPause, OnExceededAbort, OnExceededRollback:
 	default:
-		return "onExceeded", fmt.Sprintf("must be pause or abort, got %q", b.OnExceeded)
+		return "onExceeded", fmt.Sprintf("must be pause, abort or rollback, got %q", b.OnExceeded)
 	}
 	return "", ""
 }

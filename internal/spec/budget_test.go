@@ -52,7 +52,7 @@ strategy:
 
 	bad := strings.Replace(good, "onExceeded: abort", "onExceeded: explode", 1)
 	_, err = Parse("r.yaml", []byte(bad))
-	require.ErrorContains(t, err, "r.yaml:4: errorBudget.onExceeded: must be pause or abort")
+	require.ErrorContains(t, err, "r.yaml:4: errorBudget.onExceeded: must be pause, abort or rollback")
 
 	bad = strings.Replace(good, "max: 1%", "max: lots", 1)
 	_, err = Parse("r.yaml", []byte(bad))

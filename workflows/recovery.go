@@ -1,0 +1,506 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleet-rollout/fleet/internal/identity"
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/policy"
+	"github.com/fleet-rollout/fleet/internal/spec"
+)
+
+// Recovery (README "Recovery"): a rollback returns every cluster a rollout
+// changed to where it came from; a retry re-applies the clusters that failed
+// or were skipped; a supersede hands a running rollout's clusters to a new
+// one. Rollbacks and retries of a rollout that has ended are rollouts of
+// their own (RolloutInput.Recovery), planned from the ended rollout's source
+// (QuerySource); the updates below act on a rollout still running.
+const (
+	// UpdateRollback aborts a running rollout and, once its batches have
+	// stopped, starts its rollback (ActionRequest).
+	UpdateRollback = "rollback"
+	// UpdateSupersede hands a running rollout over to another
+	// (SupersedeRequest): it starts no new cluster, stops the ones in
+	// flight after their current broker, and ends superseded.
+	UpdateSupersede = "supersede"
+	// UpdateRetry re-queues failed and skipped clusters of a running (or
+	// paused) rollout as a last phase, with a fresh error budget for them
+	// (RetryRequest).
+	UpdateRetry = "retry"
+	// QuerySource returns RolloutSource: what the rollout did, for
+	// recovery planning.
+	QuerySource = "source"
+
+	// ActivityAwaitHandover waits until the rollout a supersede takes
+	// over has stopped (AwaitHandoverInput).
+	ActivityAwaitHandover = "AwaitHandover"
+)
+
+// RecoveryKind names a kind of recovery.
+type RecoveryKind string
+
+// Recovery kinds.
+const (
+	RecoveryRollback  RecoveryKind = "rollback"
+	RecoveryRetry     RecoveryKind = "retry"
+	RecoverySupersede RecoveryKind = "supersede"
+)
+
+// Recovery says which rollout a rollout recovers, and how.
+type Recovery struct {
+	Kind RecoveryKind `json:"kind"`
+	// Of is the workflow ID of the rollout recovered.
+	Of string `json:"of"`
+	// Clusters restricts a retry to these clusters (all failed and
+	// skipped ones when empty).
+	Clusters []string `json:"clusters,omitempty"`
+	// Forward runs a rollback's phases in the rollout's own order (by
+	// default last phase first).
+	Forward bool `json:"forward,omitempty"`
+}
+
+// Validate checks a Recovery on a start.
+func (r *Recovery) Validate(self string) error {
+	switch r.Kind {
+	case RecoveryRollback, RecoveryRetry, RecoverySupersede:
+	default:
+		return fmt.Errorf("recovery: unknown kind %q (rollback, retry or supersede)", r.Kind)
+	}
+	if !strings.HasPrefix(r.Of, RolloutIDPrefix) || IsBatchID(r.Of) {
+		return fmt.Errorf("recovery: of must be a rollout's workflow ID (rollout/NAME), got %q", r.Of)
+	}
+	if r.Of == self {
+		return errors.New("recovery: a rollout cannot recover itself")
+	}
+	if len(r.Clusters) > 0 && r.Kind != RecoveryRetry {
+		return errors.New("recovery: clusters apply to a retry only")
+	}
+	return nil
+}
+
+// RolloutSource is the answer of QuerySource.
+type RolloutSource struct {
+	Source       plan.Source  `json:"source"`
+	Spec         spec.Rollout `json:"spec"`
+	State        RolloutState `json:"state"`
+	SupersededBy string       `json:"supersededBy,omitempty"`
+}
+
+// SupersedeRequest hands a rollout over to the rollout By (its workflow ID).
+type SupersedeRequest struct {
+	Actor  string `json:"actor"`
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+	// Auth proves Actor (see ActionRequest.Auth).
+	Auth *identity.Proof `json:"auth,omitempty"`
+}
+
+// RetryRequest re-queues failed and skipped clusters (all when Clusters is
+// empty).
+type RetryRequest struct {
+	Actor    string   `json:"actor"`
+	Clusters []string `json:"clusters,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	// Auth proves Actor (see ActionRequest.Auth).
+	Auth *identity.Proof `json:"auth,omitempty"`
+}
+
+// AwaitHandoverInput is the argument of ActivityAwaitHandover.
+type AwaitHandoverInput struct {
+	// Of is the rollout taken over, By the rollout taking over.
+	Of string `json:"of"`
+	By string `json:"by"`
+}
+
+// AwaitHandoverResult is how the rollout taken over ended.
+type AwaitHandoverResult struct {
+	State        RolloutState `json:"state"`
+	SupersededBy string       `json:"supersededBy,omitempty"`
+}
+
+// RollbackName is the name of the rollback of the rollout named name.
+func RollbackName(name string) string { return name + "-rollback" }
+
+// RollbackSpec is the spec of the rollback of a rollout with spec r whose
+// clusters mostly return to version: the same monitors, budgets, pacing and
+// Slack channel; downgrades allowed; no approval gates of its own; no
+// waiting for maintenance windows unless respectWindows; and a rollback
+// that exceeds its budget pauses (it never rolls back itself).
+func RollbackSpec(r spec.Rollout, version string, respectWindows bool) spec.Rollout {
+	out := r
+	out.Name = RollbackName(r.Name)
+	out.Description = "rollback of " + r.Name
+	out.Target = spec.Target{Version: version}
+	out.AllowDowngrade = true
+	out.RequirePlanApproval = false
+	if !respectWindows {
+		out.Schedule.Windows = spec.WindowsIgnore
+	}
+	if out.ErrorBudget != nil {
+		b := *out.ErrorBudget
+		if b.OnExceeded == spec.OnExceededRollback {
+			b.OnExceeded = spec.OnExceededPause
+		}
+		out.ErrorBudget = &b
+	}
+	return out
+}
+
+// source assembles the rollout's RolloutSource.
+func (r *rollout) source() RolloutSource {
+	out := RolloutSource{Spec: r.in.Spec, State: r.st.State, SupersededBy: r.st.SupersededBy}
+	out.Source = plan.Source{ID: r.id, Plan: r.plan, Ran: []int{}, Outcomes: map[string]plan.Outcome{}}
+	for _, n := range workflow.DeterministicKeys(r.results) {
+		out.Source.Ran = append(out.Source.Ran, n)
+		for _, c := range r.results[n].Clusters {
+			if c.State != ClusterDone {
+				out.Source.Outcomes[c.ID] = plan.Outcome{State: string(c.State), Broker: c.Broker}
+			}
+		}
+	}
+	return out
+}
+
+func (r *rollout) registerRecoveryHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QuerySource, func() (RolloutSource, error) {
+		return r.source(), nil
+	}); err != nil {
+		return fmt.Errorf("register source query: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRollback,
+		func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
+			actor, err := r.accept(req.Actor, req.Auth)
+			if err != nil {
+				return ActionResult{State: r.st.State}, err
+			}
+			req.Actor = actor
+			return r.doRollback(ctx, req), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error {
+			return r.validateRollback(req)
+		}}); err != nil {
+		return fmt.Errorf("register rollback update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSupersede,
+		func(ctx workflow.Context, req SupersedeRequest) (ActionResult, error) {
+			actor, err := r.accept(req.Actor, req.Auth)
+			if err != nil {
+				return ActionResult{State: r.st.State}, err
+			}
+			req.Actor = actor
+			return r.doSupersede(ctx, req), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req SupersedeRequest) error {
+			return r.validateSupersede(req)
+		}}); err != nil {
+		return fmt.Errorf("register supersede update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetry,
+		func(ctx workflow.Context, req RetryRequest) (ActionResult, error) {
+			actor, err := r.accept(req.Actor, req.Auth)
+			if err != nil {
+				return ActionResult{State: r.st.State}, err
+			}
+			req.Actor = actor
+			return r.doRetry(ctx, req), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req RetryRequest) error {
+			_, err := r.validateRetry(req)
+			return err
+		}}); err != nil {
+		return fmt.Errorf("register retry update: %w", err)
+	}
+	return nil
+}
+
+// --- rollback of a running rollout ---
+
+func (r *rollout) validateRollback(req ActionRequest) error {
+	person, err := r.identify(UpdateRollback, req, req.Actor, req.Auth)
+	if err != nil {
+		return err
+	}
+	if err := r.authorize(person, policy.ActionAbort, r.planEnv()); err != nil {
+		return err
+	}
+	switch {
+	case r.st.State.Terminal():
+		return fmt.Errorf("rollout is %s: start its rollback with fleet rollback %s", r.st.State, r.st.Name)
+	case r.in.Recovery != nil && r.in.Recovery.Kind == RecoveryRollback:
+		return errors.New("this rollout is a rollback: abort it, or retry its failed clusters")
+	case r.rollbackBy != "":
+		return errors.New("a rollback is already requested")
+	case r.aborted:
+		return errors.New("rollout is already aborting: roll it back when it has ended (fleet rollback " + r.st.Name + ")")
+	case r.plan == nil:
+		return errors.New("the plan is not ready yet: abort the rollout instead, it has changed nothing")
+	case strings.TrimSpace(req.Reason) == "":
+		return errors.New("a reason is required to roll back")
+	}
+	return nil
+}
+
+func (r *rollout) doRollback(ctx workflow.Context, req ActionRequest) ActionResult {
+	r.rollbackBy = req.Actor
+	r.audit(ctx, req.Actor, UpdateRollback, req.Reason, "applied: aborting; the rollback starts when the batches have stopped")
+	r.doAbort(ctx, ActionRequest{Actor: req.Actor, Reason: "rollback: " + req.Reason})
+	return ActionResult{State: r.st.State, Message: fmt.Sprintf("aborting; %s starts when the %d running batches have stopped",
+		RolloutID(RollbackName(r.st.Name)), len(r.running))}
+}
+
+// startRollback starts the rollback of this rollout, which has just ended
+// aborted, as a child that outlives it (abandoned on close). The child trusts
+// its parent's request: the actor was verified by the rollback update (or is
+// the error budget).
+func (r *rollout) startRollback(ctx workflow.Context) {
+	name := RollbackName(r.st.Name)
+	in := RolloutInput{
+		Spec:          RollbackSpec(r.in.Spec, rollbackVersion(r.plan), false),
+		Requester:     r.rollbackBy,
+		HistoryBudget: r.in.HistoryBudget,
+		Recovery:      &Recovery{Kind: RecoveryRollback, Of: r.id},
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            RolloutID(name),
+		TaskQueue:             TaskQueue,
+		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:         "rollback of " + r.st.Name,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, WorkflowRollout, in)
+	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("start rollback", "rollback", RolloutID(name), "error", err)
+		return
+	}
+	r.st.RollbackID = RolloutID(name)
+}
+
+// rollbackVersion is the version most of the plan's clusters came from.
+func rollbackVersion(p *plan.Plan) string {
+	if p == nil {
+		return ""
+	}
+	n := map[string]int{}
+	best := ""
+	for _, ph := range p.Phases {
+		for _, b := range ph.Batches {
+			for _, t := range b.Clusters {
+				if t.FromVersion == "" {
+					continue
+				}
+				n[t.FromVersion]++
+				if c := n[t.FromVersion]; best == "" || c > n[best] || (c == n[best] && t.FromVersion < best) {
+					best = t.FromVersion
+				}
+			}
+		}
+	}
+	return best
+}
+
+// --- supersede ---
+
+func (r *rollout) validateSupersede(req SupersedeRequest) error {
+	person, err := r.identify(UpdateSupersede, req, req.Actor, req.Auth)
+	if err != nil {
+		return err
+	}
+	if err := r.authorize(person, policy.ActionAbort, r.planEnv()); err != nil {
+		return err
+	}
+	switch {
+	case r.st.State.Terminal():
+		return fmt.Errorf("rollout is %s", r.st.State)
+	case r.st.SupersededBy != "":
+		return fmt.Errorf("rollout is already superseded by %s", r.st.SupersededBy)
+	case r.aborted:
+		return errors.New("rollout is already aborting")
+	case !strings.HasPrefix(req.By, RolloutIDPrefix) || IsBatchID(req.By) || req.By == r.id:
+		return fmt.Errorf("by must name another rollout's workflow ID (rollout/NAME), got %q", req.By)
+	}
+	return nil
+}
+
+func (r *rollout) doSupersede(ctx workflow.Context, req SupersedeRequest) ActionResult {
+	r.st.SupersededBy = req.By
+	reason := "superseded by " + req.By
+	if req.Reason != "" {
+		reason += ": " + req.Reason
+	}
+	r.audit(ctx, req.Actor, UpdateSupersede, reason, "applied: no new cluster starts; clusters in flight stop after their current broker")
+	r.doAbort(ctx, ActionRequest{Actor: req.Actor, Reason: reason})
+	return ActionResult{State: r.st.State, Message: fmt.Sprintf("handing over to %s; %d batches stopping", req.By, len(r.running))}
+}
+
+// --- retry within a running rollout ---
+
+// retryable lists the clusters of finished batches that failed, were
+// aborted or skipped, in plan order, with their phase.
+func (r *rollout) retryable() []retryTarget {
+	var out []retryTarget
+	if r.plan == nil {
+		return nil
+	}
+	for _, ph := range r.plan.Phases {
+		for _, b := range ph.Batches {
+			res, ok := r.results[b.Number]
+			if !ok {
+				continue
+			}
+			for _, c := range res.Clusters {
+				switch c.State {
+				case ClusterFailed, ClusterAborted, ClusterSkipped:
+					out = append(out, retryTarget{phase: ph.Name, status: c})
+				}
+			}
+		}
+	}
+	return out
+}
+
+type retryTarget struct {
+	phase  string
+	status ClusterStatus
+}
+
+func (r *rollout) validateRetry(req RetryRequest) ([]retryTarget, error) {
+	person, err := r.identify(UpdateRetry, req, req.Actor, req.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.authorize(person, policy.ActionStart, r.planEnv()); err != nil {
+		return nil, err
+	}
+	switch {
+	case r.st.State.Terminal():
+		return nil, fmt.Errorf("rollout is %s: retry it with fleet retry %s (a rollout of its own)", r.st.State, r.st.Name)
+	case r.aborted:
+		return nil, errors.New("rollout is aborting")
+	case r.plan == nil:
+		return nil, errors.New("the plan is not ready yet")
+	}
+	all := r.retryable()
+	if len(req.Clusters) == 0 {
+		if len(all) == 0 {
+			return nil, errors.New("no cluster of a finished batch failed, was aborted or skipped")
+		}
+		return all, nil
+	}
+	var out []retryTarget
+	var errs []string
+	for _, id := range req.Clusters {
+		i := slices.IndexFunc(all, func(t retryTarget) bool { return t.status.ID == id })
+		if i < 0 {
+			errs = append(errs, id)
+			continue
+		}
+		out = append(out, all[i])
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("not failed, aborted or skipped in a finished batch: %s", strings.Join(errs, ", "))
+	}
+	return out, nil
+}
+
+// doRetry appends a phase "retry-N" holding the clusters, sent with a new
+// generation, in batches the size of their first phase's, at that phase's
+// concurrency; their failures no longer count against the budget.
+func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
+	ts, err := r.validateRetry(req)
+	if err != nil { // state changed between the validator and now
+		return ActionResult{State: r.st.State, Message: "not retried: " + err.Error()}
+	}
+	var like *plan.Phase
+	for i := range r.plan.Phases {
+		if r.plan.Phases[i].Name == ts[0].phase {
+			like = &r.plan.Phases[i]
+		}
+	}
+	size := len(ts)
+	if len(like.Batches) > 0 {
+		size = max(1, len(like.Batches[0].Clusters))
+	}
+	retries := 0
+	number := 0
+	for _, ph := range r.plan.Phases {
+		if strings.HasPrefix(ph.Name, "retry-") {
+			retries++
+		}
+		for _, b := range ph.Batches {
+			number = max(number, b.Number)
+		}
+	}
+	ph := plan.Phase{Name: fmt.Sprintf("retry-%d", retries+1), Concurrency: like.Concurrency, Strict: like.Strict, Bake: like.Bake}
+	ids := make([]string, 0, len(ts))
+	for start := 0; start < len(ts); start += size {
+		number++
+		b := plan.Batch{Number: number}
+		for _, t := range ts[start:min(start+size, len(ts))] {
+			tg, ok := r.target(t.status.ID)
+			if !ok {
+				continue
+			}
+			tg.Generation = t.status.Generation + 1
+			b.Clusters = append(b.Clusters, tg)
+			ids = append(ids, tg.ClusterID)
+			if phase, ok := r.failed[tg.ClusterID]; ok {
+				delete(r.failed, tg.ClusterID)
+				r.phaseFailed[phase]--
+			}
+		}
+		ph.Batches = append(ph.Batches, b)
+	}
+	r.plan.Phases = append(r.plan.Phases, ph)
+	r.st.Total += len(ids)
+	r.audit(ctx, req.Actor, UpdateRetry, strings.TrimSpace(fmt.Sprintf("%d clusters in phase %s %s", len(ids), ph.Name, req.Reason)), "applied")
+	return ActionResult{State: r.st.State, Message: fmt.Sprintf("%d clusters queued in phase %s, with a fresh error budget", len(ids), ph.Name)}
+}
+
+// target finds a cluster's Target in the plan (the first phase holding it).
+func (r *rollout) target(id string) (plan.Target, bool) {
+	for _, ph := range r.plan.Phases {
+		for _, b := range ph.Batches {
+			for _, t := range b.Clusters {
+				if t.ClusterID == id {
+					return t, true
+				}
+			}
+		}
+	}
+	return plan.Target{}, false
+}
+
+// awaitHandover waits, before a superseding rollout plans, until the rollout
+// it takes over has stopped.
+func (r *rollout) awaitHandover(ctx workflow.Context) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{"InvalidSpec"},
+		},
+	})
+	r.st.WaitingFor = "the rollout it supersedes to stop: " + r.in.Recovery.Of
+	var res AwaitHandoverResult
+	err := workflow.ExecuteActivity(actx, ActivityAwaitHandover, AwaitHandoverInput{Of: r.in.Recovery.Of, By: r.id}).Get(ctx, &res)
+	r.st.WaitingFor = ""
+	if err != nil {
+		return fmt.Errorf("supersede %s: %w", r.in.Recovery.Of, err)
+	}
+	what := fmt.Sprintf("%s ended %s", r.in.Recovery.Of, res.State)
+	if res.SupersededBy == r.id {
+		what = fmt.Sprintf("%s handed over (superseded)", r.in.Recovery.Of)
+	}
+	r.audit(ctx, r.in.Requester, "supersede", what, "applied")
+	return nil
+}
