@@ -263,7 +263,7 @@ func (r *rollout) doRollback(ctx workflow.Context, req ActionRequest) ActionResu
 func (r *rollout) startRollback(ctx workflow.Context) {
 	name := RollbackName(r.st.Name)
 	in := RolloutInput{
-		Spec:          RollbackSpec(r.in.Spec, rollbackVersion(r.plan), false),
+		Spec:          RollbackSpec(r.in.Spec, RollbackVersion(r.plan), false),
 		Requester:     r.rollbackBy,
 		HistoryBudget: r.in.HistoryBudget,
 		Recovery:      &Recovery{Kind: RecoveryRollback, Of: r.id},
@@ -283,8 +283,8 @@ func (r *rollout) startRollback(ctx workflow.Context) {
 	r.st.RollbackID = RolloutID(name)
 }
 
-// rollbackVersion is the version most of the plan's clusters came from.
-func rollbackVersion(p *plan.Plan) string {
+// RollbackVersion is the version most of the plan's clusters came from.
+func RollbackVersion(p *plan.Plan) string {
 	if p == nil {
 		return ""
 	}

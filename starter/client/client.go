@@ -191,24 +191,29 @@ func (c *Client) Start(ctx context.Context, r *spec.Rollout, requester string) (
 	if r == nil {
 		return "", errors.New("start rollout: no spec")
 	}
-	in := workflows.RolloutInput{Spec: *r, Requester: requester}
+	return c.start(ctx, workflows.RolloutInput{Spec: *r, Requester: requester})
+}
+
+// start validates, checks the freeze, signs and starts a rollout.
+func (c *Client) start(ctx context.Context, in workflows.RolloutInput) (string, error) {
+	name := in.Spec.Name
 	in.Spec.Normalize()
 	if err := in.Spec.Validate(); err != nil {
-		return "", fmt.Errorf("start rollout %q: invalid spec: %w", r.Name, err)
+		return "", fmt.Errorf("start rollout %q: invalid spec: %w", name, err)
 	}
 	fst, err := c.FreezeStatus(ctx)
 	if err != nil {
-		return "", fmt.Errorf("start rollout %q: cannot tell whether the fleet is frozen, so nothing started: %w", r.Name, err)
+		return "", fmt.Errorf("start rollout %q: cannot tell whether the fleet is frozen, so nothing started: %w", name, err)
 	}
 	// A freeze whose end has passed is being lifted by its timer: the
 	// rollout's own freeze check treats it as over too.
 	if f := fst.Freeze; f != nil && f.Until.After(c.clock()) {
-		return "", &FrozenError{Name: r.Name, Freeze: *f}
+		return "", &FrozenError{Name: name, Freeze: *f}
 	}
 	if in.Spec.Requester == "" {
-		in.Spec.Requester = requester
+		in.Spec.Requester = in.Requester
 	}
-	id := workflows.RolloutID(r.Name)
+	id := workflows.RolloutID(name)
 	in.Auth = c.proof(id, "start", workflows.StartArgs(in), &in.Requester)
 	opts := sdkclient.StartWorkflowOptions{
 		ID:                                       id,
@@ -221,9 +226,9 @@ func (c *Client) Start(ctx context.Context, r *spec.Rollout, requester string) (
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
-			return "", &AlreadyRunningError{Name: r.Name, Err: err}
+			return "", &AlreadyRunningError{Name: name, Err: err}
 		}
-		return "", fmt.Errorf("start rollout %q (workflow %s): %w", r.Name, id, err)
+		return "", fmt.Errorf("start rollout %q (workflow %s): %w", name, id, err)
 	}
 	return run.GetID(), nil
 }
