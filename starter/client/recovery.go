@@ -7,7 +7,6 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
-
 	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -197,4 +196,3 @@ func RetryInput(src *workflows.RolloutSource, clusters []string, actor string) w
 	return workflows.RolloutInput{Spec: s, Requester: actor,
 		Recovery: &workflows.Recovery{Kind: workflows.RecoveryRetry, Of: src.Source.ID, Clusters: clusters}}
 }
-
