@@ -342,25 +342,49 @@ func (r *rollout) doSupersede(ctx workflow.Context, req SupersedeRequest) Action
 
 // --- retry within a running rollout ---
 
-// retryable lists the clusters of finished batches that failed, were
-// aborted or skipped, in plan order, with their phase.
+// retryable lists, in plan order, the clusters whose latest attempt in this
+// rollout failed, was aborted or skipped: in a finished batch (its result),
+// or failed in a batch still running (counted by its incident).
 func (r *rollout) retryable() []retryTarget {
-	var out []retryTarget
 	if r.plan == nil {
 		return nil
 	}
+	last := map[string]retryTarget{}
+	var order []string
 	for _, ph := range r.plan.Phases {
 		for _, b := range ph.Batches {
-			res, ok := r.results[b.Number]
-			if !ok {
-				continue
-			}
-			for _, c := range res.Clusters {
-				switch c.State {
-				case ClusterFailed, ClusterAborted, ClusterSkipped:
-					out = append(out, retryTarget{phase: ph.Name, status: c})
+			res, finished := r.results[b.Number]
+			_, running := r.running[b.Number]
+			var states map[string]ClusterState
+			if finished {
+				states = make(map[string]ClusterState, len(res.Clusters))
+				for _, c := range res.Clusters {
+					states[c.ID] = c.State
 				}
 			}
+			for _, t := range b.Clusters {
+				state := ClusterPending
+				switch _, failed := r.failed[t.ClusterID]; {
+				case finished:
+					state = ClusterDone // compacted results list only the others
+					if s, ok := states[t.ClusterID]; ok {
+						state = s
+					}
+				case running && failed:
+					state = ClusterFailed
+				}
+				if _, seen := last[t.ClusterID]; !seen {
+					order = append(order, t.ClusterID)
+				}
+				last[t.ClusterID] = retryTarget{phase: ph.Name, target: t, state: state}
+			}
+		}
+	}
+	var out []retryTarget
+	for _, id := range order {
+		switch t := last[id]; t.state {
+		case ClusterFailed, ClusterAborted, ClusterSkipped:
+			out = append(out, t)
 		}
 	}
 	return out
@@ -368,7 +392,8 @@ func (r *rollout) retryable() []retryTarget {
 
 type retryTarget struct {
 	phase  string
-	status ClusterStatus
+	target plan.Target
+	state  ClusterState
 }
 
 func (r *rollout) validateRetry(req RetryRequest) ([]retryTarget, error) {
@@ -390,14 +415,14 @@ func (r *rollout) validateRetry(req RetryRequest) ([]retryTarget, error) {
 	all := r.retryable()
 	if len(req.Clusters) == 0 {
 		if len(all) == 0 {
-			return nil, errors.New("no cluster of a finished batch failed, was aborted or skipped")
+			return nil, errors.New("no cluster has failed, been aborted or skipped")
 		}
 		return all, nil
 	}
 	var out []retryTarget
 	var errs []string
 	for _, id := range req.Clusters {
-		i := slices.IndexFunc(all, func(t retryTarget) bool { return t.status.ID == id })
+		i := slices.IndexFunc(all, func(t retryTarget) bool { return t.target.ClusterID == id })
 		if i < 0 {
 			errs = append(errs, id)
 			continue
@@ -405,7 +430,7 @@ func (r *rollout) validateRetry(req RetryRequest) ([]retryTarget, error) {
 		out = append(out, all[i])
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("not failed, aborted or skipped in a finished batch: %s", strings.Join(errs, ", "))
+		return nil, fmt.Errorf("not failed, aborted or skipped (or already queued again): %s", strings.Join(errs, ", "))
 	}
 	return out, nil
 }
@@ -444,11 +469,8 @@ func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
 		number++
 		b := plan.Batch{Number: number}
 		for _, t := range ts[start:min(start+size, len(ts))] {
-			tg, ok := r.target(t.status.ID)
-			if !ok {
-				continue
-			}
-			tg.Generation = t.status.Generation + 1
+			tg := t.target
+			tg.Generation++
 			b.Clusters = append(b.Clusters, tg)
 			ids = append(ids, tg.ClusterID)
 			if phase, ok := r.failed[tg.ClusterID]; ok {
@@ -462,20 +484,6 @@ func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
 	r.st.Total += len(ids)
 	r.audit(ctx, req.Actor, UpdateRetry, strings.TrimSpace(fmt.Sprintf("%d clusters in phase %s %s", len(ids), ph.Name, req.Reason)), "applied")
 	return ActionResult{State: r.st.State, Message: fmt.Sprintf("%d clusters queued in phase %s, with a fresh error budget", len(ids), ph.Name)}
-}
-
-// target finds a cluster's Target in the plan (the first phase holding it).
-func (r *rollout) target(id string) (plan.Target, bool) {
-	for _, ph := range r.plan.Phases {
-		for _, b := range ph.Batches {
-			for _, t := range b.Clusters {
-				if t.ClusterID == id {
-					return t, true
-				}
-			}
-		}
-	}
-	return plan.Target{}, false
 }
 
 // awaitHandover waits, before a superseding rollout plans, until the rollout
