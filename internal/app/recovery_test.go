@@ -272,3 +272,92 @@ func TestRetryWithinAPausedRollout(t *testing.T) {
 	}
 	require.Equal(t, 0, end.Failures, "retried failures no longer count against the budget")
 }
+
+// A supersede that races the old rollout's last batch: whichever wins, the
+// old rollout ends (superseded, or completed just before), the hotfix runs
+// after it, and no cluster is changed by both at once.
+func TestSupersedeRacingTheLastBatch(t *testing.T) {
+	s := startStack(t, 120, 40*time.Millisecond, nil)
+	ctx := context.Background()
+	a, err := s.client.Start(ctx, parseSpec(t, recoverySpec("it-race", "3.7.1", "")), "team-a")
+	require.NoError(t, err)
+	s.waitFor(t, a, "the last batch running", func(st *workflows.RolloutStatus) bool {
+		return st.Counts.Pending == 0 && st.Counts.InFlight > 0 || terminal(st)
+	})
+	b, err := s.client.Supersede(ctx, a, parseSpec(t, recoverySpec("it-race-fix", "3.7.2", "")), "alice", "")
+	require.NoError(t, err)
+	stA := s.waitFor(t, a, "the end of the old rollout", terminal)
+	require.Contains(t, []workflows.RolloutState{workflows.StateSuperseded, workflows.StateCompleted}, stA.State)
+	stB := s.waitFor(t, b, "the end of the hotfix", terminal)
+	require.Equal(t, workflows.StateCompleted, stB.State)
+	inA, inB := clustersOf(stA), clustersOf(stB)
+	for _, id := range s.recoverySelected() {
+		now, _ := s.dev.Sim.Cluster(id)
+		require.Equal(t, "3.7.2", now.Version, id)
+		if ca, ok := inA[id]; ok && ca.StartedAt != nil {
+			cb := inB[id]
+			require.NotNil(t, cb.StartedAt, id)
+			require.False(t, cb.StartedAt.Before(*ca.FinishedAt), "%s changed by both at once", id)
+		}
+	}
+}
+
+// A rollback is a rollout like any other: paused, it starts nothing; resumed,
+// it goes on; aborted, it stops, and every cluster is on one of the two
+// versions with no apply in flight.
+func TestRollbackPausedResumedAborted(t *testing.T) {
+	s := startStack(t, 400, 60*time.Millisecond, nil)
+	ctx := context.Background()
+	id, err := s.client.Start(ctx, parseSpec(t, recoverySpec("it-rb2", "3.7.1", "")), "team-a")
+	require.NoError(t, err)
+	s.waitFor(t, id, "the end of the rollout", terminal)
+	rbID, err := s.client.Rollback(ctx, id, client.RollbackOptions{Actor: "alice"})
+	require.NoError(t, err)
+	s.safetyWaitFor(t, rbID, "the rollback under way", func(st *workflows.RolloutStatus) bool { return st.Counts.Done >= 3 })
+	_, err = s.client.Pause(ctx, rbID, workflows.ActionRequest{Actor: "alice", Reason: "check"})
+	require.NoError(t, err)
+	ids := s.recoverySelected()
+	// Once the held clusters have stopped, nothing new starts.
+	s.safetyWaitFor(t, rbID, "held", func(st *workflows.RolloutStatus) bool { return st.Counts.InFlight == 0 })
+	started := map[string]bool{}
+	for _, cid := range ids {
+		if s.dev.Sim.ApplyStarts(cid) > 1 {
+			started[cid] = true
+		}
+	}
+	late := s.safetyLateStartsAbove(ids, started, 1, 2*time.Second)
+	require.Empty(t, late, "clusters began a rollback apply while it was paused")
+	_, err = s.client.Resume(ctx, rbID, workflows.ActionRequest{Actor: "alice", Reason: "go"})
+	require.NoError(t, err)
+	s.safetyWaitFor(t, rbID, "more rolled back", func(st *workflows.RolloutStatus) bool { return st.Counts.Done > len(started) })
+	_, err = s.client.Abort(ctx, rbID, workflows.ActionRequest{Actor: "alice", Reason: "enough"})
+	require.NoError(t, err)
+	end := s.waitFor(t, rbID, "the end of the rollback", terminal)
+	require.Equal(t, workflows.StateAborted, end.State)
+	require.Equal(t, 0, s.dev.Sim.InFlight())
+	for _, cid := range ids {
+		now, _ := s.dev.Sim.Cluster(cid)
+		require.Contains(t, []string{s.before[cid].Version, "3.7.1"}, now.Version, cid)
+		require.LessOrEqual(t, s.dev.Sim.ApplyStarts(cid), 2, cid)
+	}
+	require.Greater(t, end.Counts.Done, 0)
+	require.Less(t, end.Counts.Done, end.Total, "aborted before the end")
+}
+
+// safetyLateStartsAbove watches for d and returns the clusters of ids
+// outside allowed whose apply count rose above base.
+func (s *stack) safetyLateStartsAbove(ids []string, allowed map[string]bool, base int, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	for {
+		var late []string
+		for _, id := range ids {
+			if !allowed[id] && s.dev.Sim.ApplyStarts(id) > base {
+				late = append(late, id)
+			}
+		}
+		if len(late) > 0 || time.Now().After(deadline) {
+			return late
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
