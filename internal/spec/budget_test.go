@@ -58,3 +58,26 @@ strategy:
 	_, err = Parse("r.yaml", []byte(bad))
 	require.ErrorContains(t, err, "strategy.phases[0].errorBudget.max: must be a count like 3 or a percentage like 2%")
 }
+
+// TestErrorBudgetRollback: onExceeded: rollback parses, at the rollout and
+// phase level.
+func TestErrorBudgetRollback(t *testing.T) {
+	in := `
+name: x
+target: {version: 3.7.1}
+errorBudget: {max: 2%, onExceeded: rollback}
+strategy:
+  phases:
+    - {name: a, batchSize: 5, errorBudget: {max: 1, onExceeded: rollback}}
+`
+	r, err := Parse("r.yaml", []byte(in))
+	require.NoError(t, err)
+	require.Equal(t, OnExceededRollback, r.ErrorBudget.Action())
+	require.Equal(t, OnExceededRollback, r.Strategy.Phases[0].ErrorBudget.Action())
+	require.NoError(t, r.Validate())
+
+	for _, bad := range []string{"Rollback", "roll back", "revert"} {
+		_, err := Parse("r.yaml", []byte(strings.Replace(in, "max: 1, onExceeded: rollback", "max: 1, onExceeded: "+bad, 1)))
+		require.ErrorContains(t, err, `strategy.phases[0].errorBudget.onExceeded: must be pause, abort or rollback, got "`+bad+`"`)
+	}
+}
