@@ -101,13 +101,18 @@ func RecoveryPlan(src workflows.RolloutSource, self string, rec *workflows.Recov
 				}
 			}
 		}
-		return wrap(plan.Rollback(src.Source, clusters, ro))
+		p, err := wrap(plan.Rollback(src.Source, clusters, ro))
+		if err == nil && p.Total == 0 {
+			return nil, refuse("nothing to roll back in %s: %s", workflows.RolloutName(rec.Of), plan.DescribeCounts(p.ExcludedCounts))
+		}
+		return p, err
 	case workflows.RecoveryRetry:
 		only, err := plan.Retryable(src.Source, rec.Clusters)
 		if err != nil {
 			return nil, refuse("%v", err)
 		}
 		opts.Only = only
+		opts.Sent = plan.Sent(src.Source)
 		return wrap(plan.Build(r, clusters, opts))
 	default:
 		chs, _, _ := plan.Changes(src.Source, clusters)

@@ -36,6 +36,9 @@ type stepPlane struct {
 	steps    int
 	// signals counts the status signals sent.
 	signals int
+	// failAt fails a cluster's apply once it has restarted that many
+	// brokers (a failure mid-way), on its first apply only.
+	failAt map[string]int
 }
 
 // size is a cluster's broker count.
@@ -56,7 +59,7 @@ type planeCluster struct {
 }
 
 func newStepPlane(brokers int) *stepPlane {
-	return &stepPlane{brokers: brokers, clusters: map[string]*planeCluster{}, silent: map[string]bool{}, starts: map[string]int{}, brokersOf: map[string]int{}}
+	return &stepPlane{brokers: brokers, clusters: map[string]*planeCluster{}, silent: map[string]bool{}, starts: map[string]int{}, brokersOf: map[string]int{}, failAt: map[string]int{}}
 }
 
 // publish is the Publish activity's test implementation.
@@ -158,7 +161,9 @@ func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
 		}
 		c.broker++
 		c.state = dataplane.Progress
-		if c.broker >= p.size(id) {
+		if n, ok := p.failAt[id]; ok && c.broker == n && p.starts[id] == 1 {
+			c.active, c.state = false, dataplane.Failed
+		} else if c.broker >= p.size(id) {
 			c.active, c.state = false, dataplane.Completed
 		}
 		emit(id, c, c.state)

@@ -44,6 +44,10 @@ type rolloutHarness struct {
 	freeze workflows.FreezeState
 	mu     sync.Mutex
 	seq    int
+	// plans records the Plan activity's inputs; planFor, when set,
+	// answers them instead of the harness's plan.
+	plans   []workflows.PlanInput
+	planFor func(workflows.PlanInput) *plan.Plan
 }
 
 func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness {
@@ -52,6 +56,12 @@ func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness 
 	h := &rolloutHarness{batchHarness: &batchHarness{env: env, plane: newStepPlane(brokers)}}
 	workflows.Register(env)
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.PlanInput) (*plan.Plan, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.plans = append(h.plans, in)
+		if h.planFor != nil {
+			return h.planFor(in), nil
+		}
 		return p, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityPlan})
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.PublishInput) error {

@@ -50,6 +50,9 @@ type Options struct {
 	// order among them and among the rest (a supersede: the clusters the
 	// rollout it takes over already changed go to the fix first).
 	First map[string]bool
+	// Sent maps clusters to a generation already sent to them (a retry:
+	// the failed attempt's); the plan sends one past it, never the same.
+	Sent map[string]int64
 }
 
 // metricValues returns the values a phase ordered by metric reads.
@@ -334,7 +337,7 @@ func build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (_ *Plan, a
 				targets = append(targets, Target{
 					ClusterID:   c.ID,
 					Product:     c.Product,
-					Generation:  c.Generation + 1,
+					Generation:  max(c.Generation, opts.Sent[c.ID]) + 1,
 					FromVersion: c.Version,
 					Downgrade:   down,
 					FromConfig:  fromConfig(c, p.Config),

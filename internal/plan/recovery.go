@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -198,10 +199,12 @@ func Rollback(src Source, inventory []fleet.Cluster, opts RollbackOptions) (*Pla
 		back := Target{
 			ClusterID:   t.ClusterID,
 			Product:     t.Product,
-			Generation:  c.Generation + 1,
+			// Past both what the data plane applied and what the rollout
+			// sent (a failed apply's generation is never reused).
+			Generation:  max(c.Generation, t.Generation) + 1,
 			FromVersion: c.Version,
 			Version:     t.FromVersion,
-			Config:      t.FromConfig,
+			Config:      maps.Clone(t.FromConfig),
 		}
 		if to, err := semver.Parse(t.FromVersion); err == nil && newer(c.Version, to) {
 			back.Downgrade = true
@@ -283,6 +286,23 @@ func Rollback(src Source, inventory []fleet.Cluster, opts RollbackOptions) (*Pla
 	return p, nil
 }
 
+// Sent maps each cluster of src's plan to the generation src sent it: a
+// retry's Options.Sent, so no generation is sent twice.
+func Sent(src Source) map[string]int64 {
+	out := map[string]int64{}
+	if src.Plan == nil {
+		return out
+	}
+	for _, ph := range src.Plan.Phases {
+		for _, b := range ph.Batches {
+			for _, t := range b.Clusters {
+				out[t.ClusterID] = max(out[t.ClusterID], t.Generation)
+			}
+		}
+	}
+	return out
+}
+
 // Retryable returns the clusters a retry of src may take: those that
 // failed, were aborted or skipped, and those of batches that never ran. With
 // names, only those, each of which must be retryable.
@@ -342,4 +362,17 @@ func Retryable(src Source, names []string) (map[string]bool, error) {
 func hasKey(m map[string]string, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// DescribeCounts writes exclusion counts as "3 changed since by another
+// rollout, 12 not changed by the rollout", by reason.
+func DescribeCounts(counts map[string]int) string {
+	if len(counts) == 0 {
+		return "no cluster"
+	}
+	parts := make([]string, 0, len(counts))
+	for _, r := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[r], r))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -216,8 +216,10 @@ func TestRollback(t *testing.T) {
 	require.NoError(t, err)
 
 	none := map[string]string{"a": ""}
-	i2 := Target{ClusterID: "i2", Product: "kafka", Generation: 11, FromVersion: "3.6.0", Version: "3.6.0", Config: none}
-	p1 := Target{ClusterID: "p1", Product: "kafka", Generation: 11, FromVersion: "3.7.0", Version: "3.6.0", Config: none, Downgrade: true}
+	// i2 and p1 failed: their inventory generation is 10, the rollout sent
+	// 11; the rollback sends 12, never the failed attempt's again.
+	i2 := Target{ClusterID: "i2", Product: "kafka", Generation: 12, FromVersion: "3.6.0", Version: "3.6.0", Config: none}
+	p1 := Target{ClusterID: "p1", Product: "kafka", Generation: 12, FromVersion: "3.7.0", Version: "3.6.0", Config: none, Downgrade: true}
 	p4 := Target{ClusterID: "p4", Product: "kafka", Generation: 12, FromVersion: "3.7.0", Version: "3.6.0", Config: none, Downgrade: true}
 	p7 := Target{ClusterID: "p7", Product: "kafka", Generation: 12, FromVersion: "3.7.0", Version: "3.5.2", Config: none, Downgrade: true}
 	i1 := Target{ClusterID: "i1", Product: "kafka", Generation: 12, FromVersion: "3.7.0", Version: "3.6.0", Config: map[string]string{"a": "0"}, Downgrade: true}
@@ -672,4 +674,25 @@ func TestRollbackOfTheSimpleCase(t *testing.T) {
 	require.Equal(t, []string{"3.6.0", "3.6.1", "3.6.0"}, versions)
 	require.Empty(t, p.ExcludedCounts)
 	require.Empty(t, p.Excluded)
+}
+
+func TestBuildSentNeverReusesAGeneration(t *testing.T) {
+	src, _ := recoverySource(t)
+	sent := Sent(src)
+	require.Equal(t, int64(11), sent["i2"], "the generation the source sent")
+	// The retry plans over the inventory where i2's failed apply left it
+	// (generation 10): it sends 12, not the failed attempt's 11.
+	inv := []fleet.Cluster{kc("i2", fleet.EnvInternal, "3.6.0", 10, nil), kc("p1", fleet.EnvProd, "3.6.0", 10, nil)}
+	p, err := Build(recoveryRollout(), inv, Options{Only: map[string]bool{"i2": true, "p1": true}, Sent: map[string]int64{"i2": 11}})
+	require.NoError(t, err)
+	gens := map[string]int64{}
+	for _, ph := range p.Phases {
+		for _, b := range ph.Batches {
+			for _, tg := range b.Clusters {
+				gens[tg.ClusterID] = tg.Generation
+			}
+		}
+	}
+	require.Equal(t, map[string]int64{"i2": 12, "p1": 11}, gens)
+	require.Equal(t, "2 a, 1 b", DescribeCounts(map[string]int{"b": 1, "a": 2}))
 }

@@ -1,0 +1,237 @@
+package workflows_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/spec"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// appliedSpecs maps each cluster to the versions its apply commands carried,
+// in order.
+func (p *stepPlane) appliedSpecs() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for _, c := range p.log {
+		if c.Kind == dataplane.Apply && c.Spec != nil {
+			out[c.ClusterID] = append(out[c.ClusterID], c.Spec.Version)
+		}
+	}
+	return out
+}
+
+func TestBatchPushesEachClusterItsOwnTarget(t *testing.T) {
+	h := newBatchHarness(t, 2)
+	h.plane.run(h.env, time.Second, 2*time.Minute)
+	in := batchInput(3, 3)
+	in.Batch.Clusters[0].Version, in.Batch.Clusters[0].Config = "3.6.0", map[string]string{"log.retention": ""}
+	in.Batch.Clusters[1].Version = "3.5.2"
+	h.env.ExecuteWorkflow(workflows.WorkflowBatch, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	got := h.plane.appliedSpecs()
+	require.Equal(t, []string{"3.6.0"}, got["lkc-001"])
+	require.Equal(t, []string{"3.5.2"}, got["lkc-002"])
+	require.Equal(t, []string{"3.7.0"}, got["lkc-003"], "a cluster without a target of its own gets the batch's")
+	for _, c := range h.plane.log {
+		if c.Kind == dataplane.Apply && c.ClusterID == "lkc-001" {
+			require.Equal(t, map[string]string{"log.retention": ""}, c.Spec.Config)
+		}
+	}
+	for _, e := range h.events {
+		want := map[string]string{"lkc-001": "3.6.0", "lkc-002": "3.5.2", "lkc-003": "3.7.0"}[e.ClusterID]
+		require.Equal(t, want, e.Version, "fleet.events carry the version the cluster moves to")
+	}
+}
+
+// A cluster that fails mid-way (broker 2 of 3) exceeds a zero budget whose
+// onExceeded is rollback, or an operator asks for the rollback: the rollout
+// aborts, ends, and starts its rollback as a child that outlives it, vouched
+// for (no start proof of its own).
+func TestRollbackStartsWhenTheRolloutHasStopped(t *testing.T) {
+	for _, viaUpdate := range []bool{false, true} {
+		name := "error budget"
+		if viaUpdate {
+			name = "rollback update"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := newRolloutHarness(t, 3, singlePhasePlan(8))
+			orig := singlePhasePlan(8)
+			// The rollback child plans nothing here (it ends at once): what
+			// matters is that it started, and how.
+			h.planFor = func(in workflows.PlanInput) *plan.Plan {
+				if in.Spec.Recovery != nil {
+					return &plan.Plan{Hash: "000000000000", Phases: []plan.Phase{}}
+				}
+				return orig
+			}
+			h.plane.failAt["lkc-003"] = 2
+			h.plane.run(h.env, time.Second, 20*time.Minute)
+			in := rolloutInput()
+			in.Spec.ErrorBudget = &spec.ErrorBudget{Max: "0", OnExceeded: spec.OnExceededRollback}
+			var refused, noReason, accepted *updateOutcome
+			if viaUpdate {
+				in.Spec.ErrorBudget = &spec.ErrorBudget{Max: "5"}
+				h.env.RegisterDelayedCallback(func() {
+					noReason = h.update(workflows.UpdateRollback, workflows.ActionRequest{Actor: "alice"})
+					accepted = h.update(workflows.UpdateRollback, workflows.ActionRequest{Actor: "alice", Reason: "bad build"})
+				}, 8*time.Second)
+				h.env.RegisterDelayedCallback(func() {
+					refused = h.update(workflows.UpdateRollback, workflows.ActionRequest{Actor: "bob", Reason: "again"})
+				}, 9*time.Second)
+			}
+			h.env.ExecuteWorkflow(workflows.WorkflowRollout, in)
+			require.NoError(t, h.env.GetWorkflowError())
+			var st workflows.RolloutStatus
+			require.NoError(t, h.env.GetWorkflowResult(&st))
+			require.Equal(t, workflows.StateAborted, st.State)
+			require.Equal(t, "rollout/test-rollback", st.RollbackID)
+			require.Less(t, st.Counts.Done, 8, "stopped before the end")
+			if viaUpdate {
+				require.ErrorContains(t, noReason.err, "a reason is required")
+				require.NoError(t, accepted.err)
+				require.ErrorContains(t, refused.err, "already")
+			} else {
+				require.Equal(t, 1, st.Counts.Failed)
+			}
+			// The rollback child planned as a vouched rollback of this rollout.
+			var child *workflows.PlanInput
+			for i := range h.plans {
+				if h.plans[i].RolloutID == "rollout/test-rollback" {
+					child = &h.plans[i]
+				}
+			}
+			require.NotNil(t, child, "the rollback started and planned")
+			{
+				require.True(t, child.Vouched)
+				require.Equal(t, workflows.RecoveryRollback, child.Spec.Recovery.Kind)
+				require.Equal(t, testRolloutID, child.Spec.Recovery.Of)
+				require.True(t, child.Spec.Spec.AllowDowngrade)
+				require.NotEqual(t, spec.OnExceededRollback, child.Spec.Spec.ErrorBudget.OnExceeded, "a rollback never rolls itself back")
+				want := "fleet-safety"
+				if viaUpdate {
+					want = "alice"
+				}
+				require.Equal(t, want, child.Spec.Requester)
+			}
+		})
+	}
+}
+
+// A rollback rollout pushes each cluster's own version; a rollback of a
+// rollback in flight is refused, and a start not started by the rollout it
+// rolls back is not vouched for.
+func TestRollbackRolloutPushesPreviousVersions(t *testing.T) {
+	p := singlePhasePlan(4)
+	for i := range p.Phases[0].Batches {
+		for j := range p.Phases[0].Batches[i].Clusters {
+			tg := &p.Phases[0].Batches[i].Clusters[j]
+			tg.Version, tg.FromVersion, tg.Downgrade = "3.6.0", "3.7.1", true
+		}
+	}
+	p.Phases[0].Name = plan.FailedPhase
+	h := newRolloutHarness(t, 2, p)
+	h.plane.run(h.env, time.Second, 20*time.Minute)
+	in := rolloutInput()
+	in.Spec.Name = "test"
+	in.Recovery = &workflows.Recovery{Kind: workflows.RecoveryRollback, Of: "rollout/orig"}
+	var refused *updateOutcome
+	h.env.RegisterDelayedCallback(func() {
+		refused = h.update(workflows.UpdateRollback, workflows.ActionRequest{Actor: "alice", Reason: "undo the undo"})
+	}, 3*time.Second)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.Equal(t, workflows.StateCompleted, st.State)
+	require.ErrorContains(t, refused.err, "this rollout is a rollback")
+	require.Equal(t, workflows.RecoveryRollback, st.Recovery.Kind)
+	require.False(t, h.plans[0].Vouched, "started by a client, not by rollout/orig")
+	for id, vs := range h.plane.appliedSpecs() {
+		require.Equal(t, []string{"3.6.0"}, vs, id)
+	}
+	require.Contains(t, h.notes[0].Text, "It rolls back rollout/orig.")
+}
+
+func TestSupersedeStopsTheRolloutAndPointsAtItsSuccessor(t *testing.T) {
+	h := newRolloutHarness(t, 3, singlePhasePlan(8))
+	h.plane.run(h.env, time.Second, 20*time.Minute)
+	var self, badBy, ok, again *updateOutcome
+	var during workflows.RolloutStatus
+	h.env.RegisterDelayedCallback(func() {
+		during = h.status(t)
+		self = h.update(workflows.UpdateSupersede, workflows.SupersedeRequest{Actor: "alice", By: testRolloutID})
+		badBy = h.update(workflows.UpdateSupersede, workflows.SupersedeRequest{Actor: "alice", By: "rollout/x/batch-1"})
+		ok = h.update(workflows.UpdateSupersede, workflows.SupersedeRequest{Actor: "alice", By: "rollout/hotfix", Reason: "leak"})
+	}, 5*time.Second)
+	h.env.RegisterDelayedCallback(func() {
+		again = h.update(workflows.UpdateSupersede, workflows.SupersedeRequest{Actor: "bob", By: "rollout/other"})
+	}, 6*time.Second)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, rolloutInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.Less(t, during.Counts.Done, 8)
+	require.Error(t, self.err)
+	require.Error(t, badBy.err)
+	require.NoError(t, ok.err)
+	require.ErrorContains(t, again.err, "already superseded by rollout/hotfix")
+	require.Equal(t, workflows.StateSuperseded, st.State)
+	require.Equal(t, "rollout/hotfix", st.SupersededBy)
+	require.Less(t, st.Counts.Done, 8, "no new cluster after the handover")
+	require.Equal(t, 8, st.Counts.Done+st.Counts.Aborted+st.Counts.Skipped+st.Counts.Failed)
+	last := h.notes[len(h.notes)-1]
+	require.Contains(t, last.Text, "superseded by rollout/hotfix")
+	found := false
+	for _, a := range st.Audit {
+		if a.Action == workflows.UpdateSupersede && a.Actor == "alice" {
+			found = true
+		}
+	}
+	require.True(t, found, "the supersede is audited")
+}
+
+// A cluster failed mid-way within the budget; a retry update queues it in a
+// last phase with a new generation and a fresh budget, and it completes.
+func TestRetryUpdateRequeuesAFailedCluster(t *testing.T) {
+	h := newRolloutHarness(t, 3, singlePhasePlan(8))
+	h.plane.failAt["lkc-003"] = 2
+	h.plane.run(h.env, time.Second, 20*time.Minute)
+	in := rolloutInput()
+	in.Spec.ErrorBudget = &spec.ErrorBudget{Max: "1"}
+	var early, named, ok *updateOutcome
+	h.env.RegisterDelayedCallback(func() {
+		early = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice"})
+	}, 1*time.Second)
+	h.env.RegisterDelayedCallback(func() {
+		named = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice", Clusters: []string{"lkc-001"}})
+		ok = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice", Reason: "flaky broker"})
+	}, 12*time.Second)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.ErrorContains(t, early.err, "no cluster has failed")
+	require.ErrorContains(t, named.err, "lkc-001")
+	require.NoError(t, ok.err)
+	require.Contains(t, ok.res.Message, "retry-1")
+	require.Equal(t, workflows.StateCompleted, st.State)
+	require.Equal(t, 9, st.Total)
+	require.Equal(t, 0, st.Failures, "the retried failure no longer counts")
+	last := st.Phases[len(st.Phases)-1]
+	require.Equal(t, "retry-1", last.Name)
+	require.Equal(t, 1, last.Batches[0].Counts.Done)
+	require.Equal(t, 2, h.plane.starts["lkc-003"])
+	gens := []int64{}
+	for _, c := range h.plane.log {
+		if c.Kind == dataplane.Apply && c.ClusterID == "lkc-003" && (len(gens) == 0 || gens[len(gens)-1] != c.Generation) {
+			gens = append(gens, c.Generation)
+		}
+	}
+	require.Equal(t, []int64{2, 3}, gens, "the retry sends a new generation")
+}
