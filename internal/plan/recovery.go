@@ -197,8 +197,8 @@ func Rollback(src Source, inventory []fleet.Cluster, opts RollbackOptions) (*Pla
 			continue
 		}
 		back := Target{
-			ClusterID:   t.ClusterID,
-			Product:     t.Product,
+			ClusterID: t.ClusterID,
+			Product:   t.Product,
 			// Past both what the data plane applied and what the rollout
 			// sent (a failed apply's generation is never reused).
 			Generation:  max(c.Generation, t.Generation) + 1,
