@@ -21,8 +21,8 @@ import (
 // command is one fleet subcommand.
 type command struct {
 	name     string
-	synopsis string // after "fleet "
-	alt      string // another form of the command line, after "fleet "
+	synopsis string   // after "fleet "
+	alt      string   // another form of the command line, after "fleet "
 	more     []string // further forms, after "fleet "
 	summary  string
 	detail   string
