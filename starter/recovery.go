@@ -410,14 +410,13 @@ func planSupersede(ctx context.Context, e *env, name string, r *spec.Rollout, fi
 	if len(ids) > 0 && len(ids) <= returnsShown {
 		note += ": " + strings.Join(ids, " ")
 	}
-	note += "."
 	var running string
 	if !src.State.Terminal() {
 		running = fmt.Sprintf("Rollout %q is %s: fleet supersede stops it first (clusters in flight stop after their current broker); %s plans once it has stopped, so the clusters it changes until then go first too.",
 			name, src.State, r.Name)
 	}
 	if ro.json {
-		fmt.Fprintln(e.stderr, note)
+		fmt.Fprintln(e.stderr, note+".")
 		if running != "" {
 			fmt.Fprintln(e.stderr, running)
 		}
