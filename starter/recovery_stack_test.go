@@ -133,6 +133,16 @@ func clustersIn(st *workflows.RolloutStatus, state workflows.ClusterState) map[s
 	return out
 }
 
+// audited reports whether the rollout's audit trail has the entry, applied.
+func audited(st *workflows.RolloutStatus, actor, action, reason string) bool {
+	for _, a := range st.Audit {
+		if a.Actor == actor && a.Action == action && a.Reason == reason && strings.HasPrefix(a.Outcome, "applied") {
+			return true
+		}
+	}
+	return false
+}
+
 func recoverySpec(name, product, version, selector, extra string) string {
 	return fmt.Sprintf(`name: %s
 target:
@@ -220,6 +230,7 @@ func TestRecoveryCommandsOnTheStack(t *testing.T) {
 		rb := s.waitEnded(t, "rc-a-rollback")
 		require.Equal(t, workflows.StateCompleted, rb.State, "%+v", rb)
 		require.Equal(t, len(failed)+len(done), rb.Total)
+		assert.True(t, audited(rb, "alice", "start", "rollback of rc-a: bad build"), "who rolled back and why is audited: %+v", rb.Audit)
 		for id := range done {
 			c, ok := s.dev.Sim.Cluster(id)
 			require.True(t, ok)
@@ -242,6 +253,7 @@ func TestRecoveryCommandsOnTheStack(t *testing.T) {
 			Message: "started rollout/rc-b-retry", Watch: "fleet watch rc-b-retry"}, res)
 		rt := s.waitEnded(t, "rc-b-retry")
 		require.Equal(t, workflows.StateCompleted, rt.State, "%+v", rt)
+		assert.True(t, audited(rt, "alice", "start", "retry of rc-b: fault fixed"), "%+v", rt.Audit)
 		require.Equal(t, len(failed), rt.Total, "only the failed clusters")
 		require.Equal(t, failed, clustersIn(rt, workflows.ClusterDone))
 		for id := range failed {
@@ -273,6 +285,7 @@ func TestRecoveryCommandsOnTheStack(t *testing.T) {
 		old := s.waitEnded(t, "rc-c")
 		require.Equal(t, workflows.StateSuperseded, old.State, "%+v", old)
 		require.Equal(t, "rollout/rc-c-hotfix", old.SupersededBy)
+		assert.True(t, audited(old, "alice", "supersede", "superseded by rollout/rc-c-hotfix: CVE"), "%+v", old.Audit)
 		hf := s.waitEnded(t, "rc-c-hotfix")
 		require.Equal(t, workflows.StateCompleted, hf.State, "%+v", hf)
 		for id, before := range s.before {
@@ -292,6 +305,7 @@ func TestRecoveryCommandsOnTheStack(t *testing.T) {
 		assert.Contains(t, out, `Its rollback "rc-d-rollback" (workflow rollout/rc-d-rollback) starts when its batches have stopped.`)
 		old := s.waitEnded(t, "rc-d")
 		require.Equal(t, workflows.StateAborted, old.State)
+		assert.True(t, audited(old, "alice", "rollback", "bad build"), "%+v", old.Audit)
 		rb := s.waitFor(t, "rc-d-rollback", "the end", func(st *workflows.RolloutStatus) bool { return st.State.Terminal() })
 		require.Equal(t, workflows.StateCompleted, rb.State, "%+v", rb)
 		require.Equal(t, len(changed), rb.Total)
