@@ -314,4 +314,37 @@ func TestRecoveryCommandsOnTheStack(t *testing.T) {
 			assert.Equal(t, s.before[id].Version, c.Version, id)
 		}
 	})
+
+	t.Run("retry within a running rollout", func(t *testing.T) {
+		fault := sim.Fault{Version: "0.30.0", Product: fleet.ProductKsqlDB, FailApply: true, Fraction: 0.4}
+		require.NoError(t, s.dev.Sim.SetFaults([]sim.Fault{fault}))
+		s.must(t, "start", "-f", writeFile(t, "rc-e.yaml", recoverySpec("rc-e", "ksqldb", "0.30.0", "env in (non-prod, prod)", gated)))
+		st := s.waitFor(t, "rc-e", "its gate", func(st *workflows.RolloutStatus) bool { return st.State == workflows.StateAwaitingApproval })
+		failed := clustersIn(st, workflows.ClusterFailed)
+		require.NotEmpty(t, failed)
+		require.NoError(t, s.dev.Sim.SetFaults(nil))
+
+		out := s.must(t, "retry", "rc-e", "--reason", "fault fixed")
+		assert.Contains(t, out, fmt.Sprintf(`Retrying within rollout "rc-e" (still running): %d clusters queued in phase retry-1, with a fresh error budget.`, len(failed)))
+		assert.Contains(t, out, "fleet watch rc-e")
+
+		_, err := s.api.Approve(context.Background(), "rc-e", workflows.ApproveRequest{Actor: "bob", Phase: "second"})
+		require.NoError(t, err)
+		st = s.waitEnded(t, "rc-e")
+		require.Equal(t, workflows.StateCompleted, st.State, "%+v", st)
+		last := st.Phases[len(st.Phases)-1]
+		require.Equal(t, "retry-1", last.Name)
+		retried := map[string]bool{}
+		for _, b := range last.Batches {
+			for _, c := range b.Clusters {
+				require.Equal(t, workflows.ClusterDone, c.State, c.ID)
+				retried[c.ID] = true
+			}
+		}
+		require.Equal(t, failed, retried)
+		for id := range failed {
+			c, _ := s.dev.Sim.Cluster(id)
+			assert.Equal(t, "0.30.0", c.Version, id)
+		}
+	})
 }
