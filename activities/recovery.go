@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/recovery"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -77,51 +78,16 @@ func (a *Activities) planRecovery(ctx context.Context, in workflows.PlanInput, r
 	}
 }
 
-// RecoveryPlan plans a recovery from a rollout's source: the same code the
-// worker runs, for fleet plan --rollback and --supersede. r is the
-// recovering rollout's spec (a rollback's from workflows.RollbackSpec).
+// RecoveryPlan plans a recovery from a rollout's source: recovery.Plan,
+// the code fleet plan --rollback and --supersede run too, its errors made
+// refusals. r is the recovering rollout's spec (a rollback's from
+// workflows.RollbackSpec).
 func RecoveryPlan(src workflows.RolloutSource, self string, rec *workflows.Recovery, r *spec.Rollout, clusters []fleet.Cluster, opts plan.Options) (*plan.Plan, error) {
-	wrap := func(p *plan.Plan, err error) (*plan.Plan, error) {
-		if err != nil {
-			return nil, refuse("plan %s: %v", self, err)
-		}
-		return p, nil
+	p, err := recovery.Plan(src, self, rec, r, clusters, opts)
+	if err != nil {
+		return nil, refuse("%v", err)
 	}
-	switch rec.Kind {
-	case workflows.RecoveryRollback:
-		ro := plan.RollbackOptions{Forward: rec.Forward, Busy: opts.Busy, Name: r.Name}
-		if r.Emergency == nil || !r.Emergency.ForceProtected {
-			ro.Protected = opts.ProtectedWhy
-			if ro.Protected == nil {
-				ro.Protected = map[string]string{}
-			}
-			for _, id := range opts.Protected {
-				if _, ok := ro.Protected[id]; !ok {
-					ro.Protected[id] = ""
-				}
-			}
-		}
-		p, err := wrap(plan.Rollback(src.Source, clusters, ro))
-		if err == nil && p.Total == 0 {
-			return nil, refuse("nothing to roll back in %s: %s", workflows.RolloutName(rec.Of), plan.DescribeCounts(p.ExcludedCounts))
-		}
-		return p, err
-	case workflows.RecoveryRetry:
-		only, err := plan.Retryable(src.Source, rec.Clusters)
-		if err != nil {
-			return nil, refuse("%v", err)
-		}
-		opts.Only = only
-		opts.Sent = plan.Sent(src.Source)
-		return wrap(plan.Build(r, clusters, opts))
-	default:
-		chs, _, _ := plan.Changes(src.Source, clusters)
-		opts.First = make(map[string]bool, len(chs))
-		for _, ch := range chs {
-			opts.First[ch.Target.ClusterID] = true
-		}
-		return wrap(plan.Build(r, clusters, opts))
-	}
+	return p, nil
 }
 
 // handoverPoll is how often AwaitHandover reads the rollout it waits for.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/spec"
@@ -20,8 +21,9 @@ import (
 // command is one fleet subcommand.
 type command struct {
 	name     string
-	synopsis string // after "fleet "
-	alt      string // another form of the command line, after "fleet "
+	synopsis string   // after "fleet "
+	alt      string   // another form of the command line, after "fleet "
+	more     []string // further forms, after "fleet "
 	summary  string
 	detail   string
 	run      func(ctx context.Context, e *env, cmd *command, args []string) error
@@ -43,11 +45,11 @@ func init() {
 		},
 		{
 			name: "plan", synopsis: "plan -f FILE [--json] [--clusters] [--excluded N]",
-			summary: "show the phases and batches a spec would run (no Temporal)",
-			detail: "Plans the spec against the inventory at FLEET_INVENTORY (a URL or a file).\n" +
-				"It does not ask Temporal, so clusters held by running rollouts are not\n" +
-				"left out here as they are when the rollout plans for real.",
-			run: cmdPlan,
+			alt:     "plan --rollback NAME [--forward] [--respect-windows] [--json] [--clusters]",
+			more:    []string{"plan --supersede NAME -f FILE [--json] [--clusters]"},
+			summary: "show the phases and batches a spec, a rollback or a supersede would run",
+			detail:  planDetail,
+			run:     cmdPlan,
 		},
 		{
 			name: "list", synopsis: "list [--all] [--json]",
@@ -87,6 +89,24 @@ func init() {
 			name: "abort", synopsis: "abort ID --reason R",
 			summary: "stop a rollout for good",
 			run:     cmdAction(workflows.Abort, true),
+		},
+		{
+			name: "rollback", synopsis: "rollback NAME [--abort --reason R] [--forward] [--respect-windows] [--json]",
+			summary: "return every cluster an ended rollout changed to the version and config it came from, as rollout NAME-rollback",
+			detail:  rollbackDetail,
+			run:     cmdRollback,
+		},
+		{
+			name: "supersede", synopsis: "supersede NAME -f FILE [--reason R] [--json]",
+			summary: "hand a running rollout over to a new one (a hotfix): the old one stops, the new one takes its clusters first",
+			detail:  supersedeDetail,
+			run:     cmdSupersede,
+		},
+		{
+			name: "retry", synopsis: "retry NAME [--cluster ID]... [--reason R] [--json]",
+			summary: "re-apply a rollout's failed, aborted and skipped clusters with a fresh error budget",
+			detail:  retryDetail,
+			run:     cmdRetry,
 		},
 		{
 			name: "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
@@ -236,6 +256,9 @@ func printUsage(w io.Writer) {
 		if c.alt != "" {
 			fmt.Fprintf(w, "  fleet %s\n", c.alt)
 		}
+		for _, m := range c.more {
+			fmt.Fprintf(w, "  fleet %s\n", m)
+		}
 		fmt.Fprintf(w, "      %s\n", c.summary)
 	}
 	fmt.Fprint(w, `
@@ -278,6 +301,9 @@ func printCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: fleet %s\n", cmd.synopsis)
 	if cmd.alt != "" {
 		fmt.Fprintf(w, "       fleet %s\n", cmd.alt)
+	}
+	for _, m := range cmd.more {
+		fmt.Fprintf(w, "       fleet %s\n", m)
 	}
 	fmt.Fprintf(w, "\n%s.\n", upperFirst(cmd.summary))
 	if cmd.detail != "" {
@@ -462,8 +488,41 @@ func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	clusters := fs.Bool("clusters", false, "list each batch's cluster IDs")
 	excluded := fs.Int("excluded", 0, "list up to `N` excluded cluster IDs per reason")
+	rollback := fs.String("rollback", "", "preview the rollback of the rollout `NAME` (asks Temporal)")
+	supersede := fs.String("supersede", "", "preview the spec -f taking over the rollout `NAME` (asks Temporal)")
+	forward := fs.Bool("forward", false, "with --rollback: the rollout's phase order (default: last phase first)")
+	respect := fs.Bool("respect-windows", false, "with --rollback: wait for maintenance windows (default: ignore them)")
 	if err := e.parseNoArgs(cmd, fs, args); err != nil {
 		return err
+	}
+	ro := renderOpts{json: *asJSON, render: plan.RenderOptions{Clusters: *clusters, ExcludedIDs: *excluded}}
+	switch {
+	case flagSet(fs, "rollback") && flagSet(fs, "supersede"):
+		return usagef(cmd.name, "plan: give --rollback or --supersede, not both")
+	case (*forward || *respect) && !flagSet(fs, "rollback"):
+		return usagef(cmd.name, "plan: --forward and --respect-windows shape a rollback: give them with --rollback NAME")
+	case flagSet(fs, "rollback"):
+		if *file != "" {
+			return usagef(cmd.name, "plan: --rollback plans from the rollout itself: give no -f")
+		}
+		name, err := recoveryName(cmd, "--rollback", *rollback)
+		if err != nil {
+			return err
+		}
+		return planRollback(ctx, e, name, client.RollbackOptions{Forward: *forward, RespectWindows: *respect}, ro)
+	case flagSet(fs, "supersede"):
+		name, err := recoveryName(cmd, "--supersede", *supersede)
+		if err != nil {
+			return err
+		}
+		if *file == "" {
+			return usagef(cmd.name, "plan: --supersede needs -f FILE (the spec that takes over)")
+		}
+		r, err := loadSpec(*file)
+		if err != nil {
+			return err
+		}
+		return planSupersede(ctx, e, name, r, *file, ro)
 	}
 	if *file == "" {
 		return usagef(cmd.name, "plan: -f FILE is required (the rollout spec to plan)")
@@ -477,12 +536,29 @@ func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	opts, err := planOptions(r, inv)
+	if err != nil {
+		return err
+	}
+	p, err := plan.Build(r, inv, opts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *file, err)
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, p)
+	}
+	return plan.Render(e.stdout, p, ro.render)
+}
+
+// planOptions are the options the worker plans r with, as far as the CLI
+// knows them: the protected clusters of the policy at FLEET_POLICY, if any.
+func planOptions(r *spec.Rollout, inv []fleet.Cluster) (plan.Options, error) {
 	opts := plan.Options{}
 	if path := os.Getenv("FLEET_POLICY"); path != "" {
 		// Explain protected clusters the way the worker will.
 		pol, err := policy.Load(path)
 		if err != nil {
-			return fmt.Errorf("FLEET_POLICY: %w", err)
+			return opts, fmt.Errorf("FLEET_POLICY: %w", err)
 		}
 		if r.Emergency == nil || !r.Emergency.ForceProtected {
 			opts.ProtectedWhy = map[string]string{}
@@ -494,14 +570,7 @@ func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
 			}
 		}
 	}
-	p, err := plan.Build(r, inv, opts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, p)
-	}
-	return plan.Render(e.stdout, p, plan.RenderOptions{Clusters: *clusters, ExcludedIDs: *excluded})
+	return opts, nil
 }
 
 func cmdList(ctx context.Context, e *env, cmd *command, args []string) error {

@@ -59,6 +59,11 @@ type rollouts interface {
 	Freeze(ctx context.Context, req workflows.FreezeRequest) (workflows.FreezeState, error)
 	Unfreeze(ctx context.Context, actor, reason string) (workflows.FreezeState, error)
 	FreezeStatus(ctx context.Context) (workflows.FreezeState, error)
+	// Recovery (recovery.go).
+	Source(ctx context.Context, id string) (*workflows.RolloutSource, error)
+	Rollback(ctx context.Context, id string, o client.RollbackOptions) (string, error)
+	Supersede(ctx context.Context, id string, r *spec.Rollout, actor, reason string) (string, error)
+	Retry(ctx context.Context, id string, clusters []string, actor, reason string) (client.RetryResult, error)
 }
 
 var _ rollouts = (*client.Client)(nil)

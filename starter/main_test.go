@@ -33,6 +33,11 @@ type fakeAPI struct {
 	freeze workflows.FreezeState
 	// err, when set, is what Start, Pace, Freeze and Unfreeze return.
 	err error
+	// source answers Source; recoveryErr is what Rollback, Supersede and
+	// Retry return; retry answers Retry (see recovery_test.go).
+	source      *workflows.RolloutSource
+	recoveryErr error
+	retry       client.RetryResult
 }
 
 func (f *fakeAPI) Start(_ context.Context, r *spec.Rollout, requester string) (string, error) {

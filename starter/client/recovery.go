@@ -61,8 +61,13 @@ func RollbackInput(src *workflows.RolloutSource, o RollbackOptions) workflows.Ro
 	if chs := src.Source.Plan; chs != nil {
 		version = workflows.RollbackVersion(chs)
 	}
+	s := workflows.RollbackSpec(src.Spec, version, o.RespectWindows)
+	if o.Reason != "" {
+		// The start's audit entry records the description: the reason with it.
+		s.Description += ": " + o.Reason
+	}
 	return workflows.RolloutInput{
-		Spec:      workflows.RollbackSpec(src.Spec, version, o.RespectWindows),
+		Spec:      s,
 		Requester: o.Actor,
 		Recovery:  &workflows.Recovery{Kind: workflows.RecoveryRollback, Of: src.Source.ID, Forward: o.Forward},
 	}
@@ -180,6 +185,10 @@ func (c *Client) Retry(ctx context.Context, id string, clusters []string, actor,
 		return RetryResult{}, err
 	}
 	in := RetryInput(src, clusters, actor)
+	if reason != "" {
+		// The start's audit entry records the description: the reason with it.
+		in.Spec.Description += ": " + reason
+	}
 	rid, err := c.start(ctx, in)
 	if err != nil {
 		return RetryResult{}, err
