@@ -519,3 +519,16 @@ strategy:
 	assert.Equal(t, 1, p.Downgrades)
 	assert.True(t, targets(&p)["k-1"].Downgrade)
 }
+
+func TestRenderStatusPointsAtRelatedRollouts(t *testing.T) {
+	var b bytes.Buffer
+	renderStatus(&b, live(&workflows.RolloutStatus{State: workflows.StateSuperseded, SupersededBy: "rollout/hotfix"}), fixedNow)
+	require.Contains(t, b.String(), "Superseded by:   hotfix (fleet status hotfix)\n")
+	b.Reset()
+	renderStatus(&b, live(&workflows.RolloutStatus{State: workflows.StateRunning,
+		Recovery: &workflows.Recovery{Kind: workflows.RecoverySupersede, Of: "rollout/old"}}), fixedNow)
+	require.Contains(t, b.String(), "Recovery:        supersedes old\n")
+	b.Reset()
+	renderStatus(&b, live(&workflows.RolloutStatus{State: workflows.StateAborted, RollbackID: "rollout/x-rollback"}), fixedNow)
+	require.Contains(t, b.String(), "Rolled back by:  x-rollback (fleet status x-rollback)\n")
+}

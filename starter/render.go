@@ -285,6 +285,20 @@ func renderStatus(w io.Writer, cst *client.Status, now time.Time) {
 	if st.PlanHash != "" {
 		fmt.Fprintf(kv, "Plan:\t%s\n", st.PlanHash)
 	}
+	if rec := st.Recovery; rec != nil {
+		what := map[workflows.RecoveryKind]string{
+			workflows.RecoveryRollback:  "rolls back",
+			workflows.RecoveryRetry:     "retries",
+			workflows.RecoverySupersede: "supersedes",
+		}[rec.Kind]
+		fmt.Fprintf(kv, "Recovery:\t%s %s\n", what, workflows.RolloutName(rec.Of))
+	}
+	if st.SupersededBy != "" {
+		fmt.Fprintf(kv, "Superseded by:\t%s (fleet status %s)\n", workflows.RolloutName(st.SupersededBy), workflows.RolloutName(st.SupersededBy))
+	}
+	if st.RollbackID != "" {
+		fmt.Fprintf(kv, "Rolled back by:\t%s (fleet status %s)\n", workflows.RolloutName(st.RollbackID), workflows.RolloutName(st.RollbackID))
+	}
 	if !st.StartedAt.IsZero() {
 		if st.FinishedAt != nil {
 			fmt.Fprintf(kv, "Started:\t%s\n", formatTime(st.StartedAt))

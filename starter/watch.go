@@ -49,6 +49,8 @@ func endedAs(s workflows.RolloutState) string {
 		return "was aborted"
 	case workflows.StateFailed:
 		return "failed"
+	case workflows.StateSuperseded:
+		return "was superseded"
 	case "":
 		return "ended"
 	}

@@ -116,6 +116,8 @@ func headline(n workflows.Notification, name string) string {
 			return ":no_entry: Rollout " + r + " aborted"
 		case workflows.StateFailed:
 			return ":x: Rollout " + r + " failed"
+		case workflows.StateSuperseded:
+			return ":twisted_rightwards_arrows: Rollout " + r + " superseded"
 		}
 		return ":checkered_flag: Rollout " + r + " finished"
 	}
