@@ -75,6 +75,89 @@ func TestRecordHistories(t *testing.T) {
 		t.Run("continue-as-new", func(t *testing.T) { recordContinueAsNew(t, dir) })
 		t.Run("cancel", func(t *testing.T) { recordCancel(t, dir) })
 	}
+	if os.Getenv(recordSinceRecoveryEnv) != "" {
+		t.Run("rollback", func(t *testing.T) { recordRollback(t, dir) })
+		t.Run("supersede", func(t *testing.T) { recordSupersede(t, dir) })
+		t.Run("retry", func(t *testing.T) { recordRetry(t, dir) })
+	}
+}
+
+// recordSinceRecoveryEnv, when set, also records the recovery scenarios
+// (rollback, supersede, retry).
+const recordSinceRecoveryEnv = "FLEET_RECORD_RECOVERY"
+
+// recordRecoverySpec is a two-phase kafka rollout for the recovery scenarios.
+func recordRecoverySpec(name, version, budget string) string {
+	return fmt.Sprintf(`
+name: %s
+target: {version: %s}
+selector: product=kafka
+strategy:
+  phases:
+    - {name: canary, selector: "env in (internal, non-prod)", batchSize: 3, concurrency: 3}
+    - {name: prod, selector: env=prod, batchSize: 5, concurrency: 5}
+monitoring: {interval: 1s}
+schedule: {windows: ignore}
+%s`, name, version, budget)
+}
+
+// (h) A failure exceeds a zero budget whose onExceeded is rollback: the
+// rollout aborts and starts its rollback, which completes.
+func recordRollback(t *testing.T, dir string) {
+	s := startStack(t, recordClusters, 30*time.Millisecond, []sim.Fault{{Version: "3.7.1", Product: fleet.ProductKafka, Fraction: 0.15, FailApply: true}})
+	rec := newHistoryRecorder(t, s, dir, "rollback")
+	ctx := context.Background()
+	id, err := s.client.Start(ctx, parseSpec(t, recordRecoverySpec("replay-rb", "3.7.1", "errorBudget: {max: 0, onExceeded: rollback}")), "history-recorder")
+	require.NoError(t, err)
+	st := s.waitFor(t, id, "the end", terminal)
+	require.NotEmpty(t, st.RollbackID, "the rollout started its rollback: %+v", st.Counts)
+	rb := s.waitFor(t, st.RollbackID, "the end of the rollback", terminal)
+	require.Equal(t, workflows.StateCompleted, rb.State)
+	rec.rollout(id, st)
+	rec.rollout(st.RollbackID, rb)
+}
+
+// (i) A hotfix supersedes a running rollout.
+func recordSupersede(t *testing.T, dir string) {
+	s := startStack(t, recordClusters, 40*time.Millisecond, nil)
+	rec := newHistoryRecorder(t, s, dir, "supersede")
+	ctx := context.Background()
+	a, err := s.client.Start(ctx, parseSpec(t, recordRecoverySpec("replay-old", "3.7.1", "")), "history-recorder")
+	require.NoError(t, err)
+	s.waitFor(t, a, "clusters done and in flight", func(st *workflows.RolloutStatus) bool { return st.Counts.Done >= 3 && st.Counts.InFlight > 0 })
+	b, err := s.client.Supersede(ctx, a, parseSpec(t, recordRecoverySpec("replay-hotfix", "3.7.2", "")), "oncall-alice", "3.7.1 leaks")
+	require.NoError(t, err)
+	stA := s.waitFor(t, a, "the end of the old rollout", terminal)
+	stB := s.waitFor(t, b, "the end of the hotfix", terminal)
+	require.Equal(t, workflows.StateCompleted, stB.State)
+	rec.rollout(a, stA)
+	rec.rollout(b, stB)
+}
+
+// (j) A failed cluster is retried within its paused rollout.
+func recordRetry(t *testing.T, dir string) {
+	s := startStack(t, recordClusters, 30*time.Millisecond, []sim.Fault{{Version: "3.7.1", Product: fleet.ProductKafka, Fraction: 0.15, FailApply: true}})
+	rec := newHistoryRecorder(t, s, dir, "retry")
+	ctx := context.Background()
+	id, err := s.client.Start(ctx, parseSpec(t, recordRecoverySpec("replay-retry", "3.7.1", "errorBudget: {max: 50%}")), "history-recorder")
+	require.NoError(t, err)
+	s.waitFor(t, id, "a failure", func(st *workflows.RolloutStatus) bool { return st.Counts.Failed > 0 || terminal(st) })
+	_, err = s.client.Pause(ctx, id, workflows.ActionRequest{Actor: "oncall-alice", Reason: "look"})
+	require.NoError(t, err)
+	require.NoError(t, s.dev.Sim.SetFaults(nil))
+	_, err = s.client.Retry(ctx, id, nil, "oncall-alice", "fixed")
+	require.NoError(t, err)
+	_, err = s.client.Resume(ctx, id, workflows.ActionRequest{Actor: "oncall-alice", Reason: "go"})
+	require.NoError(t, err)
+	st := s.waitFor(t, id, "the end", terminal)
+	require.Equal(t, workflows.StateCompleted, st.State)
+	var last []int
+	if n := len(st.Phases); n > 0 {
+		for _, b := range st.Phases[n-1].Batches {
+			last = append(last, b.Number)
+		}
+	}
+	rec.rollout(id, st, last...)
 }
 
 // recordSignalKey, when set, is the signal key of the stacks the recorder
