@@ -65,6 +65,9 @@ type Recovery struct {
 	// Forward runs a rollback's phases in the rollout's own order (by
 	// default last phase first).
 	Forward bool `json:"forward,omitempty"`
+	// ThreadTS is the Slack thread of the rollout recovered: a rollback
+	// and a retry post in it.
+	ThreadTS string `json:"threadTs,omitempty"`
 }
 
 // Validate checks a Recovery on a start.
@@ -92,6 +95,8 @@ type RolloutSource struct {
 	Spec         spec.Rollout `json:"spec"`
 	State        RolloutState `json:"state"`
 	SupersededBy string       `json:"supersededBy,omitempty"`
+	// ThreadTS is the rollout's Slack thread.
+	ThreadTS string `json:"threadTs,omitempty"`
 }
 
 // SupersedeRequest hands a rollout over to the rollout By (its workflow ID).
@@ -156,7 +161,7 @@ func RollbackSpec(r spec.Rollout, version string, respectWindows bool) spec.Roll
 
 // source assembles the rollout's RolloutSource.
 func (r *rollout) source() RolloutSource {
-	out := RolloutSource{Spec: r.in.Spec, State: r.st.State, SupersededBy: r.st.SupersededBy}
+	out := RolloutSource{Spec: r.in.Spec, State: r.st.State, SupersededBy: r.st.SupersededBy, ThreadTS: r.threadTS}
 	out.Source = plan.Source{ID: r.id, Plan: r.plan, Ran: []int{}, Outcomes: map[string]plan.Outcome{}}
 	for _, n := range workflow.DeterministicKeys(r.results) {
 		out.Source.Ran = append(out.Source.Ran, n)
@@ -266,7 +271,7 @@ func (r *rollout) startRollback(ctx workflow.Context) {
 		Spec:          RollbackSpec(r.in.Spec, RollbackVersion(r.plan), false),
 		Requester:     r.rollbackBy,
 		HistoryBudget: r.in.HistoryBudget,
-		Recovery:      &Recovery{Kind: RecoveryRollback, Of: r.id},
+		Recovery:      &Recovery{Kind: RecoveryRollback, Of: r.id, ThreadTS: r.threadTS},
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            RolloutID(name),

@@ -111,6 +111,7 @@ func TestRollbackStartsWhenTheRolloutHasStopped(t *testing.T) {
 				require.True(t, child.Vouched)
 				require.Equal(t, workflows.RecoveryRollback, child.Spec.Recovery.Kind)
 				require.Equal(t, testRolloutID, child.Spec.Recovery.Of)
+				require.Equal(t, "1700000000.000100", child.Spec.Recovery.ThreadTS, "the rollback tells the rollout's thread")
 				require.True(t, child.Spec.Spec.AllowDowngrade)
 				require.NotEqual(t, spec.OnExceededRollback, child.Spec.Spec.ErrorBudget.OnExceeded, "a rollback never rolls itself back")
 				want := "fleet-safety"
@@ -139,7 +140,7 @@ func TestRollbackRolloutPushesPreviousVersions(t *testing.T) {
 	h.plane.run(h.env, time.Second, 20*time.Minute)
 	in := rolloutInput()
 	in.Spec.Name = "test"
-	in.Recovery = &workflows.Recovery{Kind: workflows.RecoveryRollback, Of: "rollout/orig"}
+	in.Recovery = &workflows.Recovery{Kind: workflows.RecoveryRollback, Of: "rollout/orig", ThreadTS: "1600000000.000001"}
 	var refused *updateOutcome
 	h.env.RegisterDelayedCallback(func() {
 		refused = h.update(workflows.UpdateRollback, workflows.ActionRequest{Actor: "alice", Reason: "undo the undo"})
@@ -156,6 +157,9 @@ func TestRollbackRolloutPushesPreviousVersions(t *testing.T) {
 		require.Equal(t, []string{"3.6.0"}, vs, id)
 	}
 	require.Contains(t, h.notes[0].Text, "It rolls back rollout/orig.")
+	for _, n := range h.notes {
+		require.Equal(t, "1600000000.000001", n.ThreadTS, "every message of the rollback goes to the original's thread")
+	}
 }
 
 func TestSupersedeStopsTheRolloutAndPointsAtItsSuccessor(t *testing.T) {

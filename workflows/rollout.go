@@ -589,6 +589,9 @@ func (r *rollout) setup(ctx workflow.Context) error {
 		if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && parent.ID == rec.Of && rec.Kind == RecoveryRollback {
 			vouched = true
 		}
+		if rec.Kind != RecoverySupersede && rec.ThreadTS != "" && r.threadTS == "" {
+			r.threadTS = rec.ThreadTS // a rollback or retry tells the rollout's own thread
+		}
 		if rec.Kind == RecoverySupersede {
 			if err := r.awaitHandover(ctx); err != nil {
 				r.finish(ctx, StateFailed, "planning failed: "+err.Error())

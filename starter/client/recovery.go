@@ -69,7 +69,7 @@ func RollbackInput(src *workflows.RolloutSource, o RollbackOptions) workflows.Ro
 	return workflows.RolloutInput{
 		Spec:      s,
 		Requester: o.Actor,
-		Recovery:  &workflows.Recovery{Kind: workflows.RecoveryRollback, Of: src.Source.ID, Forward: o.Forward},
+		Recovery:  &workflows.Recovery{Kind: workflows.RecoveryRollback, Of: src.Source.ID, Forward: o.Forward, ThreadTS: src.ThreadTS},
 	}
 }
 
@@ -203,5 +203,5 @@ func RetryInput(src *workflows.RolloutSource, clusters []string, actor string) w
 	s.Description = "retry of " + src.Spec.Name
 	s.RequirePlanApproval = false
 	return workflows.RolloutInput{Spec: s, Requester: actor,
-		Recovery: &workflows.Recovery{Kind: workflows.RecoveryRetry, Of: src.Source.ID, Clusters: clusters}}
+		Recovery: &workflows.Recovery{Kind: workflows.RecoveryRetry, Of: src.Source.ID, Clusters: clusters, ThreadTS: src.ThreadTS}}
 }
