@@ -283,9 +283,11 @@ func (r *rollout) startRollback(ctx workflow.Context) {
 	child := workflow.ExecuteChildWorkflow(cctx, WorkflowRollout, in)
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("start rollback", "rollback", RolloutID(name), "error", err)
+		r.st.RollbackID = ""
+		r.st.Audit = append(r.st.Audit, AuditEntry{At: workflow.Now(ctx), Actor: "fleet", Action: UpdateRollback,
+			Reason: "start " + RolloutID(name), Outcome: "failed: " + err.Error() + " (fleet rollback " + r.st.Name + " starts it)"})
 		return
 	}
-	r.st.RollbackID = RolloutID(name)
 }
 
 // RollbackVersion is the version most of the plan's clusters came from.

@@ -563,8 +563,13 @@ func (r *rollout) runPhases(ctx workflow.Context) (RolloutStatus, error) {
 		if r.rollbackBy != "" {
 			why = "aborted; rolling back as " + RolloutID(RollbackName(r.st.Name))
 		}
+		starting := r.rollbackBy != "" && r.st.RollbackID == ""
+		if starting {
+			// Named from the moment the rollout reads as ended.
+			r.st.RollbackID = RolloutID(RollbackName(r.st.Name))
+		}
 		st := r.finish(ctx, StateAborted, why)
-		if r.rollbackBy != "" && r.st.RollbackID == "" {
+		if starting {
 			r.startRollback(ctx)
 			st.RollbackID = r.st.RollbackID
 		}
