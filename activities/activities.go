@@ -115,6 +115,22 @@ func (a *Activities) listInventory(ctx context.Context) ([]fleet.Cluster, error)
 	return cs, err
 }
 
+// findInventory looks the clusters up by ID (inventory.Find: no batch reads
+// the whole fleet when the inventory can look up) within InventoryTimeout.
+func (a *Activities) findInventory(ctx context.Context, ids []string) ([]fleet.Cluster, error) {
+	d := a.InventoryTimeout
+	if d <= 0 {
+		d = DefaultInventoryTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	cs, err := inventory.Find(ctx, a.Inventory, ids)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w (inventory read timeout %s)", err, d)
+	}
+	return cs, err
+}
+
 // Register registers every activity on a worker under the names the
 // workflows call.
 func (a *Activities) Register(r interface {

@@ -106,17 +106,18 @@ func (a *Activities) Policy(ctx context.Context) (*policy.Snapshot, error) {
 // Clusters returns the inventory records of a batch's clusters (for
 // maintenance windows and blackouts) and the policy in force.
 func (a *Activities) Clusters(ctx context.Context, in workflows.ClustersInput) (workflows.ClustersResult, error) {
-	all, err := a.listInventory(ctx)
+	found, err := a.findInventory(ctx, in.IDs)
 	if err != nil {
-		return workflows.ClustersResult{}, fmt.Errorf("list inventory: %w", err)
+		return workflows.ClustersResult{}, fmt.Errorf("look up %d clusters in the inventory: %w", len(in.IDs), err)
 	}
-	want := make(map[string]bool, len(in.IDs))
-	for _, id := range in.IDs {
-		want[id] = true
+	// In the batch's order, as before.
+	byID := make(map[string]fleet.Cluster, len(found))
+	for _, c := range found {
+		byID[c.ID] = c
 	}
 	var res workflows.ClustersResult
-	for _, c := range all {
-		if want[c.ID] {
+	for _, id := range in.IDs {
+		if c, ok := byID[id]; ok {
 			res.Clusters = append(res.Clusters, c)
 		}
 	}

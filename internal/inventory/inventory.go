@@ -25,6 +25,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -63,9 +64,9 @@ func Open(ref string) (Source, error) {
 		}
 		return HTTP(ref, nil), nil
 	case hasPrefixFold(ref, "file://"):
-		return File(ref[len("file://"):]), nil
+		return Indexed(ref[len("file://"):]), nil
 	}
-	return File(ref), nil
+	return Indexed(ref), nil
 }
 
 func hasPrefixFold(s, prefix string) bool {
@@ -107,6 +108,8 @@ func HTTP(url string, client *http.Client) Source {
 type httpSource struct {
 	url    string
 	client *http.Client
+	// noLookup is set once the inventory answered that it has no lookup.
+	noLookup atomic.Bool
 }
 
 // String is the URL with its credentials masked (see redact.URL).

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/fleet-rollout/fleet/internal/fleet"
 )
 
@@ -234,9 +236,9 @@ func TestOpen(t *testing.T) {
 	}{
 		{"http://127.0.0.1:8089/v1/clusters", "*inventory.httpSource", ""},
 		{"HTTPS://inventory.example.com/v1/clusters", "*inventory.httpSource", ""},
-		{"fleet.yaml", "inventory.fileSource", ""},
-		{"  ./fleet.json ", "inventory.fileSource", ""},
-		{"file:///tmp/fleet.json", "inventory.fileSource", ""},
+		{"fleet.yaml", "*inventory.indexedFile", ""},
+		{"  ./fleet.json ", "*inventory.indexedFile", ""},
+		{"file:///tmp/fleet.json", "*inventory.indexedFile", ""},
 		{"", "", "empty reference"},
 		{"http://", "", "has no host"},
 		{"http://a b/", "", "invalid character"},
@@ -308,4 +310,50 @@ func TestErrorsDoNotShowTheURLsToken(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("Open error = %v", err)
 	}
+}
+
+// A file inventory is parsed once per change of the file, and looked up by
+// ID through its index.
+func TestIndexedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	write := func(version string) {
+		t.Helper()
+		doc := fmt.Sprintf(`
+- {id: k-1, product: kafka, cloud: aws, region: us-east-1, environment: prod, customer: acme, tier: basic, version: %s, brokers: 3}
+- {id: k-2, product: kafka, cloud: aws, region: us-east-1, environment: prod, customer: acme, tier: basic, version: 3.6.0, brokers: 3}
+`, version)
+		require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))
+	}
+	write("3.6.0")
+	src, err := Open(path)
+	require.NoError(t, err)
+	got, err := Find(context.Background(), src, []string{"k-2", "nope"})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, "k-2", got[0].ID)
+
+	f := src.(*indexedFile)
+	f.mu.Lock()
+	first := &f.all[0]
+	f.mu.Unlock()
+	_, err = src.List(context.Background())
+	require.NoError(t, err)
+	f.mu.Lock()
+	require.Same(t, first, &f.all[0], "an unchanged file is not parsed again")
+	f.mu.Unlock()
+
+	// A change (another size) is read again.
+	write("3.7.10")
+	got, err = Find(context.Background(), src, []string{"k-1"})
+	require.NoError(t, err)
+	require.Equal(t, "3.7.10", got[0].Version)
+
+	// List hands out a copy: changing it changes nothing indexed.
+	all, err := src.List(context.Background())
+	require.NoError(t, err)
+	all[0].Version = "9.9.9"
+	got, err = Find(context.Background(), src, []string{"k-1"})
+	require.NoError(t, err)
+	require.Equal(t, "3.7.10", got[0].Version)
 }

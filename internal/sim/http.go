@@ -21,6 +21,8 @@ const maxFaultsBody = 1 << 20
 //	GET /v1/clusters               the inventory, sorted by ID; optional
 //	                               filters ?product=&cloud=&environment=
 //	GET /v1/clusters/{id}          one cluster
+//	POST /v1/clusters/lookup       the clusters of {"ids": [...]} that
+//	                               exist (inventory.LookupRequest)
 //	GET /v1/state                  every cluster's version, generation and
 //	                               the applies it started (ClusterStates)
 //	GET /v1/faults                 the injected faults
@@ -32,6 +34,7 @@ func (s *Simulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/clusters", s.serveClusters)
 	mux.HandleFunc("GET /v1/clusters/{id}", s.serveCluster)
+	mux.HandleFunc("POST /v1/clusters/lookup", s.serveLookup)
 	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, _ *http.Request) {
 		s.writeJSON(w, http.StatusOK, s.ClusterStates())
 	})
@@ -72,6 +75,26 @@ func (s *Simulator) serveClusters(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if keep {
+			out = append(out, c)
+		}
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// maxLookupBody bounds a lookup request body.
+const maxLookupBody = 8 << 20
+
+func (s *Simulator) serveLookup(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxLookupBody)).Decode(&req); err != nil {
+		s.writeError(w, http.StatusBadRequest, "lookup: want {\"ids\": [...]}: "+err.Error())
+		return
+	}
+	out := make([]fleet.Cluster, 0, len(req.IDs))
+	for _, id := range req.IDs {
+		if c, ok := s.Cluster(id); ok {
 			out = append(out, c)
 		}
 	}
