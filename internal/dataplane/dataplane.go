@@ -46,8 +46,11 @@ const (
 
 // Spec is the desired state of one cluster.
 type Spec struct {
-	Version string            `json:"version"`
-	Config  map[string]string `json:"config,omitempty"`
+	Version string `json:"version"`
+	// Config sets the given keys and leaves the others as they are; a
+	// value "" unsets its key (a rollback returns keys the cluster did not
+	// have).
+	Config map[string]string `json:"config,omitempty"`
 }
 
 // Command is one message on CommandsTopic.
