@@ -62,11 +62,13 @@
       var cap = el("caption", "", ph.name + " — " + ph.state + (ph.concurrency ? " · concurrency " + ph.concurrency : "") + (ph.requireApproval ? " · needs approval" : ""));
       t.appendChild(cap);
       t.appendChild(row(["batch", "state", "pending", "in flight", "held", "verifying", "done", "failed", "skipped"], true));
-      (ph.batches || []).forEach(function (b) {
-        var a = el("span", "batch", "#" + b.number);
+      groups(ph.batches || []).forEach(function (g) {
+        var b = g[0], last = g[g.length - 1];
+        var a = el("span", "batch", "#" + b.number + (g.length > 1 ? "–#" + last.number + " (" + g.length + " batches)" : ""));
         a.dataset.batch = b.number;
         a.addEventListener("click", function () { batch = b.number; page = 0; loadBatch(); });
-        var k = b.counts;
+        var k = { pending: 0, inFlight: 0, held: 0, verifying: 0, done: 0, failed: 0, skipped: 0 };
+        g.forEach(function (x) { Object.keys(k).forEach(function (f) { k[f] += x.counts[f]; }); });
         t.appendChild(row([a, b.state, k.pending, k.inFlight, k.held, k.verifying, k.done, k.failed, k.skipped]));
       });
       phases.appendChild(t);
@@ -86,6 +88,23 @@
     st.audit.slice().reverse().forEach(function (a) {
       au.appendChild(row([time(a.at), a.actor, a.action, a.reason || "", a.outcome]));
     });
+  }
+
+  // groups folds runs of more than 3 pending or completed batches into one
+  // row, so a phase of hundreds of batches stays a short table.
+  function groups(batches) {
+    var out = [], run = [];
+    function flush() {
+      if (run.length > 3) out.push(run); else run.forEach(function (b) { out.push([b]); });
+      run = [];
+    }
+    batches.forEach(function (b) {
+      var quiet = b.state === "pending" || b.state === "completed";
+      if (run.length && (!quiet || run[0].state !== b.state)) flush();
+      if (quiet) run.push(b); else out.push([b]);
+    });
+    flush();
+    return out;
   }
 
   function poll() {
