@@ -18,7 +18,8 @@ build: ## build the worker, the fleet CLI and the simulator (fleet-sim) into bin
 	$(GO) build -o $(BIN)/fleet ./starter
 	$(GO) build -o $(BIN)/fleet-sim ./internal/sim/cmd/fleetsim
 
-run: build ## dev stack + the example rollout across ~2,000 simulated Kafka clusters
+run: build ## dev stack + Temporal Web UI + dashboard + the example rollout across ~2,000 simulated Kafka clusters
+	@$(MAKE) --no-print-directory ui || echo "warning: the Temporal Web UI did not build; make run goes on without it"
 	./scripts/demo.sh
 
 test: ## every test: unit, workflow, integration on the in-process stack

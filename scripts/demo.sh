@@ -27,8 +27,16 @@ for i in $(seq 1 120); do
 done
 ready || { echo "worker not ready after 60s"; tail -20 "$LOG"; exit 1; }
 
+ui="not built (make ui)"
+if [ -x bin/fleet-ui ]; then
+  ui_ready() { (exec 3<>/dev/tcp/127.0.0.1/8233) 2>/dev/null; }
+  for i in $(seq 1 40); do ui_ready && break; sleep 0.5; done
+  if ui_ready; then ui=http://127.0.0.1:8233; else ui="did not start (see $LOG)"; fi
+fi
 echo
-echo "Temporal frontend 127.0.0.1:7233 · Web UI http://127.0.0.1:8233 (after make ui) · inventory $FLEET_INVENTORY"
+echo "Temporal Web UI:  $ui"
+echo "Fleet dashboard:  http://127.0.0.1:8088/  (fleet, rollouts, live progress, plan preview, pause/resume)"
+echo "Temporal frontend 127.0.0.1:7233 · inventory $FLEET_INVENTORY"
 echo
 bin/fleet plan -f "$SPEC"
 echo
@@ -38,3 +46,8 @@ echo
 bin/fleet status "$(sed -n 's/^name: *//p' "$SPEC" | head -1)"
 echo
 echo "rollout took $(( $(date +%s) - start ))s"
+if [ -n "${KEEP:-}" ]; then
+  echo
+  echo "KEEP is set: the stack stays up (Web UI $ui, dashboard http://127.0.0.1:8088/); Ctrl-C stops it."
+  wait $worker
+fi

@@ -118,6 +118,8 @@ func runDev(ctx context.Context, args []string, withWorker bool, log *zap.Logger
 	if env.SlackToken != "" {
 		dev.Config.SlackChannel = env.SlackChannel
 	}
+	dev.Config.DashboardUserHeader = env.DashboardUserHeader
+	log.Info("fleet dashboard", zap.String("url", "http://"+dev.Config.HTTPAddr+"/"), zap.String("temporalWebUI", dev.UIAddress))
 	if !withWorker {
 		log.Info("dev stack only; run the worker with these addresses", dev.Config.Fields()...)
 		// A production worker fails closed: it needs the keys and a policy.

@@ -90,6 +90,12 @@ type Config struct {
 	// Monitoring is FLEET_MONITORING: "off" runs without Datadog (see
 	// config.go); empty or "on" requires Datadog keys in production.
 	Monitoring string
+	// DashboardUserHeader (FLEET_DASHBOARD_USER_HEADER, e.g.
+	// X-Forwarded-Email) is the header an authenticating proxy in front of
+	// the worker sets to the person: the dashboard acts for them as
+	// "web:<value>", signed with the worker's key. Empty: the dashboard is
+	// read-only (open on the dev stack).
+	DashboardUserHeader string
 }
 
 // DefaultWorkerName is the service name the worker signs Slack users'
@@ -132,19 +138,20 @@ func FromEnv() (Config, error) {
 			// Per-request bound, e.g. "5s" (default activities.DefaultDatadogRequestTimeout).
 			RequestTimeout: envDuration("DD_REQUEST_TIMEOUT", 0),
 		},
-		Monitoring:         os.Getenv(MonitoringEnv),
-		SlackToken:         os.Getenv("SLACK_TOKEN"),
-		SlackChannel:       env("SLACK_CHANNEL", "#fleet-rollouts"),
-		SlackAPIURL:        os.Getenv("SLACK_API_URL"),
-		SlackSigningSecret: os.Getenv("SLACK_SIGNING_SECRET"),
-		WebhookSecret:      os.Getenv("FLEET_WEBHOOK_SECRET"),
-		PolicyPath:         os.Getenv("FLEET_POLICY"),
-		HTTPAddr:           env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
-		SignalKey:          os.Getenv("FLEET_SIGNAL_KEY"),
-		SignalKeysOld:      splitList(os.Getenv("FLEET_SIGNAL_KEYS_OLD")),
-		WorkerKeyFile:      os.Getenv("FLEET_WORKER_KEY"),
-		WorkerName:         env("FLEET_WORKER_NAME", DefaultWorkerName),
-		SlackTeamID:        os.Getenv("SLACK_TEAM_ID"),
+		Monitoring:          os.Getenv(MonitoringEnv),
+		SlackToken:          os.Getenv("SLACK_TOKEN"),
+		SlackChannel:        env("SLACK_CHANNEL", "#fleet-rollouts"),
+		SlackAPIURL:         os.Getenv("SLACK_API_URL"),
+		SlackSigningSecret:  os.Getenv("SLACK_SIGNING_SECRET"),
+		WebhookSecret:       os.Getenv("FLEET_WEBHOOK_SECRET"),
+		PolicyPath:          os.Getenv("FLEET_POLICY"),
+		HTTPAddr:            env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
+		SignalKey:           os.Getenv("FLEET_SIGNAL_KEY"),
+		SignalKeysOld:       splitList(os.Getenv("FLEET_SIGNAL_KEYS_OLD")),
+		WorkerKeyFile:       os.Getenv("FLEET_WORKER_KEY"),
+		WorkerName:          env("FLEET_WORKER_NAME", DefaultWorkerName),
+		SlackTeamID:         os.Getenv("SLACK_TEAM_ID"),
+		DashboardUserHeader: os.Getenv("FLEET_DASHBOARD_USER_HEADER"),
 	}, errors.Join(errs...)
 }
 

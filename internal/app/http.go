@@ -18,8 +18,15 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleet-rollout/fleet/internal/dashboard"
+	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/policy"
+	"github.com/fleet-rollout/fleet/internal/redact"
+	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/starter/client"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -57,7 +64,78 @@ func handler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 	} else {
 		log.Info("no SLACK_SIGNING_SECRET: Slack buttons are off")
 	}
+	mux.Handle("/", dashboardHandler(cfg, c, log.Named("dashboard")))
 	return mux
+}
+
+// dashboardHandler is the fleet dashboard (internal/dashboard). It acts
+// for the person the authenticating proxy names in
+// cfg.DashboardUserHeader, signing with the worker's key as a service
+// vouching for "web:"; without the header it is read-only, except on the
+// dev stack (open access).
+func dashboardHandler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
+	cl := client.New(c)
+	signer, err := cfg.workerSigner()
+	switch {
+	case err != nil:
+		log.Error("dashboard: the worker's key does not load; requests go unsigned", zap.Error(err))
+	case signer != nil:
+		cl = cl.WithSigner(signer)
+	}
+	switch {
+	case cfg.DashboardUserHeader != "":
+		log.Info("dashboard acts for the person in the proxy's header", zap.String("header", cfg.DashboardUserHeader),
+			zap.String("actorPrefix", dashboard.ActorPrefix), zap.Bool("signed", signer != nil))
+	case cfg.Dev:
+		log.Info("dashboard: dev stack, open access (the actor is typed on the page)")
+	default:
+		log.Info("dashboard is read-only: no FLEET_DASHBOARD_USER_HEADER")
+	}
+	inv := func(ctx context.Context) ([]fleet.Cluster, error) {
+		src, err := inventory.Open(cfg.Inventory)
+		if err != nil {
+			return nil, redact.Error(err)
+		}
+		if cl, ok := src.(io.Closer); ok {
+			defer cl.Close()
+		}
+		cs, err := src.List(ctx)
+		if err != nil {
+			return nil, redact.Error(err)
+		}
+		return cs, nil
+	}
+	return dashboard.New(dashboard.Options{
+		Rollouts:    cl,
+		Inventory:   inv,
+		PlanOptions: planOptions(cfg.PolicyPath),
+		UserHeader:  cfg.DashboardUserHeader,
+		Open:        cfg.Dev,
+		Log:         log,
+	})
+}
+
+// planOptions plans as the worker does: the policy's protected clusters
+// are left out, with the reason (unless an emergency forces them).
+func planOptions(path string) func(*spec.Rollout, []fleet.Cluster) (plan.Options, error) {
+	return func(r *spec.Rollout, inv []fleet.Cluster) (plan.Options, error) {
+		var opts plan.Options
+		if path == "" || (r.Emergency != nil && r.Emergency.ForceProtected) {
+			return opts, nil
+		}
+		pol, err := policy.Load(path)
+		if err != nil {
+			return opts, fmt.Errorf("policy: %w", err)
+		}
+		opts.ProtectedWhy = map[string]string{}
+		for _, c := range inv {
+			if why, ok := pol.Protected(c); ok {
+				opts.Protected = append(opts.Protected, c.ID)
+				opts.ProtectedWhy[c.ID] = why
+			}
+		}
+		return opts, nil
+	}
 }
 
 // datadogWebhook turns a Datadog monitor notification into a signal to the

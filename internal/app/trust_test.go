@@ -3,6 +3,8 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,4 +225,70 @@ func TestSignedIdentityEndToEnd(t *testing.T) {
 	}
 	require.Contains(t, who, "alice pause applied")
 	require.Contains(t, who, "alice resume applied")
+}
+
+// TestDashboardSignedIdentity: with identity: signed, the dashboard acts
+// only for the person the proxy's header names, as web:<email>, signed by
+// the worker's key vouching for "web:"; the actor recorded is the person
+// that alias belongs to. No header, or an e-mail no person has, changes
+// nothing.
+func TestDashboardSignedIdentity(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := func(name string) (*identity.Signer, string, string) {
+		pemBytes, pub, err := identity.GenerateKey()
+		require.NoError(t, err)
+		p := filepath.Join(dir, name+".pem")
+		require.NoError(t, os.WriteFile(p, pemBytes, 0o600))
+		k, err := identity.LoadPrivateKey(p)
+		require.NoError(t, err)
+		return &identity.Signer{Name: name, Key: k}, pub, p
+	}
+	alice, alicePub, _ := keyFile("alice")
+	_, workerPub, workerKey := keyFile("fleet-worker")
+	pol := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(pol, []byte("access:\n  people:\n    alice: {keys: [\""+alicePub+"\"], aliases: [\"web:alice@example.com\"]}\n"+
+		"  services:\n    fleet-worker: {keys: [\""+workerPub+"\"], vouch: [\"web:\"]}\n  roles: {alice: [operator]}\n"), 0o644))
+	s := startStackWith(t, stackOptions{Clusters: 60, BrokerTime: 100 * time.Millisecond, Configure: func(c *app.Config) {
+		c.PolicyPath, c.WorkerKeyFile, c.WorkerName = pol, workerKey, "fleet-worker"
+		c.DashboardUserHeader = "X-Forwarded-Email"
+	}})
+	ctx := context.Background()
+	id, err := s.client.WithSigner(alice).Start(ctx, parseSpec(t, strings.Replace(trustRollout, "it-trust", "it-web", 1)), "alice")
+	require.NoError(t, err)
+	s.waitFor(t, id, "clusters in flight", func(st *workflows.RolloutStatus) bool { return st.Counts.InFlight > 0 })
+
+	act := func(action, email, body string) (int, string) {
+		req, err := http.NewRequest(http.MethodPost, "http://"+s.dev.Config.HTTPAddr+"/api/rollouts/it-web/"+action, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("X-Fleet-Dashboard", "1")
+		if email != "" {
+			req.Header.Set("X-Forwarded-Email", email)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	code, body := act("pause", "", `{"reason":"no proxy"}`)
+	require.Equal(t, http.StatusForbidden, code, body)
+	require.Contains(t, body, "X-Forwarded-Email is missing")
+	code, body = act("pause", "mallory@example.com", `{"reason":"not a person of the policy"}`)
+	require.Equal(t, http.StatusConflict, code, body)
+	require.Contains(t, body, "refused: ")
+	st, err := s.client.Status(ctx, id)
+	require.NoError(t, err)
+	require.NotEqual(t, workflows.StatePaused, st.State)
+
+	code, body = act("pause", "alice@example.com", `{"reason":"from the dashboard","actor":"carol"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	st, err = s.client.Status(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, workflows.StatePaused, st.State)
+	require.Equal(t, "alice", st.Paused.Actor, "the person, not the typed actor")
+	code, body = act("resume", "alice@example.com", `{}`)
+	require.Equal(t, http.StatusOK, code, body)
+	st = s.waitFor(t, id, "the end", terminal)
+	require.Equal(t, workflows.StateCompleted, st.State)
 }
