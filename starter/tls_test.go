@@ -153,9 +153,7 @@ server_name = %q
 
 func TestGlobalFlags(t *testing.T) {
 	e, _, _ := testEnv(t, nil)
-	rest, err := e.globalFlags([]string{"--address", "a:1", "--namespace=ns", "pause", "x", "--reason", "r", "-profile", "p", "--", "--address", "b"})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"pause", "x", "--reason", "r", "--", "--address", "b"}, rest)
+	require.NoError(t, run(context.Background(), []string{"--address", "a:1", "--namespace=ns", "version", "-profile", "p"}, e))
 	assert.Equal(t, "a:1", e.global.Address)
 	assert.Equal(t, "ns", e.global.Namespace)
 	assert.Equal(t, "p", e.global.Profile)

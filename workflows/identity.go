@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleet-rollout/fleet/internal/identity"
@@ -174,4 +175,26 @@ func (r *rollout) accept(actor string, p *identity.Proof) (string, error) {
 		return r.policy.Person(p.Actor), nil
 	}
 	return r.policy.Person(actor), nil
+}
+
+// RefusedErrorType is the ApplicationError type of a request the policy
+// refused: an unsigned, forged, expired or replayed proof, a role too low,
+// the two-person rule. Callers tell it from other rejections by this type
+// (the fleet CLI exits 5 on it).
+const RefusedErrorType = "PolicyRefused"
+
+// refusal marks err as RefusedErrorType when the policy refused the
+// request, keeping its message; other errors pass unchanged. Validators
+// leave no history, so this changes nothing on replay.
+func refusal(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, target := range []error{policy.ErrDenied, policy.ErrSelfApproval, policy.ErrUnsigned,
+		policy.ErrUnknownSigner, policy.ErrForgedActor, identity.ErrBadSignature, identity.ErrExpired, ErrReplayed} {
+		if errors.Is(err, target) {
+			return temporal.NewNonRetryableApplicationError(err.Error(), RefusedErrorType, nil)
+		}
+	}
+	return err
 }

@@ -207,7 +207,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 				return a.apply(ctx, req), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error {
-				return a.validate(req)
+				return refusal(a.validate(req))
 			}})
 		if err != nil {
 			return fmt.Errorf("register %s update: %w", a.name, err)
@@ -237,7 +237,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			return r.doApprove(ctx, req), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ApproveRequest) error {
-			return r.validateApprove(req)
+			return refusal(r.validateApprove(req))
 		}})
 	if err != nil {
 		return fmt.Errorf("register approve update: %w", err)
