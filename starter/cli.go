@@ -149,7 +149,7 @@ func newRoot(e *env) *cobra.Command {
 		}
 		return usagef(name, "%s: %s", name, flagError(c, err))
 	})
-	root.AddCommand(versionCommand(e), scheduleCommand(e))
+	root.AddCommand(versionCommand(e))
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	return root

@@ -40,7 +40,8 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{
-			name: "start", synopsis: "start -f FILE [--watch | --wait]",
+			name: "start", synopsis: "start -f FILE [--watch | --wait] [--timeout D]",
+			alt:     "start -f FILE --at \"2026-12-07T09:00 Europe/Berlin\"",
 			summary: "start a rollout from a spec file",
 			detail: "Loads and checks the spec before anything starts (a malformed spec exits 2),\n" +
 				"then starts workflow rollout/<name>. A rollout of that name that is still\n" +
@@ -74,7 +75,7 @@ func init() {
 			setup:   cmdStatus,
 		},
 		{
-			name: "watch", synopsis: "watch ID",
+			name: "watch", synopsis: "watch ID [--timeout D]",
 			summary: "follow a rollout live until it ends",
 			detail: "Exits 0 when the rollout completes, 1 when it is aborted or fails, or when\n" +
 				"its workflow is closed from outside (terminated, timed out, canceled): watch\n" +
@@ -137,6 +138,14 @@ func init() {
 			summary: "lift the fleet freeze (paused rollouts stay paused until resumed)",
 			detail:  unfreezeDetail,
 			setup:   cmdUnfreeze,
+		},
+		{
+			name: "schedule", synopsis: "schedule list [--json]",
+			alt:       "schedule cancel NAME [--reason R]",
+			summary:   "list and cancel scheduled starts (fleet start --at): Temporal Schedules",
+			detail:    scheduleDetail,
+			setup:     cmdSchedule,
+			validArgs: []string{"list", "cancel"},
 		},
 		{
 			name: "drift", synopsis: "drift [--product P] [--version V] [--json] [--write-spec FILE]",
@@ -319,7 +328,7 @@ func cmdStart(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 		}
 		defer closeFn()
 		if *at != "" {
-			return scheduleStart(ctx, e, api, r, cfg.User, when, *at)
+			return scheduleStart(ctx, e, api, r, cfg.User, when)
 		}
 		sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		id, err := api.Start(sctx, r, cfg.User)

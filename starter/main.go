@@ -65,6 +65,10 @@ type rollouts interface {
 	Rollback(ctx context.Context, id string, o client.RollbackOptions) (string, error)
 	Supersede(ctx context.Context, id string, r *spec.Rollout, actor, reason string) (string, error)
 	Retry(ctx context.Context, id string, clusters []string, actor, reason string) (client.RetryResult, error)
+	// Scheduled starts (schedule.go).
+	ScheduleStart(ctx context.Context, r *spec.Rollout, requester string, at time.Time) (*client.Scheduled, error)
+	Schedules(ctx context.Context) ([]client.Scheduled, error)
+	CancelSchedule(ctx context.Context, id string) (*client.Scheduled, error)
 }
 
 var _ rollouts = (*client.Client)(nil)
@@ -261,7 +265,7 @@ func exitCode(err error) int {
 		return exitRefused
 	case errors.As(err, &rej):
 		return exitRejected
-	case errors.As(err, &nf), errors.As(err, &fin):
+	case errors.As(err, &nf), errors.As(err, &fin), errors.Is(err, client.ErrNotFound):
 		return exitNotFound
 	case errors.As(err, &un), errors.As(err, &sa), errors.As(err, &sd), errors.Is(err, client.ErrNoAnswer):
 		return exitUnreachable
