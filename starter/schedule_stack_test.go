@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleet-rollout/fleet/internal/app"
+	"github.com/fleet-rollout/fleet/internal/identity"
+	"github.com/fleet-rollout/fleet/starter/client"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// fleet start --at on the real stack, with a policy that wants signed
+// requests: the schedule starts the rollout at its time (its proof,
+// signed when the schedule was created, verifies), the rollout completes,
+// schedule list shows the schedule and what it did, cancel deletes it.
+func TestScheduledStartOnTheStack(t *testing.T) {
+	dir := t.TempDir()
+	pemBytes, pub, err := identity.GenerateKey()
+	require.NoError(t, err)
+	keyFile := filepath.Join(dir, "alice.pem")
+	require.NoError(t, os.WriteFile(keyFile, pemBytes, 0o600))
+	policyFile := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policyFile, []byte(`access:
+  identity: signed
+  people:
+    alice: {keys: ["`+pub+`"]}
+  roles: {alice: [admin]}
+`), 0o644))
+	s := startCLIStack(t, 60, 5*time.Millisecond, nil, func(c *app.Config) { c.PolicyPath = policyFile })
+	s.key = keyFile
+
+	// Whole seconds, a few ahead, in a named zone.
+	at := time.Now().Add(6 * time.Second).Truncate(time.Second).In(mustZone(t, "Europe/Berlin"))
+	spec := writeFile(t, "sched-a.yaml", recoverySpec("sched-a", "kafka", "3.7.1", "env=non-prod", ""))
+	out := s.must(t, "start", "-f", spec, "--at", at.Format("2006-01-02T15:04:05")+" Europe/Berlin", "-o", "json")
+	var created client.Scheduled
+	require.NoError(t, json.Unmarshal([]byte(out), &created))
+	assert.Equal(t, "scheduled/sched-a", created.ID)
+	assert.True(t, created.At.Equal(at), "%s != %s", created.At, at)
+
+	// Nothing runs before the time.
+	_, err = s.api.Status(context.Background(), "sched-a")
+	require.ErrorIs(t, err, client.ErrNotFound)
+
+	out = s.must(t, "schedule", "list")
+	assert.Contains(t, out, "sched-a")
+	assert.Contains(t, out, "waiting")
+	_, _, err = s.fleet(t, "start", "-f", spec, "--at", at.Add(time.Hour).Format("2006-01-02T15:04:05")+" Europe/Berlin")
+	require.ErrorContains(t, err, "schedule scheduled/sched-a already exists")
+
+	st := s.waitEnded(t, "sched-a")
+	require.Equal(t, workflows.StateCompleted, st.State, "%+v", st)
+	require.Equal(t, "alice", st.Requester)
+	assert.False(t, st.StartedAt.Before(at), "started at %s, scheduled for %s", st.StartedAt, at)
+
+	var listed []client.Scheduled
+	require.NoError(t, json.Unmarshal([]byte(s.must(t, "schedule", "list", "--json")), &listed))
+	require.Len(t, listed, 1)
+	assert.Equal(t, client.ScheduleStarted, listed[0].State)
+	assert.Equal(t, "alice", listed[0].Requester)
+
+	out = s.must(t, "schedule", "cancel", "sched-a", "--reason", "done with it")
+	assert.Contains(t, out, "Canceled schedule scheduled/sched-a")
+	assert.Contains(t, out, "deleted by alice")
+	assert.Contains(t, out, "done with it")
+	_, _, err = s.fleet(t, "schedule", "cancel", "sched-a")
+	require.Error(t, err)
+	assert.Equal(t, exitNotFound, exitCode(err))
+	require.Eventually(t, func() bool {
+		list, err := s.api.Schedules(context.Background())
+		return err == nil && len(list) == 0
+	}, 30*time.Second, 200*time.Millisecond, "the list forgets the cancelled schedule")
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	require.NoError(t, err)
+	return loc
+}
