@@ -140,14 +140,12 @@ func newRoot(e *env) *cobra.Command {
 		}
 	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		name := c.Name()
+		name := strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ")
+		msg, hint := flagError(c, err)
 		if c == root {
-			return usagef("", "%s", flagError(c, err))
+			return &usageError{msg: msg, hint: hint}
 		}
-		if p := c.Parent(); p != nil && p != root {
-			name = p.Name() + " " + name
-		}
-		return usagef(name, "%s: %s", name, flagError(c, err))
+		return &usageError{cmd: name, msg: name + ": " + msg, hint: hint}
 	})
 	root.AddCommand(versionCommand(e))
 	root.SetOut(e.stdout)
@@ -157,12 +155,12 @@ func newRoot(e *env) *cobra.Command {
 
 // flagError words pflag's errors as the CLI always has ("flag provided but
 // not defined: -nope") and suggests the flag meant.
-func flagError(c *cobra.Command, err error) string {
-	msg := err.Error()
+func flagError(c *cobra.Command, err error) (msg, hint string) {
+	msg = err.Error()
 	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
 		msg = "flag provided but not defined: -" + name
 		if s := suggestFlag(c, name); s != "" {
-			msg += "\n\nDid you mean --" + s + "?"
+			hint = "Did you mean --" + s + "?"
 		}
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: --"); ok {
@@ -171,7 +169,7 @@ func flagError(c *cobra.Command, err error) string {
 	if m := invalidFlagValue.FindStringSubmatch(msg); m != nil {
 		msg = fmt.Sprintf("invalid value %s for flag -%s: %s", m[1], m[2], m[3])
 	}
-	return msg
+	return msg, hint
 }
 
 // invalidFlagValue matches pflag's `invalid argument "x" for "-c, --name" flag: why`.
@@ -217,11 +215,11 @@ func levenshtein(a, b string) int {
 // unknownCommand is the usage error for a command fleet does not have,
 // with cobra's suggestions.
 func unknownCommand(root *cobra.Command, prefix, name string) error {
-	msg := fmt.Sprintf("%sunknown command %q", prefix, name)
+	ue := &usageError{msg: fmt.Sprintf("%sunknown command %q", prefix, name)}
 	if s := root.Root().SuggestionsFor(name); len(s) > 0 {
-		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		ue.hint = "Did you mean this?\n\t" + strings.Join(s, "\n\t")
 	}
-	return usagef("", "%s", msg)
+	return ue
 }
 
 // legacyFlags rewrites the single-dash long flags the CLI has always

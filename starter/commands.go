@@ -79,7 +79,8 @@ func init() {
 			summary: "follow a rollout live until it ends",
 			detail: "Exits 0 when the rollout completes, 1 when it is aborted or fails, or when\n" +
 				"its workflow is closed from outside (terminated, timed out, canceled): watch\n" +
-				"then stops and says so, with the server's reason.\n\n" + countsLegend,
+				"then stops and says so, with the server's reason. --timeout D gives up after D\n" +
+				"(exit 7; the rollout goes on). -o json prints the final status as JSON.\n\n" + countsLegend,
 			setup: cmdWatch,
 		},
 		{
@@ -187,13 +188,20 @@ func printUsage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "      %s\n", c.summary)
 	}
-	fmt.Fprint(w, `
+	fmt.Fprint(w, `  fleet version
+      print the CLI's version (module version, VCS revision)
+  fleet completion bash|zsh|fish
+      print a shell completion script (see fleet completion SHELL -h)
+
 ID is a rollout's name or its workflow ID (rollout/<name>).
 
 Global flags (before the command or among its arguments):
   --address HOST:PORT  Temporal frontend (over TEMPORAL_ADDRESS and the profile)
   --namespace NS       Temporal namespace (over TEMPORAL_NAMESPACE and the profile)
   --profile NAME       profile of the temporal CLI's config file (over TEMPORAL_PROFILE)
+  -o, --output FORMAT  text (default) or json: every command, including the ones that
+                       change something, prints its result as JSON on stdout
+  --json               same as -o json
 
 Temporal connection: flags, then TEMPORAL_* variables, then the profile of the temporal
 CLI's config file (TEMPORAL_CONFIG_FILE, default ~/.config/temporalio/temporal.toml;
@@ -218,7 +226,17 @@ Environment:
   FLEET_KEY           your private key file (fleet keygen): signs every request, as a policy
                       with identity: signed requires (default ~/.config/fleet/key.pem when present)
 
-Exit codes: 0 ok, 1 error, 2 usage error or invalid spec.
+Exit codes:
+  0  ok
+  1  failed: the rollout failed or was aborted (watch, start --wait), or another error
+  2  usage error or invalid spec: nothing was done
+  3  rejected by the rollout: the action does not apply now (e.g. resume a running rollout)
+  4  not found: no such rollout or schedule, or the rollout has already ended
+  5  refused by the policy (unsigned or forged request, role, two-person rule) or by a
+     fleet freeze
+  6  unreachable: Temporal could not be reached or did not answer in time
+  7  --timeout elapsed before the rollout ended (it goes on)
+  130 interrupted
 Run 'fleet COMMAND -h' for a command's flags.
 `)
 }

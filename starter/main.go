@@ -203,6 +203,8 @@ func isTerminal(f *os.File) bool {
 type usageError struct {
 	cmd string
 	msg string
+	// hint follows the message unprefixed ("Did you mean ...?").
+	hint string
 }
 
 func (e *usageError) Error() string { return e.msg }
@@ -288,6 +290,9 @@ func report(w io.Writer, err error) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
+		if ue.hint != "" {
+			fmt.Fprintf(w, "\n%s\n\n", ue.hint)
+		}
 		if ue.cmd != "" {
 			fmt.Fprintf(w, "Run 'fleet %s -h' for usage.\n", ue.cmd)
 		} else {

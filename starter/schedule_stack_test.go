@@ -78,6 +78,28 @@ func TestScheduledStartOnTheStack(t *testing.T) {
 		list, err := s.api.Schedules(context.Background())
 		return err == nil && len(list) == 0
 	}, 30*time.Second, 200*time.Millisecond, "the list forgets the cancelled schedule")
+
+	// Exit codes and -o json of actions on the same stack: a rollout
+	// waiting at its gate, an unsigned pause refused by the policy (5), a
+	// signed one applied (its ActionResult as JSON), resuming twice
+	// rejected by the rollout (3), a rollout that does not exist (4).
+	s.must(t, "start", "-f", writeFile(t, "sched-b.yaml", recoverySpec("sched-b", "connect", "7.7.0", "env in (non-prod, prod)", gated)))
+	s.waitFor(t, "sched-b", "its gate", func(st *workflows.RolloutStatus) bool { return st.State == workflows.StateAwaitingApproval })
+	s.key = ""
+	_, _, err = s.fleet(t, "pause", "sched-b", "--reason", "unsigned")
+	require.ErrorIs(t, err, client.ErrRefused)
+	assert.Equal(t, exitRefused, exitCode(err))
+	s.key = keyFile
+	var res actionOutput
+	require.NoError(t, json.Unmarshal([]byte(s.must(t, "pause", "sched-b", "--reason", "signed", "-o", "json")), &res))
+	assert.Contains(t, res.Message, "paused")
+	assert.Equal(t, actionOutput{ID: "rollout/sched-b", Action: "pause", ActionResult: workflows.ActionResult{State: workflows.StateAwaitingApproval, Message: res.Message}}, res)
+	s.must(t, "resume", "sched-b")
+	_, _, err = s.fleet(t, "resume", "sched-b")
+	assert.Equal(t, exitRejected, exitCode(err), "%v", err)
+	_, _, err = s.fleet(t, "pause", "ghost", "--reason", "r")
+	assert.Equal(t, exitNotFound, exitCode(err), "%v", err)
+	s.must(t, "abort", "sched-b", "--reason", "done")
 }
 
 func mustZone(t *testing.T, name string) *time.Location {

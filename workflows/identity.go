@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleet-rollout/fleet/internal/identity"
@@ -177,23 +176,35 @@ func (r *rollout) accept(actor string, p *identity.Proof) (string, error) {
 	return r.policy.Person(actor), nil
 }
 
-// RefusedErrorType is the ApplicationError type of a request the policy
-// refused: an unsigned, forged, expired or replayed proof, a role too low,
-// the two-person rule. Callers tell it from other rejections by this type
-// (the fleet CLI exits 5 on it).
+// RefusedErrorType is the ApplicationError type a caller sees for a
+// request the policy refused: an unsigned, forged, expired or replayed
+// proof, a role too low, the two-person rule. Callers tell it from other
+// rejections by this type (the fleet CLI exits 5 on it). It is the name of
+// the Go type PolicyRefused, which Temporal's failure converter records.
 const RefusedErrorType = "PolicyRefused"
 
-// refusal marks err as RefusedErrorType when the policy refused the
-// request, keeping its message; other errors pass unchanged. Validators
-// leave no history, so this changes nothing on replay.
+// PolicyRefused wraps the error of a request the policy refused; its
+// message is the refusal's and errors.Is sees through it.
+type PolicyRefused struct{ Err error }
+
+func (e *PolicyRefused) Error() string { return e.Err.Error() }
+func (e *PolicyRefused) Unwrap() error { return e.Err }
+
+// refusal marks err as PolicyRefused when the policy refused the request;
+// other errors pass unchanged. Validators leave no history, and an
+// update's failure is not compared on replay: replay-safe.
 func refusal(err error) error {
 	if err == nil {
 		return nil
 	}
+	var already *PolicyRefused
+	if errors.As(err, &already) {
+		return err
+	}
 	for _, target := range []error{policy.ErrDenied, policy.ErrSelfApproval, policy.ErrUnsigned,
 		policy.ErrUnknownSigner, policy.ErrForgedActor, identity.ErrBadSignature, identity.ErrExpired, ErrReplayed} {
 		if errors.Is(err, target) {
-			return temporal.NewNonRetryableApplicationError(err.Error(), RefusedErrorType, nil)
+			return &PolicyRefused{Err: err}
 		}
 	}
 	return err
