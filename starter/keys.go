@@ -75,8 +75,20 @@ func cmdKeygen(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 			return fmt.Errorf("keygen: write %s: %w", path, err)
 		}
 		user := e.config().User
+		if e.asJSON() {
+			return writeJSON(e.stdout, keygenOutput{Path: path, User: user, PublicKey: pub})
+		}
 		fmt.Fprintf(e.stdout, "Private key written to %s (keep it; FLEET_KEY points the CLI at it).\n", path)
 		fmt.Fprintf(e.stdout, "Public key, for the policy:\n\n  access:\n    people:\n      %s: {keys: [\"%s\"]}\n", user, pub)
 		return nil
 	}
+}
+
+// keygenOutput is what keygen prints with -o json.
+type keygenOutput struct {
+	// Path is the private key file written.
+	Path string `json:"path"`
+	// User and PublicKey go under access.people in the policy.
+	User      string `json:"user"`
+	PublicKey string `json:"publicKey"`
 }
