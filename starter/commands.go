@@ -129,10 +129,11 @@ func init() {
 		},
 		{
 			name: "freeze", synopsis: "freeze --reason R --until T",
-			alt:     "freeze status [--json]",
-			summary: "freeze the fleet until T (RFC 3339 or a duration like 48h): every rollout pauses; status shows the freeze",
-			detail:  freezeDetail,
-			setup:   cmdFreeze,
+			alt:       "freeze status [--json]",
+			summary:   "freeze the fleet until T (RFC 3339 or a duration like 48h): every rollout pauses; status shows the freeze",
+			detail:    freezeDetail,
+			setup:     cmdFreeze,
+			validArgs: []string{"status"},
 		},
 		{
 			name: "unfreeze", synopsis: "unfreeze [--reason R]",
