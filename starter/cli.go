@@ -80,18 +80,17 @@ func newRoot(e *env) *cobra.Command {
 			continue
 		}
 		c := &cobra.Command{
-			Use:               cmd.synopsis,
-			Short:             cmd.summary,
-			Long:              cmd.detail,
-			Args:              cobra.ArbitraryArgs,
-			ValidArgs:         cmd.validArgs,
-			ValidArgsFunction: cmd.complete,
+			Use:       cmd.synopsis,
+			Short:     cmd.summary,
+			Long:      cmd.detail,
+			Args:      cobra.ArbitraryArgs,
+			ValidArgs: cmd.validArgs,
 		}
-		if cmd.complete == nil && cmd.validArgs == nil {
+		if cmd.validArgs == nil {
 			c.ValidArgsFunction = cobra.NoFileCompletions
 		}
-		run := cmd.setup(e, cmd, c.Flags())
-		c.RunE = func(c *cobra.Command, args []string) error { return run(c.Context(), args) }
+		runCmd := cmd.setup(e, cmd, c.Flags())
+		c.RunE = func(c *cobra.Command, args []string) error { return runCmd(c.Context(), args) }
 		if c.Flags().Lookup("file") != nil {
 			_ = c.MarkFlagFilename("file", "yaml", "yml")
 		}
@@ -291,7 +290,7 @@ func printCommandUsage(w io.Writer, cmd *command, fs *pflag.FlagSet) {
 			}
 			left = short + ", " + left
 		}
-		fmt.Fprintf(&flags, "  %-20s %s\n", left, usage)
+		fmt.Fprintf(&flags, "  %-22s %s\n", left, usage)
 	})
 	if flags.Len() > 0 {
 		fmt.Fprintf(w, "\nFlags:\n%s", flags.String())

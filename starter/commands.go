@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
@@ -30,9 +29,9 @@ type command struct {
 	detail   string
 	// setup defines the command's flags on fs and returns what runs it.
 	setup func(e *env, cmd *command, fs *pflag.FlagSet) runFunc
-	// validArgs and complete complete the positional arguments.
+	// validArgs are the words shell completion offers as the first
+	// argument (subcommands such as freeze status).
 	validArgs []string
-	complete  cobra.CompletionFunc
 }
 
 var commands []*command
@@ -47,7 +46,10 @@ func init() {
 				"then starts workflow rollout/<name>. A rollout of that name that is still\n" +
 				"running is an error; a finished one may be started again. Nothing starts\n" +
 				"while the fleet is frozen: the error says who froze it, why and until when\n" +
-				"(fleet freeze status).",
+				"(fleet freeze status).\n\n" +
+				"--wait and --watch follow the rollout to its end; --timeout D gives up after D\n" +
+				"(exit 7; the rollout goes on). --at TIME starts it later, once, through a\n" +
+				"Temporal Schedule: see fleet schedule -h.",
 			setup: cmdStart,
 		},
 		{
