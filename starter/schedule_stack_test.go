@@ -100,6 +100,31 @@ func TestScheduledStartOnTheStack(t *testing.T) {
 	_, _, err = s.fleet(t, "pause", "ghost", "--reason", "r")
 	assert.Equal(t, exitNotFound, exitCode(err), "%v", err)
 	s.must(t, "abort", "sched-b", "--reason", "done")
+	s.waitEnded(t, "sched-b")
+
+	// A schedule that fires during a fleet freeze starts nothing: its
+	// rollout waits paused, no cluster changes, until the freeze is lifted
+	// and it is resumed.
+	k, err := identity.LoadPrivateKey(keyFile)
+	require.NoError(t, err)
+	alice := s.api.WithSigner(&identity.Signer{Name: "alice", Key: k})
+	// Through the client: the CLI's clock is fixed in these tests.
+	_, err = alice.Freeze(context.Background(), workflows.FreezeRequest{Actor: "alice", Reason: "change freeze", Until: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	at = time.Now().Add(4 * time.Second).Truncate(time.Second).UTC()
+	s.must(t, "start", "-f", writeFile(t, "sched-c.yaml", recoverySpec("sched-c", "kafka", "3.7.2", "env=non-prod", "")),
+		"--at", at.Format(time.RFC3339))
+	st = s.waitFor(t, "sched-c", "paused by the freeze", func(st *workflows.RolloutStatus) bool {
+		return st.Paused != nil && st.Total > 0
+	})
+	assert.Contains(t, st.Paused.Reason, "change freeze")
+	time.Sleep(2 * time.Second)
+	st, err = s.api.Status(context.Background(), "sched-c")
+	require.NoError(t, err)
+	assert.Equal(t, workflows.Counts{Pending: st.Total}, st.Counts, "nothing applied while frozen")
+	s.must(t, "unfreeze")
+	s.must(t, "abort", "sched-c", "--reason", "not needed")
+	s.must(t, "schedule", "cancel", "sched-c")
 }
 
 func mustZone(t *testing.T, name string) *time.Location {
