@@ -122,6 +122,8 @@ func TestScheduledStartOnTheStack(t *testing.T) {
 	st, err = s.api.Status(context.Background(), "sched-c")
 	require.NoError(t, err)
 	assert.Equal(t, workflows.Counts{Pending: st.Total}, st.Counts, "nothing applied while frozen")
+	_, _, err = s.fleet(t, "resume", "sched-c")
+	assert.Equal(t, exitRefused, exitCode(err), "resume during a freeze: %v", err)
 	s.must(t, "unfreeze")
 	s.must(t, "abort", "sched-c", "--reason", "not needed")
 	s.must(t, "schedule", "cancel", "sched-c")

@@ -320,7 +320,7 @@ func (r *rollout) validateResume(req ActionRequest) error {
 	case r.st.Paused == nil:
 		return errors.New("rollout is not paused")
 	case r.frozen != nil:
-		return fmt.Errorf("the fleet is frozen until %s by %s: %s (fleet unfreeze lifts it)",
+		return fmt.Errorf("%w until %s by %s: %s (fleet unfreeze lifts it)", ErrFleetFrozen,
 			r.frozen.Until.UTC().Format(time.RFC3339), r.frozen.Actor, r.frozen.Reason)
 	}
 	return nil
