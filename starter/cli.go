@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -86,7 +87,10 @@ func newRoot(e *env) *cobra.Command {
 			Args:      cobra.ArbitraryArgs,
 			ValidArgs: cmd.validArgs,
 		}
-		if cmd.validArgs == nil {
+		switch {
+		case cmd.rolloutArg:
+			c.ValidArgsFunction = e.completeRollouts
+		case cmd.validArgs == nil:
 			c.ValidArgsFunction = cobra.NoFileCompletions
 		}
 		runCmd := cmd.setup(e, cmd, c.Flags())
@@ -313,4 +317,33 @@ func (e *env) printAction(action, id string, res workflows.ActionResult) error {
 	}
 	renderAction(e.stdout, id, res)
 	return nil
+}
+
+// completeRollouts completes a rollout argument with the names of running
+// and recently closed rollouts, asking Temporal briefly; nothing when it
+// does not answer.
+func (e *env) completeRollouts(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx := c.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	api, _, closeFn, err := e.dial(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer closeFn()
+	list, err := api.List(ctx, true)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]cobra.Completion, 0, len(list))
+	for _, s := range list {
+		names = append(names, cobra.CompletionWithDesc(s.Name, string(s.Status)))
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }

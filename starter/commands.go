@@ -32,6 +32,9 @@ type command struct {
 	// validArgs are the words shell completion offers as the first
 	// argument (subcommands such as freeze status).
 	validArgs []string
+	// rolloutArg says the first argument is a rollout: shell completion
+	// offers the running and recent ones.
+	rolloutArg bool
 }
 
 var commands []*command
@@ -70,14 +73,16 @@ func init() {
 			setup: cmdList,
 		},
 		{
-			name: "status", synopsis: "status ID [--json]",
+			rolloutArg: true,
+			name:       "status", synopsis: "status ID [--json]",
 			alt:     "status [--by cloud,region,environment] [--json]",
 			summary: "show a rollout's state, pause reason, error budget, incidents, phases, batches and clusters; without ID, the fleet's versions",
 			detail:  statusDetail,
 			setup:   cmdStatus,
 		},
 		{
-			name: "watch", synopsis: "watch ID [--timeout D]",
+			rolloutArg: true,
+			name:       "watch", synopsis: "watch ID [--timeout D]",
 			summary: "follow a rollout live until it ends",
 			detail: "Exits 0 when the rollout completes, 1 when it is aborted or fails, or when\n" +
 				"its workflow is closed from outside (terminated, timed out, canceled): watch\n" +
@@ -86,45 +91,53 @@ func init() {
 			setup: cmdWatch,
 		},
 		{
-			name: "pause", synopsis: "pause ID --reason R",
+			rolloutArg: true,
+			name:       "pause", synopsis: "pause ID --reason R",
 			summary: "pause a rollout: clusters in flight are held before their next broker",
 			setup:   cmdAction(workflows.Pause, true),
 		},
 		{
-			name: "resume", synopsis: "resume ID [--reason R]",
+			rolloutArg: true,
+			name:       "resume", synopsis: "resume ID [--reason R]",
 			summary: "resume a paused rollout where it stopped",
 			setup:   cmdAction(workflows.Resume, false),
 		},
 		{
-			name: "abort", synopsis: "abort ID --reason R",
+			rolloutArg: true,
+			name:       "abort", synopsis: "abort ID --reason R",
 			summary: "stop a rollout for good",
 			setup:   cmdAction(workflows.Abort, true),
 		},
 		{
-			name: "rollback", synopsis: "rollback NAME [--abort --reason R] [--forward] [--respect-windows] [--json]",
+			rolloutArg: true,
+			name:       "rollback", synopsis: "rollback NAME [--abort --reason R] [--forward] [--respect-windows] [--json]",
 			summary: "return every cluster an ended rollout changed to the version and config it came from, as rollout NAME-rollback",
 			detail:  rollbackDetail,
 			setup:   cmdRollback,
 		},
 		{
-			name: "supersede", synopsis: "supersede NAME -f FILE [--reason R] [--json]",
+			rolloutArg: true,
+			name:       "supersede", synopsis: "supersede NAME -f FILE [--reason R] [--json]",
 			summary: "hand a running rollout over to a new one (a hotfix): the old one stops, the new one takes its clusters first",
 			detail:  supersedeDetail,
 			setup:   cmdSupersede,
 		},
 		{
-			name: "retry", synopsis: "retry NAME [--cluster ID]... [--reason R] [--json]",
+			rolloutArg: true,
+			name:       "retry", synopsis: "retry NAME [--cluster ID]... [--reason R] [--json]",
 			summary: "re-apply a rollout's failed, aborted and skipped clusters with a fresh error budget",
 			detail:  retryDetail,
 			setup:   cmdRetry,
 		},
 		{
-			name: "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
+			rolloutArg: true,
+			name:       "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
 			summary: "approve a rollout's plan or a gated phase",
 			setup:   cmdApprove,
 		},
 		{
-			name: "pace", synopsis: "pace ID [--concurrency N] [--bake D] [--reason R]",
+			rolloutArg: true,
+			name:       "pace", synopsis: "pace ID [--concurrency N] [--bake D] [--reason R]",
 			summary: "change a running rollout's concurrency and/or bake for its current and later phases",
 			detail:  paceDetail,
 			setup:   cmdPace,

@@ -142,6 +142,15 @@ func TestCompletionAndVersion(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"__complete", "status", "x", "-o", ""}, e))
 	assert.Contains(t, out.String(), "json")
 
+	api := &fakeAPI{list: []client.Summary{{ID: "rollout/kafka-3-7-1", Name: "kafka-3-7-1", Status: client.ExecRunning}}}
+	e, out, _ = testEnv(t, api)
+	require.NoError(t, run(context.Background(), []string{"__complete", "pause", ""}, e))
+	assert.Contains(t, out.String(), "kafka-3-7-1\t")
+	assert.Equal(t, []string{"list open=true"}, api.calls)
+	e, out, _ = testEnv(t, nil)
+	require.NoError(t, run(context.Background(), []string{"__complete", "freeze", ""}, e))
+	assert.Contains(t, out.String(), "status")
+
 	e, out, _ = testEnv(t, nil)
 	require.NoError(t, run(context.Background(), []string{"version"}, e))
 	assert.Contains(t, out.String(), "fleet ")
