@@ -141,6 +141,14 @@ func (a *Activities) protections(in workflows.PlanInput, force bool, clusters []
 	if at.IsZero() {
 		at = time.Now()
 	}
+	if s := in.Spec.Scheduled; s != nil && !in.Vouched {
+		// Signed when the schedule was created: verify it then, for a
+		// rollout started at the time it was signed for.
+		if err := s.Check(at); err != nil {
+			return nil, nil, temporal.NewNonRetryableApplicationError("start: "+err.Error(), "InvalidSpec", err)
+		}
+		at = s.CreatedAt
+	}
 	if in.Vouched {
 		// A rollback started by the rollout it rolls back: the person (or
 		// the error budget) was verified there.

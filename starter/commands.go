@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/plan"
@@ -26,7 +27,14 @@ type command struct {
 	more     []string // further forms, after "fleet "
 	summary  string
 	detail   string
-	run      func(ctx context.Context, e *env, cmd *command, args []string) error
+	// setup defines the command's flags on fs and returns what runs it.
+	setup func(e *env, cmd *command, fs *pflag.FlagSet) runFunc
+	// validArgs are the words shell completion offers as the first
+	// argument (subcommands such as freeze status).
+	validArgs []string
+	// rolloutArg says the first argument is a rollout: shell completion
+	// offers the running and recent ones.
+	rolloutArg bool
 }
 
 var commands []*command
@@ -34,14 +42,18 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{
-			name: "start", synopsis: "start -f FILE [--watch | --wait]",
+			name: "start", synopsis: "start -f FILE [--watch | --wait] [--timeout D]",
+			alt:     "start -f FILE --at \"2026-12-07T09:00 Europe/Berlin\"",
 			summary: "start a rollout from a spec file",
 			detail: "Loads and checks the spec before anything starts (a malformed spec exits 2),\n" +
 				"then starts workflow rollout/<name>. A rollout of that name that is still\n" +
 				"running is an error; a finished one may be started again. Nothing starts\n" +
 				"while the fleet is frozen: the error says who froze it, why and until when\n" +
-				"(fleet freeze status).",
-			run: cmdStart,
+				"(fleet freeze status).\n\n" +
+				"--wait and --watch follow the rollout to its end; --timeout D gives up after D\n" +
+				"(exit 7; the rollout goes on). --at TIME starts it later, once, through a\n" +
+				"Temporal Schedule: see fleet schedule -h.",
+			setup: cmdStart,
 		},
 		{
 			name: "plan", synopsis: "plan -f FILE [--json] [--clusters] [--excluded N]",
@@ -49,7 +61,7 @@ func init() {
 			more:    []string{"plan --supersede NAME -f FILE [--json] [--clusters]"},
 			summary: "show the phases and batches a spec, a rollback or a supersede would run",
 			detail:  planDetail,
-			run:     cmdPlan,
+			setup:   cmdPlan,
 		},
 		{
 			name: "list", synopsis: "list [--all] [--json]",
@@ -58,91 +70,111 @@ func init() {
 				"completed, failed, terminated, timed-out or canceled; REASON is the server's\n" +
 				"reason for an abnormal close (terminate reason and who, failure, timeout).\n" +
 				"Without --all, rollouts closed in the last 24h are listed too.",
-			run: cmdList,
+			setup: cmdList,
 		},
 		{
-			name: "status", synopsis: "status ID [--json]",
+			rolloutArg: true,
+			name:       "status", synopsis: "status ID [--json]",
 			alt:     "status [--by cloud,region,environment] [--json]",
 			summary: "show a rollout's state, pause reason, error budget, incidents, phases, batches and clusters; without ID, the fleet's versions",
 			detail:  statusDetail,
-			run:     cmdStatus,
+			setup:   cmdStatus,
 		},
 		{
-			name: "watch", synopsis: "watch ID",
+			rolloutArg: true,
+			name:       "watch", synopsis: "watch ID [--timeout D]",
 			summary: "follow a rollout live until it ends",
 			detail: "Exits 0 when the rollout completes, 1 when it is aborted or fails, or when\n" +
 				"its workflow is closed from outside (terminated, timed out, canceled): watch\n" +
-				"then stops and says so, with the server's reason.\n\n" + countsLegend,
-			run: cmdWatch,
+				"then stops and says so, with the server's reason. --timeout D gives up after D\n" +
+				"(exit 7; the rollout goes on). -o json prints the final status as JSON.\n\n" + countsLegend,
+			setup: cmdWatch,
 		},
 		{
-			name: "pause", synopsis: "pause ID --reason R",
+			rolloutArg: true,
+			name:       "pause", synopsis: "pause ID --reason R",
 			summary: "pause a rollout: clusters in flight are held before their next broker",
-			run:     cmdAction(workflows.Pause, true),
+			setup:   cmdAction(workflows.Pause, true),
 		},
 		{
-			name: "resume", synopsis: "resume ID [--reason R]",
+			rolloutArg: true,
+			name:       "resume", synopsis: "resume ID [--reason R]",
 			summary: "resume a paused rollout where it stopped",
-			run:     cmdAction(workflows.Resume, false),
+			setup:   cmdAction(workflows.Resume, false),
 		},
 		{
-			name: "abort", synopsis: "abort ID --reason R",
+			rolloutArg: true,
+			name:       "abort", synopsis: "abort ID --reason R",
 			summary: "stop a rollout for good",
-			run:     cmdAction(workflows.Abort, true),
+			setup:   cmdAction(workflows.Abort, true),
 		},
 		{
-			name: "rollback", synopsis: "rollback NAME [--abort --reason R] [--forward] [--respect-windows] [--json]",
+			rolloutArg: true,
+			name:       "rollback", synopsis: "rollback NAME [--abort --reason R] [--forward] [--respect-windows] [--json]",
 			summary: "return every cluster an ended rollout changed to the version and config it came from, as rollout NAME-rollback",
 			detail:  rollbackDetail,
-			run:     cmdRollback,
+			setup:   cmdRollback,
 		},
 		{
-			name: "supersede", synopsis: "supersede NAME -f FILE [--reason R] [--json]",
+			rolloutArg: true,
+			name:       "supersede", synopsis: "supersede NAME -f FILE [--reason R] [--json]",
 			summary: "hand a running rollout over to a new one (a hotfix): the old one stops, the new one takes its clusters first",
 			detail:  supersedeDetail,
-			run:     cmdSupersede,
+			setup:   cmdSupersede,
 		},
 		{
-			name: "retry", synopsis: "retry NAME [--cluster ID]... [--reason R] [--json]",
+			rolloutArg: true,
+			name:       "retry", synopsis: "retry NAME [--cluster ID]... [--reason R] [--json]",
 			summary: "re-apply a rollout's failed, aborted and skipped clusters with a fresh error budget",
 			detail:  retryDetail,
-			run:     cmdRetry,
+			setup:   cmdRetry,
 		},
 		{
-			name: "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
+			rolloutArg: true,
+			name:       "approve", synopsis: "approve ID (--plan HASH | --phase NAME) [--comment C]",
 			summary: "approve a rollout's plan or a gated phase",
-			run:     cmdApprove,
+			setup:   cmdApprove,
 		},
 		{
-			name: "pace", synopsis: "pace ID [--concurrency N] [--bake D] [--reason R]",
+			rolloutArg: true,
+			name:       "pace", synopsis: "pace ID [--concurrency N] [--bake D] [--reason R]",
 			summary: "change a running rollout's concurrency and/or bake for its current and later phases",
 			detail:  paceDetail,
-			run:     cmdPace,
+			setup:   cmdPace,
 		},
 		{
 			name: "freeze", synopsis: "freeze --reason R --until T",
-			alt:     "freeze status [--json]",
-			summary: "freeze the fleet until T (RFC 3339 or a duration like 48h): every rollout pauses; status shows the freeze",
-			detail:  freezeDetail,
-			run:     cmdFreeze,
+			alt:       "freeze status [--json]",
+			summary:   "freeze the fleet until T (RFC 3339 or a duration like 48h): every rollout pauses; status shows the freeze",
+			detail:    freezeDetail,
+			setup:     cmdFreeze,
+			validArgs: []string{"status"},
 		},
 		{
 			name: "unfreeze", synopsis: "unfreeze [--reason R]",
 			summary: "lift the fleet freeze (paused rollouts stay paused until resumed)",
 			detail:  unfreezeDetail,
-			run:     cmdUnfreeze,
+			setup:   cmdUnfreeze,
+		},
+		{
+			name: "schedule", synopsis: "schedule list [--json]",
+			alt:       "schedule cancel NAME [--reason R]",
+			summary:   "list and cancel scheduled starts (fleet start --at): Temporal Schedules",
+			detail:    scheduleDetail,
+			setup:     cmdSchedule,
+			validArgs: []string{"list", "cancel"},
 		},
 		{
 			name: "drift", synopsis: "drift [--product P] [--version V] [--json] [--write-spec FILE]",
 			summary: "list clusters off their product's desired version (no Temporal)",
 			detail:  driftDetail,
-			run:     cmdDrift,
+			setup:   cmdDrift,
 		},
 		{
 			name: "history", synopsis: "history CLUSTER [--json]",
 			summary: "show every rollout that touched a cluster, its outcome and alerts (from Kafka)",
 			detail:  historyDetail,
-			run:     cmdHistory,
+			setup:   cmdHistory,
 		},
 		{
 			name: "keygen", synopsis: "keygen [--out FILE]",
@@ -151,102 +183,13 @@ func init() {
 				"~/.config/fleet/key.pem; an existing file is never overwritten) and prints\n" +
 				"the public key. Give it to whoever keeps the policy: it goes under\n" +
 				"access.people.<you>.keys. The CLI signs every request with FLEET_KEY.",
-			run: cmdKeygen,
+			setup: cmdKeygen,
 		},
 		{
 			name: "help", synopsis: "help [COMMAND]",
 			summary: "show this help, or a command's",
-			run:     cmdHelp,
 		},
 	}
-}
-
-func findCommand(name string) *command {
-	for _, c := range commands {
-		if c.name == name {
-			return c
-		}
-	}
-	return nil
-}
-
-// run runs the command line args (without the program name).
-func run(ctx context.Context, args []string, e *env) error {
-	args, err := e.globalFlags(args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printUsage(e.stdout)
-			return nil
-		}
-		return err
-	}
-	if len(args) == 0 {
-		printUsage(e.stdout)
-		return usagef("", "no command given")
-	}
-	cmd := findCommand(args[0])
-	if cmd == nil {
-		return usagef("", "unknown command %q", args[0])
-	}
-	err = cmd.run(ctx, e, cmd, args[1:])
-	if errors.Is(err, errHelpShown) {
-		return nil
-	}
-	return err
-}
-
-// globalNames are the global flags, valid before the command and among
-// its arguments (before a "--").
-var globalNames = map[string]bool{"address": true, "namespace": true, "profile": true}
-
-// globalFlags takes the global flags (--address, --namespace, --profile,
-// -h) out of args, before the command or anywhere among its arguments up
-// to "--", into e.global; it returns the rest.
-func (e *env) globalFlags(args []string) ([]string, error) {
-	var rest []string
-	seenCommand := false
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			rest = append(rest, args[i:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			seenCommand = true
-			rest = append(rest, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !seenCommand && (name == "h" || name == "help") {
-			return nil, flag.ErrHelp
-		}
-		if !globalNames[name] {
-			if !seenCommand {
-				return nil, usagef("", "unknown global flag %s (global flags: --address, --namespace, --profile)", a)
-			}
-			rest = append(rest, a)
-			continue
-		}
-		if !hasValue {
-			if i+1 >= len(args) {
-				return nil, usagef("", "flag --%s needs a value", name)
-			}
-			i++
-			value = args[i]
-		}
-		if strings.TrimSpace(value) == "" {
-			return nil, usagef("", "flag --%s: empty value", name)
-		}
-		switch name {
-		case "address":
-			e.global.Address = value
-		case "namespace":
-			e.global.Namespace = value
-		case "profile":
-			e.global.Profile = value
-		}
-	}
-	return rest, nil
 }
 
 func printUsage(w io.Writer) {
@@ -261,13 +204,20 @@ func printUsage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "      %s\n", c.summary)
 	}
-	fmt.Fprint(w, `
+	fmt.Fprint(w, `  fleet version
+      print the CLI's version (module version, VCS revision)
+  fleet completion bash|zsh|fish
+      print a shell completion script (see fleet completion SHELL -h)
+
 ID is a rollout's name or its workflow ID (rollout/<name>).
 
 Global flags (before the command or among its arguments):
   --address HOST:PORT  Temporal frontend (over TEMPORAL_ADDRESS and the profile)
   --namespace NS       Temporal namespace (over TEMPORAL_NAMESPACE and the profile)
   --profile NAME       profile of the temporal CLI's config file (over TEMPORAL_PROFILE)
+  -o, --output FORMAT  text (default) or json: every command, including the ones that
+                       change something, prints its result as JSON on stdout
+  --json               same as -o json
 
 Temporal connection: flags, then TEMPORAL_* variables, then the profile of the temporal
 CLI's config file (TEMPORAL_CONFIG_FILE, default ~/.config/temporalio/temporal.toml;
@@ -292,48 +242,19 @@ Environment:
   FLEET_KEY           your private key file (fleet keygen): signs every request, as a policy
                       with identity: signed requires (default ~/.config/fleet/key.pem when present)
 
-Exit codes: 0 ok, 1 error, 2 usage error or invalid spec.
+Exit codes:
+  0  ok
+  1  failed: the rollout failed or was aborted (watch, start --wait), or another error
+  2  usage error or invalid spec: nothing was done
+  3  rejected by the rollout: the action does not apply now (e.g. resume a running rollout)
+  4  not found: no such rollout or schedule, or the rollout has already ended
+  5  refused by the policy (unsigned or forged request, role, two-person rule) or by a
+     fleet freeze
+  6  unreachable: Temporal could not be reached or did not answer in time
+  7  --timeout elapsed before the rollout ended (it goes on)
+  130 interrupted
 Run 'fleet COMMAND -h' for a command's flags.
 `)
-}
-
-func printCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: fleet %s\n", cmd.synopsis)
-	if cmd.alt != "" {
-		fmt.Fprintf(w, "       fleet %s\n", cmd.alt)
-	}
-	for _, m := range cmd.more {
-		fmt.Fprintf(w, "       fleet %s\n", m)
-	}
-	fmt.Fprintf(w, "\n%s.\n", upperFirst(cmd.summary))
-	if cmd.detail != "" {
-		fmt.Fprintf(w, "\n%s\n", cmd.detail)
-	}
-	if fs == nil {
-		return
-	}
-	var flags strings.Builder
-	fs.VisitAll(func(f *flag.Flag) {
-		dash := "--"
-		if len(f.Name) == 1 {
-			dash = "-"
-		}
-		arg, usage := flag.UnquoteUsage(f)
-		switch arg {
-		case "value":
-			arg = ""
-		case "string":
-			arg = strings.ToUpper(f.Name)
-		}
-		left := dash + f.Name
-		if arg != "" {
-			left += " " + arg
-		}
-		fmt.Fprintf(&flags, "  %-18s %s\n", left, usage)
-	})
-	if flags.Len() > 0 {
-		fmt.Fprintf(w, "\nFlags:\n%s", flags.String())
-	}
 }
 
 func upperFirst(s string) string {
@@ -341,40 +262,6 @@ func upperFirst(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// errHelpShown ends a command whose help was asked for (-h): exit 0.
-var errHelpShown = errors.New("help shown")
-
-func newFlags(cmd *command) *flag.FlagSet {
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return fs
-}
-
-// parse parses a command's flags, which may come before or after its
-// positional arguments ("pause ID --reason R"); "--" ends the flags.
-func (e *env) parse(cmd *command, fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printCommandUsage(e.stdout, cmd, fs)
-				return nil, errHelpShown
-			}
-			return nil, usagef(cmd.name, "%s: %v", cmd.name, err)
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // oneID checks that exactly one rollout ID was given.
@@ -390,15 +277,6 @@ func oneID(cmd *command, pos []string) (string, error) {
 	return pos[0], nil
 }
 
-// parseNoArgs parses the flags of a command that takes no positional arguments.
-func (e *env) parseNoArgs(cmd *command, fs *flag.FlagSet, args []string) error {
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	return noArgs(cmd, pos)
-}
-
 func noArgs(cmd *command, pos []string) error {
 	if len(pos) > 0 {
 		return usagef(cmd.name, "%s: unexpected argument %q (usage: fleet %s)", cmd.name, pos[0], cmd.synopsis)
@@ -407,10 +285,8 @@ func noArgs(cmd *command, pos []string) error {
 }
 
 // fileFlag defines -f and its long form --file.
-func fileFlag(fs *flag.FlagSet) *string {
-	p := fs.String("f", "", "rollout spec `FILE` (YAML)")
-	fs.StringVar(p, "file", "", "same as -f")
-	return p
+func fileFlag(fs *pflag.FlagSet) *string {
+	return fs.StringP("file", "f", "", "rollout spec `FILE` (YAML)")
 }
 
 // loadSpec loads and normalizes a spec. Its errors name the file and line
@@ -449,105 +325,138 @@ func (e *env) dial(ctx context.Context) (rollouts, config, func(), error) {
 	return api, cfg, closeFn, nil
 }
 
-func cmdStart(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+func cmdStart(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	file := fileFlag(fs)
 	watch := fs.Bool("watch", false, "follow the rollout live after starting it (like fleet watch)")
 	wait := fs.Bool("wait", false, "wait quietly until the rollout ends, then print a summary; exit 1 unless it completes")
-	if err := e.parseNoArgs(cmd, fs, args); err != nil {
-		return err
+	timeout := fs.Duration("timeout", 0, "with --watch or --wait: give up after `D` (exit 7; the rollout goes on)")
+	at := fs.String("at", "", "start once at `TIME` through a Temporal Schedule instead of now: \"2026-12-07T09:00 Europe/Berlin\" (see fleet schedule)")
+	return func(ctx context.Context, pos []string) error {
+		if err := noArgs(cmd, pos); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usagef(cmd.name, "start: -f FILE is required (the rollout spec to start)")
+		}
+		if fs.Changed("timeout") && !*watch && !*wait {
+			return usagef(cmd.name, "start: --timeout bounds --watch or --wait: give one of them")
+		}
+		if *at != "" && (*watch || *wait) {
+			return usagef(cmd.name, "start: --at schedules the start for later: --watch and --wait do not apply (fleet watch NAME once it has started)")
+		}
+		var when time.Time
+		if *at != "" {
+			t, err := parseAt(*at, e.now())
+			if err != nil {
+				return usagef(cmd.name, "start: --at: %v", err)
+			}
+			when = t
+		}
+		r, err := loadSpec(*file)
+		if err != nil {
+			return err
+		}
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		if *at != "" {
+			return scheduleStart(ctx, e, api, r, cfg.User, when)
+		}
+		sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		id, err := api.Start(sctx, r, cfg.User)
+		cancel()
+		if err != nil {
+			return err
+		}
+		following := *watch || *wait
+		if e.asJSON() {
+			if !following {
+				return writeJSON(e.stdout, startedOutput{ID: id, Name: workflows.RolloutName(id)})
+			}
+		} else {
+			renderStarted(e.stdout, id, r, following)
+		}
+		if following {
+			return e.followFor(ctx, api, id, !*watch, *timeout)
+		}
+		return nil
 	}
-	if *file == "" {
-		return usagef(cmd.name, "start: -f FILE is required (the rollout spec to start)")
-	}
-	r, err := loadSpec(*file)
-	if err != nil {
-		return err
-	}
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	id, err := api.Start(sctx, r, cfg.User)
-	cancel()
-	if err != nil {
-		return err
-	}
-	renderStarted(e.stdout, id, r, *watch || *wait)
-	if *watch || *wait {
-		return e.follow(ctx, api, id, !*watch)
-	}
-	return nil
 }
 
-func cmdPlan(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+// startedOutput is what start prints with -o json.
+type startedOutput struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func cmdPlan(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	file := fileFlag(fs)
-	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	clusters := fs.Bool("clusters", false, "list each batch's cluster IDs")
 	excluded := fs.Int("excluded", 0, "list up to `N` excluded cluster IDs per reason")
 	rollback := fs.String("rollback", "", "preview the rollback of the rollout `NAME` (asks Temporal)")
 	supersede := fs.String("supersede", "", "preview the spec -f taking over the rollout `NAME` (asks Temporal)")
 	forward := fs.Bool("forward", false, "with --rollback: the rollout's phase order (default: last phase first)")
 	respect := fs.Bool("respect-windows", false, "with --rollback: wait for maintenance windows (default: ignore them)")
-	if err := e.parseNoArgs(cmd, fs, args); err != nil {
-		return err
-	}
-	ro := renderOpts{json: *asJSON, render: plan.RenderOptions{Clusters: *clusters, ExcludedIDs: *excluded}}
-	switch {
-	case flagSet(fs, "rollback") && flagSet(fs, "supersede"):
-		return usagef(cmd.name, "plan: give --rollback or --supersede, not both")
-	case (*forward || *respect) && !flagSet(fs, "rollback"):
-		return usagef(cmd.name, "plan: --forward and --respect-windows shape a rollback: give them with --rollback NAME")
-	case flagSet(fs, "rollback"):
-		if *file != "" {
-			return usagef(cmd.name, "plan: --rollback plans from the rollout itself: give no -f")
-		}
-		name, err := recoveryName(cmd, "--rollback", *rollback)
-		if err != nil {
+	return func(ctx context.Context, pos []string) error {
+		if err := noArgs(cmd, pos); err != nil {
 			return err
 		}
-		return planRollback(ctx, e, name, client.RollbackOptions{Forward: *forward, RespectWindows: *respect}, ro)
-	case flagSet(fs, "supersede"):
-		name, err := recoveryName(cmd, "--supersede", *supersede)
-		if err != nil {
-			return err
+		ro := renderOpts{json: e.asJSON(), render: plan.RenderOptions{Clusters: *clusters, ExcludedIDs: *excluded}}
+		switch {
+		case fs.Changed("rollback") && fs.Changed("supersede"):
+			return usagef(cmd.name, "plan: give --rollback or --supersede, not both")
+		case (*forward || *respect) && !fs.Changed("rollback"):
+			return usagef(cmd.name, "plan: --forward and --respect-windows shape a rollback: give them with --rollback NAME")
+		case fs.Changed("rollback"):
+			if *file != "" {
+				return usagef(cmd.name, "plan: --rollback plans from the rollout itself: give no -f")
+			}
+			name, err := recoveryName(cmd, "--rollback", *rollback)
+			if err != nil {
+				return err
+			}
+			return planRollback(ctx, e, name, client.RollbackOptions{Forward: *forward, RespectWindows: *respect}, ro)
+		case fs.Changed("supersede"):
+			name, err := recoveryName(cmd, "--supersede", *supersede)
+			if err != nil {
+				return err
+			}
+			if *file == "" {
+				return usagef(cmd.name, "plan: --supersede needs -f FILE (the spec that takes over)")
+			}
+			r, err := loadSpec(*file)
+			if err != nil {
+				return err
+			}
+			return planSupersede(ctx, e, name, r, *file, ro)
 		}
 		if *file == "" {
-			return usagef(cmd.name, "plan: --supersede needs -f FILE (the spec that takes over)")
+			return usagef(cmd.name, "plan: -f FILE is required (the rollout spec to plan)")
 		}
 		r, err := loadSpec(*file)
 		if err != nil {
 			return err
 		}
-		return planSupersede(ctx, e, name, r, *file, ro)
+		cfg := e.config()
+		inv, err := e.loadInventory(ctx, cfg.Inventory)
+		if err != nil {
+			return err
+		}
+		opts, err := planOptions(r, inv)
+		if err != nil {
+			return err
+		}
+		p, err := plan.Build(r, inv, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+		if e.asJSON() {
+			return writeJSON(e.stdout, p)
+		}
+		return plan.Render(e.stdout, p, ro.render)
 	}
-	if *file == "" {
-		return usagef(cmd.name, "plan: -f FILE is required (the rollout spec to plan)")
-	}
-	r, err := loadSpec(*file)
-	if err != nil {
-		return err
-	}
-	cfg := e.config()
-	inv, err := e.loadInventory(ctx, cfg.Inventory)
-	if err != nil {
-		return err
-	}
-	opts, err := planOptions(r, inv)
-	if err != nil {
-		return err
-	}
-	p, err := plan.Build(r, inv, opts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, p)
-	}
-	return plan.Render(e.stdout, p, ro.render)
 }
 
 // planOptions are the options the worker plans r with, as far as the CLI
@@ -573,191 +482,157 @@ func planOptions(r *spec.Rollout, inv []fleet.Cluster) (plan.Options, error) {
 	return opts, nil
 }
 
-func cmdList(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+func cmdList(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	all := fs.Bool("all", false, "include rollouts closed more than 24h ago")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := e.parseNoArgs(cmd, fs, args); err != nil {
-		return err
-	}
-	api, _, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	list, err := api.List(lctx, !*all)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		if list == nil {
-			list = []client.Summary{}
+	return func(ctx context.Context, pos []string) error {
+		if err := noArgs(cmd, pos); err != nil {
+			return err
 		}
-		return writeJSON(e.stdout, list)
-	}
-	renderList(e.stdout, list, !*all)
-	return nil
-}
-
-func cmdStatus(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
-	asJSON := fs.Bool("json", false, "print the full status as JSON")
-	by := fs.String("by", defaultBy, "without ID: break versions down by these `DIMS` (cloud, region, environment, tier; \"\" for none)")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return fleetStatus(ctx, e, cmd, *by, *asJSON)
-	}
-	if flagSet(fs, "by") {
-		return usagef(cmd.name, "status: --by shows the fleet's versions: give it without a rollout ID")
-	}
-	id, err := oneID(cmd, pos)
-	if err != nil {
-		return err
-	}
-	api, _, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	st, err := api.Snapshot(sctx, id)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, st)
-	}
-	renderStatus(e.stdout, st, e.now())
-	return nil
-}
-
-func cmdWatch(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID(cmd, pos)
-	if err != nil {
-		return err
-	}
-	api, _, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	return e.follow(ctx, api, id, false)
-}
-
-// cmdAction builds pause, resume and abort.
-func cmdAction(action string, reasonRequired bool) func(context.Context, *env, *command, []string) error {
-	return func(ctx context.Context, e *env, cmd *command, args []string) error {
-		fs := newFlags(cmd)
-		help := "why (recorded in the audit trail)"
-		if reasonRequired {
-			help = "why (required; recorded in the audit trail)"
-		}
-		reason := fs.String("reason", "", help)
-		pos, err := e.parse(cmd, fs, args)
+		api, _, closeFn, err := e.dial(ctx)
 		if err != nil {
 			return err
+		}
+		defer closeFn()
+		lctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		list, err := api.List(lctx, !*all)
+		if err != nil {
+			return err
+		}
+		if e.asJSON() {
+			if list == nil {
+				list = []client.Summary{}
+			}
+			return writeJSON(e.stdout, list)
+		}
+		renderList(e.stdout, list, !*all)
+		return nil
+	}
+}
+
+func cmdStatus(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
+	by := fs.String("by", defaultBy, "without ID: break versions down by these `DIMS` (cloud, region, environment, tier; \"\" for none)")
+	return func(ctx context.Context, pos []string) error {
+		if len(pos) == 0 {
+			return fleetStatus(ctx, e, cmd, *by, e.asJSON())
+		}
+		if fs.Changed("by") {
+			return usagef(cmd.name, "status: --by shows the fleet's versions: give it without a rollout ID")
 		}
 		id, err := oneID(cmd, pos)
 		if err != nil {
 			return err
 		}
-		*reason = strings.TrimSpace(*reason)
-		if reasonRequired && *reason == "" {
-			return usagef(cmd.name, "%s: --reason is required (usage: fleet %s)", cmd.name, cmd.synopsis)
+		api, _, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		st, err := api.Snapshot(sctx, id)
+		if err != nil {
+			return err
+		}
+		if e.asJSON() {
+			return writeJSON(e.stdout, st)
+		}
+		renderStatus(e.stdout, st, e.now())
+		return nil
+	}
+}
+
+func cmdWatch(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
+	timeout := fs.Duration("timeout", 0, "give up after `D` (a duration like 30m): exit 7, the rollout goes on")
+	return func(ctx context.Context, pos []string) error {
+		id, err := oneID(cmd, pos)
+		if err != nil {
+			return err
+		}
+		api, _, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		return e.followFor(ctx, api, id, false, *timeout)
+	}
+}
+
+// cmdAction builds pause, resume and abort.
+func cmdAction(action string, reasonRequired bool) func(*env, *command, *pflag.FlagSet) runFunc {
+	return func(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
+		help := "why (recorded in the audit trail)"
+		if reasonRequired {
+			help = "why (required; recorded in the audit trail)"
+		}
+		reason := fs.String("reason", "", help)
+		return func(ctx context.Context, pos []string) error {
+			id, err := oneID(cmd, pos)
+			if err != nil {
+				return err
+			}
+			*reason = strings.TrimSpace(*reason)
+			if reasonRequired && *reason == "" {
+				return usagef(cmd.name, "%s: --reason is required (usage: fleet %s)", cmd.name, cmd.synopsis)
+			}
+			api, cfg, closeFn, err := e.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			req := workflows.ActionRequest{Actor: cfg.User, Reason: *reason}
+			actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+			defer cancel()
+			var res workflows.ActionResult
+			switch action {
+			case workflows.Pause:
+				res, err = api.Pause(actx, id, req)
+			case workflows.Resume:
+				res, err = api.Resume(actx, id, req)
+			case workflows.Abort:
+				res, err = api.Abort(actx, id, req)
+			default:
+				return fmt.Errorf("unknown action %q", action)
+			}
+			if err != nil {
+				return err
+			}
+			return e.printAction(action, id, res)
+		}
+	}
+}
+
+func cmdApprove(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
+	hash := fs.String("plan", "", "approve the plan with this `HASH` (see fleet status)")
+	phase := fs.String("phase", "", "approve the gated phase `NAME`")
+	comment := fs.String("comment", "", "note recorded in the audit trail")
+	return func(ctx context.Context, pos []string) error {
+		id, err := oneID(cmd, pos)
+		if err != nil {
+			return err
+		}
+		*hash, *phase = strings.TrimSpace(*hash), strings.TrimSpace(*phase)
+		switch {
+		case *hash == "" && *phase == "":
+			return usagef(cmd.name, "approve: one of --plan HASH or --phase NAME is required")
+		case *hash != "" && *phase != "":
+			return usagef(cmd.name, "approve: give --plan or --phase, not both")
 		}
 		api, cfg, closeFn, err := e.dial(ctx)
 		if err != nil {
 			return err
 		}
 		defer closeFn()
-		req := workflows.ActionRequest{Actor: cfg.User, Reason: *reason}
 		actx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
-		var res workflows.ActionResult
-		switch action {
-		case workflows.Pause:
-			res, err = api.Pause(actx, id, req)
-		case workflows.Resume:
-			res, err = api.Resume(actx, id, req)
-		case workflows.Abort:
-			res, err = api.Abort(actx, id, req)
-		default:
-			return fmt.Errorf("unknown action %q", action)
-		}
+		res, err := api.Approve(actx, id, workflows.ApproveRequest{
+			Actor: cfg.User, PlanHash: *hash, Phase: *phase, Comment: *comment,
+		})
 		if err != nil {
 			return err
 		}
-		renderAction(e.stdout, id, res)
-		return nil
+		return e.printAction(workflows.Approve, id, res)
 	}
-}
-
-func cmdApprove(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
-	hash := fs.String("plan", "", "approve the plan with this `HASH` (see fleet status)")
-	phase := fs.String("phase", "", "approve the gated phase `NAME`")
-	comment := fs.String("comment", "", "note recorded in the audit trail")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID(cmd, pos)
-	if err != nil {
-		return err
-	}
-	*hash, *phase = strings.TrimSpace(*hash), strings.TrimSpace(*phase)
-	switch {
-	case *hash == "" && *phase == "":
-		return usagef(cmd.name, "approve: one of --plan HASH or --phase NAME is required")
-	case *hash != "" && *phase != "":
-		return usagef(cmd.name, "approve: give --plan or --phase, not both")
-	}
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	res, err := api.Approve(actx, id, workflows.ApproveRequest{
-		Actor: cfg.User, PlanHash: *hash, Phase: *phase, Comment: *comment,
-	})
-	if err != nil {
-		return err
-	}
-	renderAction(e.stdout, id, res)
-	return nil
-}
-
-func cmdHelp(ctx context.Context, e *env, cmd *command, args []string) error {
-	if len(args) == 0 {
-		printUsage(e.stdout)
-		return nil
-	}
-	if len(args) > 1 {
-		return usagef("help", "help: unexpected argument %q", args[1])
-	}
-	c := findCommand(args[0])
-	if c == nil {
-		return usagef("", "help: unknown command %q", args[0])
-	}
-	if c.name == "help" {
-		printCommandUsage(e.stdout, c, nil)
-		return nil
-	}
-	// Each command prints its own flags on -h.
-	return c.run(ctx, e, c, []string{"-h"})
 }
 
 func writeJSON(w io.Writer, v any) error {

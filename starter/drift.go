@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/fleet-rollout/fleet/internal/drift"
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/semver"
@@ -53,38 +55,39 @@ type driftArgs struct {
 	asJSON                     bool
 }
 
-func parseDriftArgs(e *env, cmd *command, args []string) (driftArgs, error) {
-	fs := newFlags(cmd)
+func cmdDrift(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	var a driftArgs
 	fs.StringVar(&a.product, "product", "", "only this `PRODUCT`'s clusters ("+strings.Join(fleet.Products, ", ")+")")
 	fs.StringVar(&a.version, "version", "", "the product's desired `VERSION` (default: the fleet majority); needs --product")
-	fs.BoolVar(&a.asJSON, "json", false, "print JSON")
 	fs.StringVar(&a.specFile, "write-spec", "", "write a remediation rollout spec to `FILE`")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return a, err
+	return func(ctx context.Context, pos []string) error {
+		if err := noArgs(cmd, pos); err != nil {
+			return err
+		}
+		a.asJSON = e.asJSON()
+		if err := a.check(cmd); err != nil {
+			return err
+		}
+		return runDrift(ctx, e, a)
 	}
-	if err := noArgs(cmd, pos); err != nil {
-		return a, err
-	}
+}
+
+// check normalizes and checks drift's flags.
+func (a *driftArgs) check(cmd *command) error {
 	a.product, a.version, a.specFile = strings.TrimSpace(a.product), strings.TrimSpace(a.version), strings.TrimSpace(a.specFile)
 	switch {
 	case a.product != "" && !slices.Contains(fleet.Products, a.product):
-		return a, usagef(cmd.name, "drift: --product: unknown product %q (want one of %s)", a.product, strings.Join(fleet.Products, ", "))
+		return usagef(cmd.name, "drift: --product: unknown product %q (want one of %s)", a.product, strings.Join(fleet.Products, ", "))
 	case a.version != "" && a.product == "":
-		return a, usagef(cmd.name, "drift: --version needs --product (each product has its own versions)")
+		return usagef(cmd.name, "drift: --version needs --product (each product has its own versions)")
 	case a.version != "" && !semver.Valid(a.version):
 		_, err := semver.Parse(a.version)
-		return a, usagef(cmd.name, "drift: --version: %v", err)
+		return usagef(cmd.name, "drift: --version: %v", err)
 	}
-	return a, nil
+	return nil
 }
 
-func cmdDrift(ctx context.Context, e *env, cmd *command, args []string) error {
-	a, err := parseDriftArgs(e, cmd, args)
-	if err != nil {
-		return err
-	}
+func runDrift(ctx context.Context, e *env, a driftArgs) error {
 	inv, err := e.loadInventory(ctx, e.config().Inventory)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -29,17 +28,6 @@ const statusDetail = "With a rollout ID: the rollout's state from Temporal: one 
 	"Without one: the fleet's version distribution per product, and per product\n" +
 	"within each cloud, region and environment (--by), from the inventory at\n" +
 	"FLEET_INVENTORY; Temporal is not asked."
-
-// flagSet reports whether the named flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
-}
 
 // parseBy splits "cloud, region,env" into canonical dimensions; "" and
 // "none" mean none.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/fleet-rollout/fleet/starter/client"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -80,57 +82,53 @@ func parseFreezeDuration(s string) (time.Duration, error) {
 }
 
 // cmdFreeze is `fleet freeze --reason R --until T` and `fleet freeze status`.
-func cmdFreeze(ctx context.Context, e *env, cmd *command, args []string) error {
-	if len(args) > 0 && args[0] == "status" {
-		return cmdFreezeStatus(ctx, e, cmd, args[1:])
-	}
-	fs := newFlags(cmd)
+func cmdFreeze(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	reason := fs.String("reason", "", "why (required; shown to everyone whose rollout it pauses)")
 	untilArg := fs.String("until", "", "when the freeze ends (required): `T` is an RFC 3339 time or a duration from now (48h, 3d)")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		if pos[0] == "status" {
-			return usagef(cmd.name, "freeze: 'status' takes no --reason or --until (usage: fleet %s)", cmd.alt)
+	return func(ctx context.Context, pos []string) error {
+		if len(pos) > 0 {
+			if pos[0] == "status" {
+				for _, name := range []string{"reason", "until"} {
+					if fs.Changed(name) {
+						return usagef(cmd.name, "freeze: flag provided but not defined: -%s\nfreeze: 'status' takes no --reason or --until (usage: fleet %s)", name, cmd.alt)
+					}
+				}
+				return freezeStatus(ctx, e, cmd, pos[1:])
+			}
+			return noArgs(cmd, pos)
 		}
-		return noArgs(cmd, pos)
+		*reason = strings.TrimSpace(*reason)
+		if *reason == "" {
+			return usagef(cmd.name, "freeze: --reason is required (usage: fleet %s)", cmd.synopsis)
+		}
+		if strings.TrimSpace(*untilArg) == "" {
+			return usagef(cmd.name, "freeze: --until is required: when the freeze ends (an RFC 3339 time or a duration from now like 48h)")
+		}
+		now := e.now()
+		until, err := parseUntil(*untilArg, now)
+		if err != nil {
+			return usagef(cmd.name, "freeze: --until: %v", err)
+		}
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		fctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		st, err := api.Freeze(fctx, workflows.FreezeRequest{Actor: cfg.User, Reason: *reason, Until: until})
+		if err != nil {
+			return err
+		}
+		if e.asJSON() {
+			return writeJSON(e.stdout, st)
+		}
+		renderFrozen(e.stdout, st, now)
+		return nil
 	}
-	*reason = strings.TrimSpace(*reason)
-	if *reason == "" {
-		return usagef(cmd.name, "freeze: --reason is required (usage: fleet %s)", cmd.synopsis)
-	}
-	if strings.TrimSpace(*untilArg) == "" {
-		return usagef(cmd.name, "freeze: --until is required: when the freeze ends (an RFC 3339 time or a duration from now like 48h)")
-	}
-	now := e.now()
-	until, err := parseUntil(*untilArg, now)
-	if err != nil {
-		return usagef(cmd.name, "freeze: --until: %v", err)
-	}
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	fctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	st, err := api.Freeze(fctx, workflows.FreezeRequest{Actor: cfg.User, Reason: *reason, Until: until})
-	if err != nil {
-		return err
-	}
-	renderFrozen(e.stdout, st, now)
-	return nil
 }
 
-func cmdFreezeStatus(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
-	asJSON := fs.Bool("json", false, "print the freeze and its history as JSON")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
+func freezeStatus(ctx context.Context, e *env, cmd *command, pos []string) error {
 	if len(pos) > 0 {
 		return usagef(cmd.name, "freeze status: unexpected argument %q (usage: fleet %s)", pos[0], cmd.alt)
 	}
@@ -145,68 +143,68 @@ func cmdFreezeStatus(ctx context.Context, e *env, cmd *command, args []string) e
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if e.asJSON() {
 		return writeJSON(e.stdout, st)
 	}
 	renderFreezeStatus(e.stdout, st, e.now())
 	return nil
 }
 
-func cmdUnfreeze(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+func cmdUnfreeze(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	reason := fs.String("reason", "", "why (recorded in the freeze's audit trail)")
-	if err := e.parseNoArgs(cmd, fs, args); err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		if err := noArgs(cmd, pos); err != nil {
+			return err
+		}
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		uctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		st, err := api.Unfreeze(uctx, cfg.User, strings.TrimSpace(*reason))
+		if errors.Is(err, client.ErrNotFrozen) {
+			return errors.New("unfreeze: the fleet is not frozen: nothing to lift ('fleet freeze status' shows past freezes)")
+		}
+		if err != nil {
+			return err
+		}
+		if e.asJSON() {
+			return writeJSON(e.stdout, st)
+		}
+		renderUnfrozen(e.stdout, st, e.now())
+		return nil
 	}
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	uctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	st, err := api.Unfreeze(uctx, cfg.User, strings.TrimSpace(*reason))
-	if errors.Is(err, client.ErrNotFrozen) {
-		return errors.New("unfreeze: the fleet is not frozen: nothing to lift ('fleet freeze status' shows past freezes)")
-	}
-	if err != nil {
-		return err
-	}
-	renderUnfrozen(e.stdout, st, e.now())
-	return nil
 }
 
-func cmdPace(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+func cmdPace(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	concurrency := fs.Int("concurrency", 0, "the most clusters applied at once (`N`, at least 1)")
 	bakeArg := fs.String("bake", "", "how long each batch bakes before it counts as done (a duration `D` like 5m; 0 for none)")
 	reason := fs.String("reason", "", "why (recorded in the audit trail)")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		id, err := oneID(cmd, pos)
+		if err != nil {
+			return err
+		}
+		req, err := pacingRequest(cmd, fs.Changed("concurrency"), *concurrency, fs.Changed("bake"), *bakeArg)
+		if err != nil {
+			return err
+		}
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		req.Actor, req.Reason = cfg.User, strings.TrimSpace(*reason)
+		pctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		res, err := api.Pace(pctx, id, req)
+		if err != nil {
+			return err
+		}
+		return e.printAction(workflows.UpdatePacing, id, res)
 	}
-	id, err := oneID(cmd, pos)
-	if err != nil {
-		return err
-	}
-	req, err := pacingRequest(cmd, flagSet(fs, "concurrency"), *concurrency, flagSet(fs, "bake"), *bakeArg)
-	if err != nil {
-		return err
-	}
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	req.Actor, req.Reason = cfg.User, strings.TrimSpace(*reason)
-	pctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	res, err := api.Pace(pctx, id, req)
-	if err != nil {
-		return err
-	}
-	renderAction(e.stdout, id, res)
-	return nil
 }
 
 // pacingRequest checks pace's flags; Actor and Reason are left to the caller.

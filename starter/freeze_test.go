@@ -178,7 +178,7 @@ func TestPaceRejectedKeepsTheWorkflowsMessage(t *testing.T) {
 	e, _, _ := testEnv(t, api)
 	err := run(context.Background(), []string{"pace", "x", "--concurrency", "10"}, e)
 	require.EqualError(t, err, "pacing rollout/x: rejected: rollout is completed")
-	assert.Equal(t, 1, report(&bytes.Buffer{}, err))
+	assert.Equal(t, exitRejected, report(&bytes.Buffer{}, err))
 }
 
 func TestStartDuringFreezeSaysWhoWhyUntil(t *testing.T) {
@@ -191,7 +191,7 @@ func TestStartDuringFreezeSaysWhoWhyUntil(t *testing.T) {
 	err := run(context.Background(), []string{"start", "-f", path, "--watch"}, e)
 	require.Error(t, err)
 	var stderr bytes.Buffer
-	assert.Equal(t, 1, report(&stderr, err))
+	assert.Equal(t, exitRefused, report(&stderr, err))
 	assert.Equal(t, "fleet: start rollout \"kafka-3-7-1\": the fleet is frozen by bob until 2026-03-02T18:00:00Z (since 2026-03-01T11:00:00Z): "+
 		"incident 4711; no rollout starts until the freeze ends or is lifted (fleet unfreeze)\n", stderr.String())
 	assert.Empty(t, out.String(), "nothing started, nothing watched")

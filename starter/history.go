@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/fleet-rollout/fleet/internal/connect"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -58,47 +60,43 @@ func oneCluster(cmd *command, pos []string) (string, error) {
 	return strings.TrimSpace(pos[0]), nil
 }
 
-func cmdHistory(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneCluster(cmd, pos)
-	if err != nil {
-		return err
-	}
-	read := e.history
-	if read == nil {
-		// Kafka's TLS and SASL from KAFKA_TLS*, KAFKA_SASL_*.
-		kopts, err := connect.KafkaOpts(e.getenv)
+func cmdHistory(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
+	return func(ctx context.Context, pos []string) error {
+		id, err := oneCluster(cmd, pos)
 		if err != nil {
 			return err
 		}
-		read = func(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error) {
-			return events.History(ctx, brokers, clusterID, events.WithClientOptions(kopts...))
+		read := e.history
+		if read == nil {
+			// Kafka's TLS and SASL from KAFKA_TLS*, KAFKA_SASL_*.
+			kopts, err := connect.KafkaOpts(e.getenv)
+			if err != nil {
+				return err
+			}
+			read = func(ctx context.Context, brokers []string, clusterID string) ([]events.Entry, error) {
+				return events.History(ctx, brokers, clusterID, events.WithClientOptions(kopts...))
+			}
 		}
-	}
-	brokers := e.brokers()
-	hctx, cancel := context.WithTimeout(ctx, historyTimeout)
-	defer cancel()
-	entries, err := read(hctx, brokers, id)
-	switch {
-	case errors.Is(err, events.ErrNoTopic):
-		return fmt.Errorf("no history yet: topic %s does not exist at %s (KAFKA_BROKERS chooses the brokers)",
-			workflows.EventsTopic, strings.Join(brokers, ","))
-	case err != nil:
-		return fmt.Errorf("history of %s from Kafka at %s (KAFKA_BROKERS chooses the brokers, KAFKA_TLS* and KAFKA_SASL_* the security): %w", id, strings.Join(brokers, ","), err)
-	}
-	if *asJSON {
-		if entries == nil {
-			entries = []events.Entry{}
+		brokers := e.brokers()
+		hctx, cancel := context.WithTimeout(ctx, historyTimeout)
+		defer cancel()
+		entries, err := read(hctx, brokers, id)
+		switch {
+		case errors.Is(err, events.ErrNoTopic):
+			return fmt.Errorf("no history yet: topic %s does not exist at %s (KAFKA_BROKERS chooses the brokers)",
+				workflows.EventsTopic, strings.Join(brokers, ","))
+		case err != nil:
+			return fmt.Errorf("history of %s from Kafka at %s (KAFKA_BROKERS chooses the brokers, KAFKA_TLS* and KAFKA_SASL_* the security): %w", id, strings.Join(brokers, ","), err)
 		}
-		return writeJSON(e.stdout, historyReport{Cluster: id, Rollouts: entries})
+		if e.asJSON() {
+			if entries == nil {
+				entries = []events.Entry{}
+			}
+			return writeJSON(e.stdout, historyReport{Cluster: id, Rollouts: entries})
+		}
+		renderHistory(e.stdout, id, entries)
+		return nil
 	}
-	renderHistory(e.stdout, id, entries)
-	return nil
 }
 
 // outcomeText is "failed: broker 2 did not come back; the rollout was aborted".

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	sdkclient "go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -64,6 +65,10 @@ type rollouts interface {
 	Rollback(ctx context.Context, id string, o client.RollbackOptions) (string, error)
 	Supersede(ctx context.Context, id string, r *spec.Rollout, actor, reason string) (string, error)
 	Retry(ctx context.Context, id string, clusters []string, actor, reason string) (client.RetryResult, error)
+	// Scheduled starts (schedule.go).
+	ScheduleStart(ctx context.Context, r *spec.Rollout, requester string, at time.Time) (*client.Scheduled, error)
+	Schedules(ctx context.Context) ([]client.Scheduled, error)
+	CancelSchedule(ctx context.Context, id string) (*client.Scheduled, error)
 }
 
 var _ rollouts = (*client.Client)(nil)
@@ -89,6 +94,9 @@ type env struct {
 	// global are the global flags (--address, --namespace, --profile):
 	// they win over the environment, which wins over the profile.
 	global connect.Overrides
+	// output and json are the global -o/--output and --json flags (asJSON).
+	output outputFormat
+	json   bool
 	// connect dials Temporal. Commands that do not need Temporal never call it.
 	connect func(ctx context.Context, cfg config) (rollouts, func(), error)
 	// loadInventory lists the clusters of an inventory reference.
@@ -162,8 +170,8 @@ func dialTemporal(ctx context.Context, cfg config) (rollouts, func(), error) {
 	defer cancel()
 	c, err := sdkclient.DialContext(dctx, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to Temporal at %s (namespace %q, TLS %t; --address, --namespace, --profile or TEMPORAL_* choose the connection): %w",
-			t.Address, t.Namespace, t.TLS(), err)
+		return nil, nil, &unreachableError{fmt.Errorf("connect to Temporal at %s (namespace %q, TLS %t; --address, --namespace, --profile or TEMPORAL_* choose the connection): %w",
+			t.Address, t.Namespace, t.TLS(), err)}
 	}
 	return client.New(c), c.Close, nil
 }
@@ -195,6 +203,8 @@ func isTerminal(f *os.File) bool {
 type usageError struct {
 	cmd string
 	msg string
+	// hint follows the message unprefixed ("Did you mean ...?").
+	hint string
 }
 
 func (e *usageError) Error() string { return e.msg }
@@ -202,6 +212,19 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(cmd, format string, args ...any) error {
 	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
 }
+
+// Exit codes: documented in fleet help and the README.
+const (
+	exitOK          = 0
+	exitFailure     = 1 // anything else: the rollout failed or was aborted, a bad inventory, ...
+	exitUsage       = 2 // the command line or the spec is wrong; nothing was done
+	exitRejected    = 3 // the workflow rejected the request (it does not apply now)
+	exitNotFound    = 4 // no such rollout, or it has already ended
+	exitRefused     = 5 // refused by the policy (identity, role, two-person rule) or a fleet freeze
+	exitUnreachable = 6 // Temporal could not be reached or did not answer in time
+	exitTimeout     = 7 // --timeout elapsed before the rollout ended (it goes on)
+	exitInterrupted = 130
+)
 
 // exitError carries an exit code other than 1.
 type exitError struct {
@@ -212,14 +235,54 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// unreachableError is a Temporal frontend the CLI could not reach.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// exitCode classifies err into the CLI's exit codes.
+func exitCode(err error) int {
+	var (
+		ue  *usageError
+		ee  *exitError
+		rej *client.RejectedError
+		fz  *client.FrozenError
+		nf  *client.NotFoundError
+		fin *client.FinishedError
+		un  *unreachableError
+		sa  *serviceerror.Unavailable
+		sd  *serviceerror.DeadlineExceeded
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &fz), errors.Is(err, client.ErrRefused):
+		return exitRefused
+	case errors.As(err, &rej):
+		return exitRejected
+	case errors.As(err, &nf), errors.As(err, &fin), errors.Is(err, client.ErrNotFound):
+		return exitNotFound
+	case errors.As(err, &un), errors.As(err, &sa), errors.As(err, &sd), errors.Is(err, client.ErrNoAnswer):
+		return exitUnreachable
+	}
+	return exitFailure
+}
+
 // report prints err as the CLI does and returns the process exit code.
 func report(w io.Writer, err error) int {
 	if err == nil {
-		return 0
+		return exitOK
 	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(w, "fleet: interrupted")
-		return 130
+		return exitInterrupted
 	}
 	// A spec may have several problems, one per line: prefix each.
 	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
@@ -227,16 +290,14 @@ func report(w io.Writer, err error) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
+		if ue.hint != "" {
+			fmt.Fprintf(w, "\n%s\n\n", ue.hint)
+		}
 		if ue.cmd != "" {
 			fmt.Fprintf(w, "Run 'fleet %s -h' for usage.\n", ue.cmd)
 		} else {
 			fmt.Fprintln(w, "Run 'fleet help' for usage.")
 		}
-		return 2
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return 1
+	return exitCode(err)
 }

@@ -38,6 +38,8 @@ type fakeAPI struct {
 	source      *workflows.RolloutSource
 	recoveryErr error
 	retry       client.RetryResult
+	// schedules answers Schedules and CancelSchedule (see schedule_test.go).
+	schedules []client.Scheduled
 }
 
 func (f *fakeAPI) Start(_ context.Context, r *spec.Rollout, requester string) (string, error) {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/internal/recovery"
@@ -92,6 +94,9 @@ type stringList []string
 
 func (l *stringList) String() string { return strings.Join(*l, ",") }
 
+// Type names the flag's value in help.
+func (l *stringList) Type() string { return "ID" }
+
 func (l *stringList) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -101,161 +106,149 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-func cmdRollback(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+func cmdRollback(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	abort := fs.Bool("abort", false, "abort the rollout first if it is still running (needs --reason)")
 	reason := fs.String("reason", "", "why (required with --abort; recorded in the audit trail)")
 	forward := fs.Bool("forward", false, "return the phases in the rollout's own order (default: last phase first)")
 	respect := fs.Bool("respect-windows", false, "wait for maintenance windows (default: the rollback ignores them)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID(cmd, pos)
-	if err != nil {
-		return err
-	}
-	*reason = strings.TrimSpace(*reason)
-	if *abort && *reason == "" {
-		return usagef(cmd.name, "rollback: --abort needs --reason (why the rollout is aborted and rolled back; recorded in the audit trail)")
-	}
-	name := workflows.RolloutName(id)
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	running := false
-	if *abort {
-		src, err := api.Source(actx, name)
+	return func(ctx context.Context, pos []string) error {
+		id, err := oneID(cmd, pos)
 		if err != nil {
 			return err
 		}
-		running = !src.State.Terminal()
-		if running && (*forward || *respect) {
-			return fmt.Errorf("rollback %s: it is %s, and the rollback --abort starts runs last phase first and ignores maintenance windows; to choose, stop it first (fleet abort %s --reason ...), then fleet rollback %s with --forward or --respect-windows",
-				name, src.State, shellQuote(name), shellQuote(name))
+		*reason = strings.TrimSpace(*reason)
+		if *abort && *reason == "" {
+			return usagef(cmd.name, "rollback: --abort needs --reason (why the rollout is aborted and rolled back; recorded in the audit trail)")
 		}
+		name := workflows.RolloutName(id)
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		running := false
+		if *abort {
+			src, err := api.Source(actx, name)
+			if err != nil {
+				return err
+			}
+			running = !src.State.Terminal()
+			if running && (*forward || *respect) {
+				return fmt.Errorf("rollback %s: it is %s, and the rollback --abort starts runs last phase first and ignores maintenance windows; to choose, stop it first (fleet abort %s --reason ...), then fleet rollback %s with --forward or --respect-windows",
+					name, src.State, shellQuote(name), shellQuote(name))
+			}
+		}
+		rid, err := api.Rollback(actx, name, client.RollbackOptions{
+			Actor: cfg.User, Reason: *reason, Abort: *abort, Forward: *forward, RespectWindows: *respect,
+		})
+		if err != nil {
+			return err
+		}
+		rname := workflows.RolloutName(rid)
+		res := recoveryResult{Kind: workflows.RecoveryRollback, Of: workflows.RolloutID(name), ID: rid, Name: rname,
+			Aborted: running, Watch: "fleet watch " + shellQuote(rname)}
+		if running {
+			res.Message = fmt.Sprintf("aborting %s; %s starts when its batches have stopped", name, rname)
+		} else {
+			res.Message = fmt.Sprintf("started %s", rname)
+		}
+		if e.asJSON() {
+			return writeJSON(e.stdout, res)
+		}
+		if running {
+			fmt.Fprintf(e.stdout, "Aborting rollout %q: clusters in flight stop after their current broker, held ones are aborted.\n", name)
+			fmt.Fprintf(e.stdout, "Its rollback %q (workflow %s) starts when its batches have stopped.\n", rname, rid)
+		} else {
+			fmt.Fprintf(e.stdout, "Rolling back rollout %q: started rollout %q (workflow %s).\n", name, rname, rid)
+		}
+		renderRecoveryNext(e.stdout, rname)
+		return nil
 	}
-	rid, err := api.Rollback(actx, name, client.RollbackOptions{
-		Actor: cfg.User, Reason: *reason, Abort: *abort, Forward: *forward, RespectWindows: *respect,
-	})
-	if err != nil {
-		return err
-	}
-	rname := workflows.RolloutName(rid)
-	res := recoveryResult{Kind: workflows.RecoveryRollback, Of: workflows.RolloutID(name), ID: rid, Name: rname,
-		Aborted: running, Watch: "fleet watch " + shellQuote(rname)}
-	if running {
-		res.Message = fmt.Sprintf("aborting %s; %s starts when its batches have stopped", name, rname)
-	} else {
-		res.Message = fmt.Sprintf("started %s", rname)
-	}
-	if *asJSON {
-		return writeJSON(e.stdout, res)
-	}
-	if running {
-		fmt.Fprintf(e.stdout, "Aborting rollout %q: clusters in flight stop after their current broker, held ones are aborted.\n", name)
-		fmt.Fprintf(e.stdout, "Its rollback %q (workflow %s) starts when its batches have stopped.\n", rname, rid)
-	} else {
-		fmt.Fprintf(e.stdout, "Rolling back rollout %q: started rollout %q (workflow %s).\n", name, rname, rid)
-	}
-	renderRecoveryNext(e.stdout, rname)
-	return nil
 }
 
-func cmdSupersede(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+func cmdSupersede(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	file := fileFlag(fs)
 	reason := fs.String("reason", "", "why (recorded in the audit trail)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		id, err := oneID(cmd, pos)
+		if err != nil {
+			return err
+		}
+		if *file == "" {
+			return usagef(cmd.name, "supersede: -f FILE is required (the spec of the rollout that takes over)")
+		}
+		name := workflows.RolloutName(id)
+		r, err := loadSpec(*file)
+		if err != nil {
+			return err
+		}
+		if r.Name == name {
+			return &exitError{code: 2, err: fmt.Errorf("supersede: %s names the rollout %q it would supersede: give the new rollout a name of its own", *file, name)}
+		}
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		newID, err := api.Supersede(actx, name, r, cfg.User, strings.TrimSpace(*reason))
+		if err != nil {
+			return err
+		}
+		newName := workflows.RolloutName(newID)
+		res := recoveryResult{Kind: workflows.RecoverySupersede, Of: workflows.RolloutID(name), ID: newID, Name: newName,
+			Message: fmt.Sprintf("%s hands over to %s", name, newName), Watch: "fleet watch " + shellQuote(newName)}
+		if e.asJSON() {
+			return writeJSON(e.stdout, res)
+		}
+		fmt.Fprintf(e.stdout, "Superseding rollout %q (workflow %s) with %q (workflow %s).\n", name, workflows.RolloutID(name), newName, newID)
+		fmt.Fprintf(e.stdout, "%s starts no new cluster; its clusters in flight stop after their current broker, then it ends superseded and hands over.\n", name)
+		fmt.Fprintf(e.stdout, "%s waits for that, then plans with the clusters %s changed first in their phase.\n", newName, name)
+		renderRecoveryNext(e.stdout, newName)
+		return nil
 	}
-	id, err := oneID(cmd, pos)
-	if err != nil {
-		return err
-	}
-	if *file == "" {
-		return usagef(cmd.name, "supersede: -f FILE is required (the spec of the rollout that takes over)")
-	}
-	name := workflows.RolloutName(id)
-	r, err := loadSpec(*file)
-	if err != nil {
-		return err
-	}
-	if r.Name == name {
-		return &exitError{code: 2, err: fmt.Errorf("supersede: %s names the rollout %q it would supersede: give the new rollout a name of its own", *file, name)}
-	}
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	newID, err := api.Supersede(actx, name, r, cfg.User, strings.TrimSpace(*reason))
-	if err != nil {
-		return err
-	}
-	newName := workflows.RolloutName(newID)
-	res := recoveryResult{Kind: workflows.RecoverySupersede, Of: workflows.RolloutID(name), ID: newID, Name: newName,
-		Message: fmt.Sprintf("%s hands over to %s", name, newName), Watch: "fleet watch " + shellQuote(newName)}
-	if *asJSON {
-		return writeJSON(e.stdout, res)
-	}
-	fmt.Fprintf(e.stdout, "Superseding rollout %q (workflow %s) with %q (workflow %s).\n", name, workflows.RolloutID(name), newName, newID)
-	fmt.Fprintf(e.stdout, "%s starts no new cluster; its clusters in flight stop after their current broker, then it ends superseded and hands over.\n", name)
-	fmt.Fprintf(e.stdout, "%s waits for that, then plans with the clusters %s changed first in their phase.\n", newName, name)
-	renderRecoveryNext(e.stdout, newName)
-	return nil
 }
 
-func cmdRetry(ctx context.Context, e *env, cmd *command, args []string) error {
-	fs := newFlags(cmd)
+func cmdRetry(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 	var clusters stringList
 	fs.Var(&clusters, "cluster", "retry only the cluster `ID` (repeatable)")
 	reason := fs.String("reason", "", "why (recorded in the audit trail)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := e.parse(cmd, fs, args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		id, err := oneID(cmd, pos)
+		if err != nil {
+			return err
+		}
+		name := workflows.RolloutName(id)
+		api, cfg, closeFn, err := e.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		actx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		rr, err := api.Retry(actx, name, clusters, cfg.User, strings.TrimSpace(*reason))
+		if err != nil {
+			return err
+		}
+		rname := workflows.RolloutName(rr.ID)
+		res := recoveryResult{Kind: workflows.RecoveryRetry, Of: workflows.RolloutID(name), ID: rr.ID, Name: rname,
+			InPlace: rr.InPlace, Message: rr.Message, Watch: "fleet watch " + shellQuote(rname)}
+		if e.asJSON() {
+			return writeJSON(e.stdout, res)
+		}
+		if rr.InPlace {
+			fmt.Fprintf(e.stdout, "Retrying within rollout %q (still running): %s.\n", name, rr.Message)
+			fmt.Fprintln(e.stdout, "They run in its new last phase.")
+		} else {
+			fmt.Fprintf(e.stdout, "Retrying rollout %q, which has ended: started rollout %q (workflow %s) with the same spec, for its failed, aborted and skipped clusters, with a fresh error budget.\n",
+				name, rname, rr.ID)
+		}
+		renderRecoveryNext(e.stdout, rname)
+		return nil
 	}
-	id, err := oneID(cmd, pos)
-	if err != nil {
-		return err
-	}
-	name := workflows.RolloutName(id)
-	api, cfg, closeFn, err := e.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	actx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	rr, err := api.Retry(actx, name, clusters, cfg.User, strings.TrimSpace(*reason))
-	if err != nil {
-		return err
-	}
-	rname := workflows.RolloutName(rr.ID)
-	res := recoveryResult{Kind: workflows.RecoveryRetry, Of: workflows.RolloutID(name), ID: rr.ID, Name: rname,
-		InPlace: rr.InPlace, Message: rr.Message, Watch: "fleet watch " + shellQuote(rname)}
-	if *asJSON {
-		return writeJSON(e.stdout, res)
-	}
-	if rr.InPlace {
-		fmt.Fprintf(e.stdout, "Retrying within rollout %q (still running): %s.\n", name, rr.Message)
-		fmt.Fprintln(e.stdout, "They run in its new last phase.")
-	} else {
-		fmt.Fprintf(e.stdout, "Retrying rollout %q, which has ended: started rollout %q (workflow %s) with the same spec, for its failed, aborted and skipped clusters, with a fresh error budget.\n",
-			name, rname, rr.ID)
-	}
-	renderRecoveryNext(e.stdout, rname)
-	return nil
 }
 
 func renderRecoveryNext(w io.Writer, name string) {

@@ -30,9 +30,11 @@ type cliStack struct {
 	dev    *app.Dev
 	api    *client.Client
 	before map[string]fleet.Cluster
+	// key is FLEET_KEY for the CLI ("" for none).
+	key string
 }
 
-func startCLIStack(t *testing.T, clusters int, brokerTime time.Duration, faults []sim.Fault) *cliStack {
+func startCLIStack(t *testing.T, clusters int, brokerTime time.Duration, faults []sim.Fault, configure ...func(*app.Config)) *cliStack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: starts the whole stack")
@@ -43,6 +45,9 @@ func startCLIStack(t *testing.T, clusters int, brokerTime time.Duration, faults 
 		DataDir: t.TempDir(), Clusters: clusters, Seed: 7, BrokerTime: brokerTime, Faults: faults,
 	}, log)
 	require.NoError(t, err)
+	for _, f := range configure {
+		f(&dev.Config)
+	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, dev.Config, log) }()
 	t.Cleanup(func() {
@@ -74,8 +79,11 @@ func (s *cliStack) fleet(t *testing.T, args ...string) (string, string, error) {
 	e, out, errOut := testEnv(t, s.api)
 	base := e.getenv
 	e.getenv = func(k string) string {
-		if k == "FLEET_INVENTORY" {
+		switch k {
+		case "FLEET_INVENTORY":
 			return s.dev.Config.Inventory
+		case "FLEET_KEY":
+			return s.key
 		}
 		return base(k)
 	}

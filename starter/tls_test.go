@@ -58,13 +58,13 @@ func TestFleetOverMutualTLS(t *testing.T) {
 
 	t.Run("plaintext fails", func(t *testing.T) {
 		_, stderr, code := fleetCLI(t, base(nil), "list")
-		assert.Equal(t, 1, code, stderr)
+		assert.Equal(t, exitUnreachable, code, stderr)
 		t.Log(stderr)
 		assert.Contains(t, stderr, "connect to Temporal at "+srv.Address())
 	})
 	t.Run("TLS without a client certificate fails", func(t *testing.T) {
 		_, stderr, code := fleetCLI(t, base(map[string]string{"TEMPORAL_TLS": "true", "TEMPORAL_TLS_SERVER_CA_CERT_PATH": certs.CAFile}), "list")
-		assert.Equal(t, 1, code, stderr)
+		assert.Equal(t, exitUnreachable, code, stderr)
 		t.Log(stderr)
 		assert.Contains(t, stderr, "TLS true")
 	})
@@ -72,7 +72,7 @@ func TestFleetOverMutualTLS(t *testing.T) {
 		vars := base(withCert)
 		vars["TEMPORAL_TLS_SERVER_CA_CERT_PATH"] = certs.OtherCAFile
 		_, stderr, code := fleetCLI(t, vars, "list")
-		assert.Equal(t, 1, code, stderr)
+		assert.Equal(t, exitUnreachable, code, stderr)
 		t.Log(stderr)
 	})
 	t.Run("client certificate from the environment", func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestFleetOverMutualTLS(t *testing.T) {
 		_, stderr, code := fleetCLI(t, vars, "--address", srv.Address(), "list")
 		require.Equal(t, 0, code, stderr)
 		_, stderr, code = fleetCLI(t, vars, "list")
-		assert.Equal(t, 1, code, stderr)
+		assert.Equal(t, exitUnreachable, code, stderr)
 		t.Log(stderr)
 		assert.Contains(t, stderr, "127.0.0.1:1")
 	})
@@ -119,7 +119,7 @@ server_name = %q
 		// The default profile points elsewhere; a missing profile is named.
 		delete(vars, "TEMPORAL_PROFILE")
 		_, stderr, code = fleetCLI(t, vars, "list")
-		assert.Equal(t, 1, code, stderr)
+		assert.Equal(t, exitUnreachable, code, stderr)
 		t.Log(stderr)
 		assert.Contains(t, stderr, "127.0.0.1:1")
 		_, stderr, code = fleetCLI(t, vars, "--profile", "staging", "list")
@@ -138,7 +138,7 @@ server_name = %q
 		// A failing connection does not show the key.
 		vars["TEMPORAL_TLS_SERVER_CA_CERT_PATH"] = certs.OtherCAFile
 		_, stderr, code = fleetCLI(t, vars, "list")
-		assert.Equal(t, 1, code, stderr)
+		assert.Equal(t, exitUnreachable, code, stderr)
 		t.Log(stderr)
 		assert.NotContains(t, stderr, key)
 	})
@@ -153,9 +153,7 @@ server_name = %q
 
 func TestGlobalFlags(t *testing.T) {
 	e, _, _ := testEnv(t, nil)
-	rest, err := e.globalFlags([]string{"--address", "a:1", "--namespace=ns", "pause", "x", "--reason", "r", "-profile", "p", "--", "--address", "b"})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"pause", "x", "--reason", "r", "--", "--address", "b"}, rest)
+	require.NoError(t, run(context.Background(), []string{"--address", "a:1", "--namespace=ns", "version", "-profile", "p"}, e))
 	assert.Equal(t, "a:1", e.global.Address)
 	assert.Equal(t, "ns", e.global.Namespace)
 	assert.Equal(t, "p", e.global.Profile)

@@ -17,12 +17,32 @@ import (
 // gives up.
 const maxStatusFailures = 10
 
+// followFor is follow bounded by timeout (none when 0): when it elapses
+// first, it returns a timeoutError (exit 7) and the rollout goes on.
+func (e *env) followFor(ctx context.Context, api rollouts, id string, quiet bool, timeout time.Duration) error {
+	if timeout <= 0 {
+		return e.follow(ctx, api, id, quiet)
+	}
+	tctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimedOut)
+	defer cancel()
+	err := e.follow(tctx, api, id, quiet)
+	if err != nil && errors.Is(context.Cause(tctx), errTimedOut) && ctx.Err() == nil {
+		return &exitError{code: exitTimeout, err: fmt.Errorf("rollout %q has not ended after --timeout %s; it goes on (fleet watch %s)",
+			workflows.RolloutName(id), timeout, workflows.RolloutName(id))}
+	}
+	return err
+}
+
+// errTimedOut is the cause of a --timeout's context.
+var errTimedOut = errors.New("--timeout elapsed")
+
 // follow watches a rollout to its end, prints the summary, and fails unless
-// it completed. quiet skips the live progress.
+// it completed. quiet skips the live progress; with -o json it prints the
+// final status as JSON instead of the summary.
 func (e *env) follow(ctx context.Context, api rollouts, id string, quiet bool) error {
 	var p progress
 	switch {
-	case quiet:
+	case quiet || e.asJSON():
 		p = nopProgress{}
 	case e.tty:
 		p = &barProgress{w: e.stdout, lines: &lineProgress{w: e.stdout, now: e.now}}
@@ -33,7 +53,13 @@ func (e *env) follow(ctx context.Context, api rollouts, id string, quiet bool) e
 	if err != nil {
 		return err
 	}
-	renderSummary(e.stdout, st, e.now())
+	if e.asJSON() {
+		if err := writeJSON(e.stdout, st); err != nil {
+			return err
+		}
+	} else {
+		renderSummary(e.stdout, st, e.now())
+	}
 	if x := st.Execution; x.Status.Abnormal() && st.Stale {
 		return fmt.Errorf("rollout %q stopped: its workflow was %s; the clusters it had in flight were left as they were", displayName(&st.RolloutStatus), x.Summary())
 	}

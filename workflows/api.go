@@ -101,6 +101,9 @@ type RolloutInput struct {
 	// Recovery makes this rollout a rollback or a retry of another, or the
 	// one that supersedes it (see Recovery).
 	Recovery *Recovery `json:"recovery,omitempty" jsonschema:"-"`
+	// Scheduled is set on a rollout a Temporal Schedule started (fleet
+	// start --at): Auth was signed when the schedule was created.
+	Scheduled *ScheduledStart `json:"scheduled,omitempty" jsonschema:"-"`
 }
 
 // RolloutCarry is everything a rollout knows, handed from one run to the next

@@ -142,7 +142,7 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, req FreezeRequest) (FreezeState, error) {
 			person, err := f.authorize(ctx, policy.ActionFreeze, FreezeUpdate, req, req.Actor, req.Auth)
 			if err != nil {
-				return f.status(), err
+				return f.status(), refusal(err)
 			}
 			req.Actor = person
 			f.doFreeze(ctx, req, FreezeUpdate)
@@ -150,7 +150,7 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 			return f.status(), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req FreezeRequest) error {
-			return f.validateFreeze(ctx, req)
+			return refusal(f.validateFreeze(ctx, req))
 		}})
 	if err != nil {
 		return fmt.Errorf("register %s update: %w", FreezeUpdate, err)
@@ -163,7 +163,7 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 			}
 			person, err := f.authorize(ctx, policy.ActionUnfreeze, UnfreezeUpdate, req, req.Actor, req.Auth)
 			if err != nil {
-				return f.status(), err
+				return f.status(), refusal(err)
 			}
 			// The policy read yields: a signal may have lifted it meanwhile.
 			if err := f.validateUnfreeze(req); err != nil {
@@ -175,7 +175,7 @@ func (f *freezer) registerHandlers(ctx workflow.Context) error {
 			return f.status(), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error {
-			return f.validateUnfreeze(req)
+			return refusal(f.validateUnfreeze(req))
 		}})
 	if err != nil {
 		return fmt.Errorf("register %s update: %w", UnfreezeUpdate, err)

@@ -175,3 +175,42 @@ func (r *rollout) accept(actor string, p *identity.Proof) (string, error) {
 	}
 	return r.policy.Person(actor), nil
 }
+
+// RefusedErrorType is the ApplicationError type a caller sees for a
+// request the policy refused (an unsigned, forged, expired or replayed
+// proof, a role too low, the two-person rule) or a fleet freeze (resume). Callers tell it from other
+// rejections by this type (the fleet CLI exits 5 on it). It is the name of
+// the Go type PolicyRefused, which Temporal's failure converter records.
+const RefusedErrorType = "PolicyRefused"
+
+// PolicyRefused wraps the error of a request the policy refused; its
+// message is the refusal's and errors.Is sees through it.
+type PolicyRefused struct{ Err error }
+
+func (e *PolicyRefused) Error() string { return e.Err.Error() }
+func (e *PolicyRefused) Unwrap() error { return e.Err }
+
+// ErrFleetFrozen is matched (errors.Is) by a resume refused because the
+// fleet is frozen; refusal marks it PolicyRefused too.
+var ErrFleetFrozen = errors.New("the fleet is frozen")
+
+// refusal marks err as PolicyRefused when the policy or a fleet freeze
+// refused the request;
+// other errors pass unchanged. Validators leave no history, and an
+// update's failure is not compared on replay: replay-safe.
+func refusal(err error) error {
+	if err == nil {
+		return nil
+	}
+	var already *PolicyRefused
+	if errors.As(err, &already) {
+		return err
+	}
+	for _, target := range []error{policy.ErrDenied, policy.ErrSelfApproval, policy.ErrUnsigned,
+		policy.ErrUnknownSigner, policy.ErrForgedActor, identity.ErrBadSignature, identity.ErrExpired, ErrReplayed, ErrFleetFrozen} {
+		if errors.Is(err, target) {
+			return &PolicyRefused{Err: err}
+		}
+	}
+	return err
+}

@@ -190,7 +190,7 @@ func (r *rollout) registerRecoveryHandlers(ctx workflow.Context) error {
 			return r.doRollback(ctx, req), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error {
-			return r.validateRollback(req)
+			return refusal(r.validateRollback(req))
 		}}); err != nil {
 		return fmt.Errorf("register rollback update: %w", err)
 	}
@@ -204,7 +204,7 @@ func (r *rollout) registerRecoveryHandlers(ctx workflow.Context) error {
 			return r.doSupersede(ctx, req), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req SupersedeRequest) error {
-			return r.validateSupersede(req)
+			return refusal(r.validateSupersede(req))
 		}}); err != nil {
 		return fmt.Errorf("register supersede update: %w", err)
 	}
@@ -219,7 +219,7 @@ func (r *rollout) registerRecoveryHandlers(ctx workflow.Context) error {
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req RetryRequest) error {
 			_, err := r.validateRetry(req)
-			return err
+			return refusal(err)
 		}}); err != nil {
 		return fmt.Errorf("register retry update: %w", err)
 	}

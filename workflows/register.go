@@ -15,5 +15,6 @@ const (
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: WorkflowRollout})
 	r.RegisterWorkflowWithOptions(Batch, workflow.RegisterOptions{Name: WorkflowBatch})
+	r.RegisterWorkflowWithOptions(ScheduledRollout, workflow.RegisterOptions{Name: WorkflowScheduledRollout})
 	RegisterFreeze(r)
 }

@@ -207,7 +207,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 				return a.apply(ctx, req), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error {
-				return a.validate(req)
+				return refusal(a.validate(req))
 			}})
 		if err != nil {
 			return fmt.Errorf("register %s update: %w", a.name, err)
@@ -237,7 +237,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			return r.doApprove(ctx, req), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ApproveRequest) error {
-			return r.validateApprove(req)
+			return refusal(r.validateApprove(req))
 		}})
 	if err != nil {
 		return fmt.Errorf("register approve update: %w", err)
@@ -320,7 +320,7 @@ func (r *rollout) validateResume(req ActionRequest) error {
 	case r.st.Paused == nil:
 		return errors.New("rollout is not paused")
 	case r.frozen != nil:
-		return fmt.Errorf("the fleet is frozen until %s by %s: %s (fleet unfreeze lifts it)",
+		return fmt.Errorf("%w until %s by %s: %s (fleet unfreeze lifts it)", ErrFleetFrozen,
 			r.frozen.Until.UTC().Format(time.RFC3339), r.frozen.Actor, r.frozen.Reason)
 	}
 	return nil

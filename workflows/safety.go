@@ -46,7 +46,7 @@ func (r *rollout) registerSafetyHandlers(ctx workflow.Context) error {
 			return r.doPacing(ctx, req), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req PacingRequest) error {
-			return r.validatePacing(req)
+			return refusal(r.validatePacing(req))
 		}})
 	if err != nil {
 		return fmt.Errorf("register pacing update: %w", err)

@@ -121,7 +121,27 @@ type RejectedError struct {
 	Action     string
 	WorkflowID string
 	Message    string
-	Err        error
+	// Refused says the policy refused the request (its proof, the
+	// person's role, the two-person rule) rather than the rollout's state:
+	// errors.Is(err, ErrRefused).
+	Refused bool
+	Err     error
+}
+
+// ErrNoAnswer is matched (errors.Is) by a request Temporal or the worker did
+// not answer in time.
+var ErrNoAnswer = errors.New("no answer in time")
+
+// ErrRefused is matched (errors.Is) by a RejectedError the policy refused.
+var ErrRefused = errors.New("refused by policy")
+
+// Is makes errors.Is(err, ErrRefused) true for a policy refusal.
+func (e *RejectedError) Is(target error) bool { return target == ErrRefused && e.Refused }
+
+// rejected builds the RejectedError for the workflow's ApplicationError.
+func rejected(action, workflowID string, app *temporal.ApplicationError, err error) *RejectedError {
+	return &RejectedError{Action: action, WorkflowID: workflowID, Message: app.Message(),
+		Refused: app.Type() == workflows.RefusedErrorType, Err: err}
 }
 
 func (e *RejectedError) Error() string {
@@ -526,7 +546,7 @@ func (c *Client) wrap(ctx context.Context, action, name string, err error) error
 	}
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
-		return &RejectedError{Action: action, WorkflowID: rid, Message: app.Message(), Err: err}
+		return rejected(action, rid, app, err)
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
@@ -547,8 +567,8 @@ func (c *Client) wrap(ctx context.Context, action, name string, err error) error
 	var to *sdkclient.WorkflowUpdateServiceTimeoutOrCanceledError
 	var de *serviceerror.DeadlineExceeded
 	if errors.As(err, &to) || errors.As(err, &de) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: no answer in time (is a fleet worker polling task queue %q?): %w",
-			action, rid, workflows.TaskQueue, err)
+		return fmt.Errorf("%s %s: %w (is a fleet worker polling task queue %q?): %w",
+			action, rid, ErrNoAnswer, workflows.TaskQueue, err)
 	}
 	return fmt.Errorf("%s %s: %w", action, rid, err)
 }

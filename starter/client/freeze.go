@@ -106,7 +106,7 @@ func freezeErr(ctx context.Context, action string, err error) error {
 	}
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
-		return &RejectedError{Action: action, WorkflowID: workflows.FreezeID, Message: app.Message(), Err: err}
+		return rejected(action, workflows.FreezeID, app, err)
 	}
 	var qf *serviceerror.QueryFailed
 	if errors.As(err, &qf) {
