@@ -537,6 +537,9 @@ type RolloutStatus struct {
 	// RollbackID names the rollback this rollout started when it ended
 	// (fleet rollback --abort, or errorBudget.onExceeded: rollback).
 	RollbackID string `json:"rollbackId,omitempty"`
+	// Outbox counts the notifications and event batches queued and not yet
+	// sent (the fleet_outbox_depth metric).
+	Outbox int `json:"outbox,omitempty"`
 }
 
 // --- fleet freeze ---

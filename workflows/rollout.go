@@ -397,12 +397,15 @@ func (r *rollout) validateApprove(req ApproveRequest) error {
 // --- actions ---
 
 func (r *rollout) doPause(ctx workflow.Context, req ActionRequest) ActionResult {
-	r.pauseAll(ctx, PauseReason{Actor: req.Actor, Reason: req.Reason, At: workflow.Now(ctx)})
+	r.pauseAll(ctx, PauseKindManual, PauseReason{Actor: req.Actor, Reason: req.Reason, At: workflow.Now(ctx)})
 	r.audit(ctx, req.Actor, Pause, req.Reason, "applied")
 	return ActionResult{State: r.st.State, Message: fmt.Sprintf("paused; %d batches holding their in-flight clusters", len(r.running))}
 }
 
-func (r *rollout) pauseAll(ctx workflow.Context, why PauseReason) {
+// pauseAll pauses the rollout and its batches; kind says why, for the
+// MetricPauses counter.
+func (r *rollout) pauseAll(ctx workflow.Context, kind string, why PauseReason) {
+	count(ctx, MetricPauses, "kind", kind)
 	r.st.Paused = &why
 	if r.st.State == StateRunning {
 		r.st.State = StatePaused
@@ -886,6 +889,9 @@ func (r *rollout) statusDetail(detail bool) RolloutStatus {
 	st.Phases = nil
 	st.Failures = len(r.failed)
 	st.FailureBudget, _ = budgetLimit(r.in.Spec.ErrorBudget, r.st.Total)
+	if r.out != nil {
+		st.Outbox = r.out.pending()
+	}
 	if r.plan == nil {
 		return st
 	}

@@ -97,6 +97,7 @@ func (r *rollout) phaseOf(batch int) (string, int) {
 }
 
 func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
+	count(ctx, MetricIncidents, "kind", string(inc.Kind))
 	if len(r.st.Incidents) < maxIncidents {
 		r.st.Incidents = append(r.st.Incidents, inc)
 	}
@@ -111,7 +112,7 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 	if inc.Kind == IncidentHealthUnknown {
 		if r.st.Paused == nil {
 			reason := fmt.Sprintf("health unknown on cluster %s (batch %d): %s", inc.ClusterID, inc.Batch, inc.Message)
-			r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
+			r.pauseAll(ctx, PauseKindHealthUnknown, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
 			r.audit(ctx, safetyActor, Pause, reason, "applied")
 		}
 		return
@@ -158,7 +159,7 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 		return
 	}
 	if r.st.Paused == nil {
-		r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
+		r.pauseAll(ctx, PauseKindErrorBudget, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
 		r.audit(ctx, safetyActor, Pause, reason, "applied")
 	}
 }
@@ -187,7 +188,7 @@ func (r *rollout) checkFreeze(ctx workflow.Context) {
 			return
 		}
 		// The freeze cannot be read: fail closed, as for health.
-		r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: "fleet freeze state unknown: " + err.Error(), At: workflow.Now(ctx)})
+		r.pauseAll(ctx, PauseKindFreezeUnknown, PauseReason{Actor: safetyActor, Reason: "fleet freeze state unknown: " + err.Error(), At: workflow.Now(ctx)})
 		r.audit(ctx, safetyActor, Pause, "fleet freeze state unknown", "applied")
 		return
 	}
@@ -209,7 +210,7 @@ func (r *rollout) onFreeze(ctx workflow.Context, f *FreezeInfo) {
 	r.frozen = f
 	reason := fmt.Sprintf("fleet freeze until %s: %s", f.Until.UTC().Format(time.RFC3339), f.Reason)
 	if r.st.Paused == nil {
-		r.pauseAll(ctx, PauseReason{Actor: f.Actor, Reason: reason, At: workflow.Now(ctx)})
+		r.pauseAll(ctx, PauseKindFreeze, PauseReason{Actor: f.Actor, Reason: reason, At: workflow.Now(ctx)})
 		r.audit(ctx, f.Actor, Pause, reason, "applied")
 	}
 }
