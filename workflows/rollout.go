@@ -285,6 +285,29 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	return nil
 }
 
+// serveSignal receives the signal name, the fire-and-forget twin of the
+// update of the same name: each request is validated as the update's is;
+// one that does not apply is recorded in the audit trail as rejected, with
+// the reason, and the others are applied in the order received. who gives
+// the request's actor and reason for that record.
+func serveSignal[T any](ctx workflow.Context, r *rollout, name string, validate func(T) error,
+	apply func(workflow.Context, T), who func(T) (actor, reason string)) {
+	ch := workflow.GetSignalChannel(ctx, name)
+	r.signalChans = append(r.signalChans, ch)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var req T
+			ch.Receive(ctx, &req)
+			if err := validate(req); err != nil {
+				actor, reason := who(req)
+				r.audit(ctx, actor, name+" (signal)", reason, "rejected: "+err.Error())
+				continue
+			}
+			apply(ctx, req)
+		}
+	})
+}
+
 // --- validators: say why an action does not apply ---
 
 func (r *rollout) validatePause(req ActionRequest) error {

@@ -51,6 +51,10 @@ func (r *rollout) registerSafetyHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return fmt.Errorf("register pacing update: %w", err)
 	}
+	serveSignal(ctx, r, UpdatePacing, r.validatePacing, func(ctx workflow.Context, req PacingRequest) {
+		req.Actor, _ = r.accept(req.Actor, req.Auth) // validated just now, no yield since
+		r.doPacing(ctx, req)
+	}, func(req PacingRequest) (string, string) { return req.Actor, req.Reason })
 	return nil
 }
 
