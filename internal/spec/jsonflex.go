@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Other SDKs send the spec as JSON (docs/rollout-input.schema.json), and
@@ -92,4 +94,34 @@ func (e *ErrorBudget) UnmarshalJSON(b []byte) error {
 	}
 	e.Max = string(raw.Max)
 	return nil
+}
+
+// UnmarshalYAML reads a phase; its concurrency may be quoted ("100").
+func (p *Phase) UnmarshalYAML(n *yaml.Node) error {
+	type plain Phase
+	return quotedInts(n, "concurrency").Decode((*plain)(p))
+}
+
+// quotedInts returns mapping n with the named fields' quoted whole numbers
+// ("100") retagged as integers; n itself is not changed.
+func quotedInts(n *yaml.Node, fields ...string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return n
+	}
+	c := *n
+	c.Content = append([]*yaml.Node(nil), n.Content...)
+	for i := 0; i+1 < len(c.Content); i += 2 {
+		k, v := c.Content[i], c.Content[i+1]
+		for _, f := range fields {
+			if k.Value != f || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+				continue
+			}
+			if _, err := strconv.Atoi(strings.TrimSpace(v.Value)); err == nil {
+				nv := *v
+				nv.Tag, nv.Style, nv.Value = "!!int", 0, strings.TrimSpace(v.Value)
+				c.Content[i+1] = &nv
+			}
+		}
+	}
+	return &c
 }

@@ -220,7 +220,15 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) bool {
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		var x int64
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&x) != nil {
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+			// A count may be quoted ("100"), as in JSON input.
+			v, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64)
+			if err != nil {
+				w.fail(n, path, "must be a whole number, got %s", describe(n))
+				return false
+			}
+			x = v
+		} else if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&x) != nil {
 			w.fail(n, path, "must be a whole number, got %s", describe(n))
 			return false
 		}
