@@ -7,7 +7,10 @@ module github.com/fleet-rollout/fleet
 // GOTOOLCHAIN=go1.27.3, which the go command fetches from the module proxy.
 // go.temporal.io/sdk/contrib/envconfig v1.0.2 (the temporal CLI's profiles
 // and TEMPORAL_* variables) asks for SDK v1.32.1 or newer and builds with
-// these pins unchanged.
+// these pins unchanged. go.temporal.io/sdk/contrib/opentelemetry v0.8.1 (the
+// SDK's metrics handler, exported to Prometheus on the worker's /metrics) asks
+// for SDK v1.46.0 and OpenTelemetry v1.43.0, below these pins, and changes
+// none of them.
 
 go 1.26.10
 

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
+	"github.com/fleet-rollout/fleet/internal/app"
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/sim"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -184,6 +187,23 @@ func TestMetricsEndpointDuringARollout(t *testing.T) {
 	require.Greater(t, delivered, 0.0)
 	lags, _ := m.value("fleet_bridge_lag_seconds")
 	require.Greater(t, lags, 0.0)
+
+	// Pacing as a raw signal with the JSON another SDK sends (a count as a
+	// string, a duration string): applied and audited like the update.
+	tc, err := app.Dial(s.dev.Config, zap.NewNop())
+	require.NoError(t, err)
+	defer tc.Close()
+	require.NoError(t, tc.SignalWorkflow(ctx, id, "", workflows.UpdatePacing,
+		json.RawMessage(`{"actor":"alice","concurrency":"30","bake":"2s","reason":"raw signal"}`)))
+	st = s.waitFor(t, id, "pacing by signal", func(st *workflows.RolloutStatus) bool {
+		for _, a := range st.Audit {
+			if a.Action == workflows.UpdatePacing && a.Outcome == "applied" {
+				return true
+			}
+		}
+		return false
+	})
+	require.Equal(t, 30, st.Phases[1].Concurrency, "the rest phase takes the signal's concurrency")
 
 	// Resume, approve, finish: the rollout leaves the gauges, its workflow
 	// counts as completed.
