@@ -19,7 +19,8 @@ type RolloutLister func(ctx context.Context) (sts []workflows.RolloutStatus, fai
 
 // RolloutOptions configure RegisterRollouts.
 type RolloutOptions struct {
-	// Timeout bounds one read of every rollout (default 10 s).
+	// Timeout bounds one read of every rollout (default 5 s, within
+	// Prometheus's default scrape timeout of 10 s).
 	Timeout time.Duration
 	// MaxAge is how long one read serves scrapes (default 10 s), so that
 	// several Prometheus servers, or a short scrape interval, cost one read.
@@ -34,7 +35,7 @@ func (m *Metrics) RegisterRollouts(list RolloutLister, o RolloutOptions) error {
 		return nil
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
+		o.Timeout = 5 * time.Second
 	}
 	if o.MaxAge <= 0 {
 		o.MaxAge = 10 * time.Second
