@@ -137,7 +137,7 @@ func TestMetricsEndpointDuringARollout(t *testing.T) {
 		"done": st.Counts.Done, "failed": st.Counts.Failed, "aborted": st.Counts.Aborted, "skipped": st.Counts.Skipped,
 	}
 	var m scrape
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		m = scrapeMetrics(t, addr)
 		if v, _ := m.value("fleet_rollout_paused", "rollout", "it-metrics"); v == 1 {
@@ -213,7 +213,7 @@ func TestMetricsEndpointDuringARollout(t *testing.T) {
 	require.NoError(t, err)
 	st = s.waitFor(t, id, "the end", terminal)
 	require.Equal(t, workflows.StateCompleted, st.State, "%+v", st)
-	deadline = time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for {
 		m = scrapeMetrics(t, addr)
 		done, _ := m.value("temporal_workflow_completed_total", "workflow_type", workflows.WorkflowRollout)
