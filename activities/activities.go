@@ -30,6 +30,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/inventory"
+	"github.com/fleet-rollout/fleet/internal/metrics"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/plan"
@@ -76,6 +77,8 @@ type Activities struct {
 	// without a signal key).
 	Signals *sigauth.Keys
 	Log     *zap.Logger
+	// Metrics records the monitor reads' latency and failures (nil: none).
+	Metrics *metrics.Metrics
 	// HealthConcurrency bounds the monitor reads in flight per check.
 	HealthConcurrency int
 	// InventoryTimeout bounds one inventory read (default
@@ -517,6 +520,20 @@ func (d *Datadog) clusterHealth(ctx context.Context, t workflows.HealthTarget, e
 	return findings, nil
 }
 
+// readFailure classifies a failed monitor read for the metrics.
+func readFailure(err error) string {
+	var rl *RateLimitedError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &rl):
+		return "rate-limited"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "error"
+}
+
 // CheckHealth reads the critical monitors of each cluster. An alert is a
 // finding; no data is an unknown finding; a monitor that cannot be read at
 // all fails the activity, which the workflow treats as health unknown.
@@ -546,7 +563,9 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			start := time.Now()
 			f, err := a.Datadog.clusterHealth(ctx, t, expected)
+			a.Metrics.ObserveHealthRead(time.Since(start), readFailure(err), err)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

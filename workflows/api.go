@@ -5,6 +5,8 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -540,6 +542,9 @@ type RolloutStatus struct {
 	// RollbackID names the rollback this rollout started when it ended
 	// (fleet rollback --abort, or errorBudget.onExceeded: rollback).
 	RollbackID string `json:"rollbackId,omitempty"`
+	// Outbox counts the notifications and event batches queued and not yet
+	// sent (the fleet_outbox_depth metric).
+	Outbox int `json:"outbox,omitempty"`
 }
 
 // --- fleet freeze ---
@@ -590,7 +595,13 @@ type FreezeState struct {
 const UpdatePacing = "pacing"
 
 // PacingRequest changes concurrency and bake for the current and later
-// phases (zero fields are left as they are).
+// phases (zero fields are left as they are). It is the argument of the
+// pacing update and of the pacing signal.
+//
+// In JSON (UnmarshalJSON), concurrency is a number or a string ("300");
+// bake is a duration string ("10s", "2m", or "90" seconds) or, as the Go
+// client has always written it and histories hold it, a number of
+// nanoseconds (10000000000 is 10 s).
 type PacingRequest struct {
 	Actor       string         `json:"actor"`
 	Concurrency int            `json:"concurrency,omitempty"`
@@ -598,6 +609,44 @@ type PacingRequest struct {
 	Reason      string         `json:"reason,omitempty"`
 	// Auth proves Actor (see ActionRequest.Auth).
 	Auth *identity.Proof `json:"auth,omitempty"`
+}
+
+// UnmarshalJSON reads a pacing request from any SDK: see PacingRequest.
+// What the Go client writes (a number of nanoseconds for bake) reads as
+// before.
+func (p *PacingRequest) UnmarshalJSON(b []byte) error {
+	type plain PacingRequest
+	var raw struct {
+		*plain
+		Concurrency spec.Count      `json:"concurrency"`
+		Bake        json.RawMessage `json:"bake"`
+	}
+	raw.plain = (*plain)(p)
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("pacing request: %w", err)
+	}
+	p.Concurrency = int(raw.Concurrency)
+	p.Bake = nil
+	bake := bytes.TrimSpace(raw.Bake)
+	if len(bake) == 0 || bytes.Equal(bake, []byte("null")) {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(bake, &s); err == nil {
+		d, err := spec.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("pacing request: bake: %w", err)
+		}
+		p.Bake = &d
+		return nil
+	}
+	var ns int64
+	if err := json.Unmarshal(bake, &ns); err != nil {
+		return fmt.Errorf("pacing request: bake: want a duration like \"10s\" or a whole number of nanoseconds, got %s", bake)
+	}
+	d := time.Duration(ns)
+	p.Bake = &d
+	return nil
 }
 
 // SignalPacing carries a new per-batch concurrency to running batches.

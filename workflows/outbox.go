@@ -106,6 +106,7 @@ func (r *rollout) startOutbox(ctx workflow.Context) {
 			r.out.busy = false
 			if err != nil {
 				workflow.GetLogger(ctx).Error("notify", "event", n.Event, "error", err)
+				count(ctx, MetricNotificationsDropped, "event", string(n.Event))
 				continue
 			}
 			if r.threadTS == "" {

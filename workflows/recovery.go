@@ -223,6 +223,22 @@ func (r *rollout) registerRecoveryHandlers(ctx workflow.Context) error {
 		}}); err != nil {
 		return fmt.Errorf("register retry update: %w", err)
 	}
+	// The same actions as signals, for fire-and-forget callers.
+	serveSignal(ctx, r, UpdateRollback, r.validateRollback, func(ctx workflow.Context, req ActionRequest) {
+		req.Actor, _ = r.accept(req.Actor, req.Auth) // validated just now, no yield since
+		r.doRollback(ctx, req)
+	}, func(req ActionRequest) (string, string) { return req.Actor, req.Reason })
+	serveSignal(ctx, r, UpdateSupersede, r.validateSupersede, func(ctx workflow.Context, req SupersedeRequest) {
+		req.Actor, _ = r.accept(req.Actor, req.Auth)
+		r.doSupersede(ctx, req)
+	}, func(req SupersedeRequest) (string, string) { return req.Actor, req.Reason })
+	serveSignal(ctx, r, UpdateRetry, func(req RetryRequest) error {
+		_, err := r.validateRetry(req)
+		return err
+	}, func(ctx workflow.Context, req RetryRequest) {
+		req.Actor, _ = r.accept(req.Actor, req.Auth)
+		r.doRetry(ctx, req)
+	}, func(req RetryRequest) (string, string) { return req.Actor, req.Reason })
 	return nil
 }
 

@@ -285,6 +285,29 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	return nil
 }
 
+// serveSignal receives the signal name, the fire-and-forget twin of the
+// update of the same name: each request is validated as the update's is;
+// one that does not apply is recorded in the audit trail as rejected, with
+// the reason, and the others are applied in the order received. who gives
+// the request's actor and reason for that record.
+func serveSignal[T any](ctx workflow.Context, r *rollout, name string, validate func(T) error,
+	apply func(workflow.Context, T), who func(T) (actor, reason string)) {
+	ch := workflow.GetSignalChannel(ctx, name)
+	r.signalChans = append(r.signalChans, ch)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var req T
+			ch.Receive(ctx, &req)
+			if err := validate(req); err != nil {
+				actor, reason := who(req)
+				r.audit(ctx, actor, name+" (signal)", reason, "rejected: "+err.Error())
+				continue
+			}
+			apply(ctx, req)
+		}
+	})
+}
+
 // --- validators: say why an action does not apply ---
 
 func (r *rollout) validatePause(req ActionRequest) error {
@@ -397,12 +420,15 @@ func (r *rollout) validateApprove(req ApproveRequest) error {
 // --- actions ---
 
 func (r *rollout) doPause(ctx workflow.Context, req ActionRequest) ActionResult {
-	r.pauseAll(ctx, PauseReason{Actor: req.Actor, Reason: req.Reason, At: workflow.Now(ctx)})
+	r.pauseAll(ctx, PauseKindManual, PauseReason{Actor: req.Actor, Reason: req.Reason, At: workflow.Now(ctx)})
 	r.audit(ctx, req.Actor, Pause, req.Reason, "applied")
 	return ActionResult{State: r.st.State, Message: fmt.Sprintf("paused; %d batches holding their in-flight clusters", len(r.running))}
 }
 
-func (r *rollout) pauseAll(ctx workflow.Context, why PauseReason) {
+// pauseAll pauses the rollout and its batches; kind says why, for the
+// MetricPauses counter.
+func (r *rollout) pauseAll(ctx workflow.Context, kind string, why PauseReason) {
+	count(ctx, MetricPauses, "kind", kind)
 	r.st.Paused = &why
 	if r.st.State == StateRunning {
 		r.st.State = StatePaused
@@ -894,6 +920,9 @@ func (r *rollout) statusDetail(detail bool) RolloutStatus {
 	st.Phases = nil
 	st.Failures = len(r.failed)
 	st.FailureBudget, _ = budgetLimit(r.in.Spec.ErrorBudget, r.st.Total)
+	if r.out != nil {
+		st.Outbox = r.out.pending()
+	}
 	if r.plan == nil {
 		return st
 	}

@@ -48,12 +48,16 @@ type rolloutHarness struct {
 	// answers them instead of the harness's plan.
 	plans   []workflows.PlanInput
 	planFor func(workflows.PlanInput) *plan.Plan
+	// metrics records what the workflows count (GetMetricsHandler).
+	metrics *countingHandler
 }
 
 func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness {
 	var s testsuite.WorkflowTestSuite
+	counted := newCountingHandler()
+	s.SetMetricsHandler(counted)
 	env := s.NewTestWorkflowEnvironment()
-	h := &rolloutHarness{batchHarness: &batchHarness{env: env, plane: newStepPlane(brokers)}}
+	h := &rolloutHarness{batchHarness: &batchHarness{env: env, plane: newStepPlane(brokers)}, metrics: counted}
 	workflows.Register(env)
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.PlanInput) (*plan.Plan, error) {
 		h.mu.Lock()

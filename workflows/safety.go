@@ -51,6 +51,10 @@ func (r *rollout) registerSafetyHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return fmt.Errorf("register pacing update: %w", err)
 	}
+	serveSignal(ctx, r, UpdatePacing, r.validatePacing, func(ctx workflow.Context, req PacingRequest) {
+		req.Actor, _ = r.accept(req.Actor, req.Auth) // validated just now, no yield since
+		r.doPacing(ctx, req)
+	}, func(req PacingRequest) (string, string) { return req.Actor, req.Reason })
 	return nil
 }
 
@@ -97,6 +101,7 @@ func (r *rollout) phaseOf(batch int) (string, int) {
 }
 
 func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
+	count(ctx, MetricIncidents, "kind", string(inc.Kind))
 	if len(r.st.Incidents) < maxIncidents {
 		r.st.Incidents = append(r.st.Incidents, inc)
 	}
@@ -111,7 +116,7 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 	if inc.Kind == IncidentHealthUnknown {
 		if r.st.Paused == nil {
 			reason := fmt.Sprintf("health unknown on cluster %s (batch %d): %s", inc.ClusterID, inc.Batch, inc.Message)
-			r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
+			r.pauseAll(ctx, PauseKindHealthUnknown, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
 			r.audit(ctx, safetyActor, Pause, reason, "applied")
 		}
 		return
@@ -158,7 +163,7 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 		return
 	}
 	if r.st.Paused == nil {
-		r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
+		r.pauseAll(ctx, PauseKindErrorBudget, PauseReason{Actor: safetyActor, Reason: reason, At: workflow.Now(ctx), Incident: &incCopy})
 		r.audit(ctx, safetyActor, Pause, reason, "applied")
 	}
 }
@@ -187,7 +192,7 @@ func (r *rollout) checkFreeze(ctx workflow.Context) {
 			return
 		}
 		// The freeze cannot be read: fail closed, as for health.
-		r.pauseAll(ctx, PauseReason{Actor: safetyActor, Reason: "fleet freeze state unknown: " + err.Error(), At: workflow.Now(ctx)})
+		r.pauseAll(ctx, PauseKindFreezeUnknown, PauseReason{Actor: safetyActor, Reason: "fleet freeze state unknown: " + err.Error(), At: workflow.Now(ctx)})
 		r.audit(ctx, safetyActor, Pause, "fleet freeze state unknown", "applied")
 		return
 	}
@@ -209,7 +214,7 @@ func (r *rollout) onFreeze(ctx workflow.Context, f *FreezeInfo) {
 	r.frozen = f
 	reason := fmt.Sprintf("fleet freeze until %s: %s", f.Until.UTC().Format(time.RFC3339), f.Reason)
 	if r.st.Paused == nil {
-		r.pauseAll(ctx, PauseReason{Actor: f.Actor, Reason: reason, At: workflow.Now(ctx)})
+		r.pauseAll(ctx, PauseKindFreeze, PauseReason{Actor: f.Actor, Reason: reason, At: workflow.Now(ctx)})
 		r.audit(ctx, f.Actor, Pause, reason, "applied")
 	}
 }

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -294,4 +295,60 @@ func TestAFailedClusterIsNotReplacedBeforeTheRolloutDecides(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	require.Equal(t, 2, beforeVerdict, "lkc-001 failed at its first health read; its slot stays empty while the rollout has not judged it")
 	require.Greater(t, afterTimeout, 2, "with no verdict for a minute, the batch goes on")
+}
+
+// TestPacingSignalFromOtherSDKs: pacing is a signal as well as an update, of
+// the same name, taking the JSON other SDKs send (counts as strings,
+// durations as strings); a signal that does not apply is in the audit trail
+// with the reason, as is a recovery signal (rollback) that does not apply.
+func TestPacingSignalFromOtherSDKs(t *testing.T) {
+	p := singlePhasePlan(8)
+	p.Phases[0].Concurrency = 2 // one batch of 2 at a time
+	h := newRolloutHarness(t, 10, p)
+	h.plane.run(h.env, time.Second, 20*time.Minute)
+	maxBatches := 0
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(workflows.UpdatePacing, json.RawMessage(`{"actor":"op","concurrency":-1,"reason":"typo"}`))
+		h.env.SignalWorkflow(workflows.UpdatePacing, json.RawMessage(`{"actor":"op","concurrency":"8","bake":"2s","reason":"quiet hours"}`))
+		h.env.SignalWorkflow(workflows.UpdateRollback, json.RawMessage(`{"actor":"op"}`))
+	}, 3*time.Second)
+	for s := 4 * time.Second; s < 3*time.Minute; s += 2 * time.Second {
+		h.env.RegisterDelayedCallback(func() {
+			running := 0
+			for _, ph := range h.status(t).Phases {
+				for _, b := range ph.Batches {
+					if b.State == workflows.BatchRunning {
+						running++
+					}
+				}
+			}
+			maxBatches = max(maxBatches, running)
+		}, s)
+	}
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, rolloutInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.GreaterOrEqual(t, maxBatches, 3, "more batches side by side after the signal")
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.Equal(t, 8, st.Counts.Done)
+	var rejected, applied, rollback *workflows.AuditEntry
+	for i, e := range st.Audit {
+		switch {
+		case e.Action == "pacing (signal)":
+			rejected = &st.Audit[i]
+		case e.Action == workflows.UpdatePacing:
+			applied = &st.Audit[i]
+		case e.Action == "rollback (signal)":
+			rollback = &st.Audit[i]
+		}
+	}
+	require.NotNil(t, rejected, "%+v", st.Audit)
+	require.Equal(t, "op", rejected.Actor)
+	require.Contains(t, rejected.Outcome, "rejected: concurrency must not be negative")
+	require.NotNil(t, applied, "%+v", st.Audit)
+	require.Equal(t, "applied", applied.Outcome)
+	require.Contains(t, applied.Reason, "concurrency 8")
+	require.Contains(t, applied.Reason, "bake 2s")
+	require.NotNil(t, rollback, "%+v", st.Audit)
+	require.Contains(t, rollback.Outcome, "rejected: a reason is required to roll back")
 }

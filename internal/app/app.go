@@ -28,6 +28,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/identity"
 	"github.com/fleet-rollout/fleet/internal/inventory"
+	"github.com/fleet-rollout/fleet/internal/metrics"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/policy"
@@ -96,6 +97,10 @@ type Config struct {
 	// "web:<value>", signed with the worker's key. Empty: the dashboard is
 	// read-only (open on the dev stack).
 	DashboardUserHeader string
+	// Metrics is the worker's Prometheus registry, served on /metrics and
+	// given to the Temporal client as its MetricsHandler by Dial. Run makes
+	// one when it is nil; a client dialled without it records nothing.
+	Metrics *metrics.Metrics
 }
 
 // DefaultWorkerName is the service name the worker signs Slack users'
@@ -265,6 +270,10 @@ func Dial(cfg Config, log *zap.Logger) (sdkclient.Client, error) {
 		return nil, err
 	}
 	opts.Logger = temporalLogger{log.Named("temporal").WithOptions(zap.AddCallerSkip(1)).Sugar()}
+	if h := cfg.Metrics.TemporalHandler(); h != nil {
+		// The SDK's metrics and the workflows' own (GetMetricsHandler).
+		opts.MetricsHandler = h
+	}
 	keys, err := cfg.signalKeys()
 	if err != nil {
 		return nil, fmt.Errorf("FLEET_SIGNAL_KEY: %w", err)
@@ -300,6 +309,20 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	cfg.LogMode(log)
+	if cfg.Metrics == nil {
+		m, err := metrics.New()
+		if err != nil {
+			return err
+		}
+		cfg.Metrics = m
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := m.Close(sctx); err != nil {
+				log.Warn("metrics", zap.Error(err))
+			}
+		}()
+	}
 	if cfg.MonitoringOff() {
 		cfg.Datadog = activities.DatadogConfig{}
 	}
@@ -321,6 +344,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	defer closeActs()
 	acts.MonitoringOff = cfg.MonitoringOff()
+	acts.Metrics = cfg.Metrics
 	// The last good policy, served (marked stale) if the file breaks later.
 	if err := acts.PrimePolicy(); err != nil {
 		return fmt.Errorf("policy: %w", err)
@@ -350,8 +374,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	br, err := bridge.New(bridge.Config{Brokers: cfg.KafkaBrokers, Signal: workflows.SignalClusterStatuses, ExtraOpts: kopts,
-		Accept: acceptStatus(keys)}, c, log.Named("bridge"))
+		Accept: acceptStatus(keys), ObserveLag: cfg.Metrics.ObserveBridgeLag}, c, log.Named("bridge"))
 	if err != nil {
+		return err
+	}
+	if err := cfg.Metrics.RegisterBridge(br); err != nil {
+		return err
+	}
+	if err := cfg.Metrics.RegisterRollouts(runningStatuses(c), metrics.RolloutOptions{Log: log.Named("metrics")}); err != nil {
 		return err
 	}
 

@@ -116,6 +116,14 @@ func TestUndeliverableStatusGoesToTheDeadLetterTopic(t *testing.T) {
 		require.Equal(t, dataplane.StatusTopic, d.Topic, id)
 		require.NotEmpty(t, d.Error, id)
 	}
+	// And in the worker's metrics, by reason (counted once written).
+	for wait := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		n, _ := scrapeMetrics(t, s.dev.Config.HTTPAddr).value("fleet_bridge_dead_letters_total", "reason", bridge.ReasonPermanent)
+		if n >= 2 {
+			break
+		}
+		require.True(t, time.Now().Before(wait), "fleet_bridge_dead_letters_total{reason=%q} = %v, want at least 2", bridge.ReasonPermanent, n)
+	}
 
 	st = s.waitFor(t, second, "the end", terminal)
 	require.Equal(t, workflows.StateCompleted, st.State, "%+v", st)

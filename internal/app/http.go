@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -42,6 +41,9 @@ func handler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics.HTTPHandler())
+	}
 	if cfg.WebhookSecret != "" {
 		mux.Handle("POST /webhooks/datadog", &datadogWebhook{secret: cfg.WebhookSecret, temporal: c, log: log.Named("webhook"), catalog: monitors.Default()})
 	} else {
@@ -297,22 +299,7 @@ func (h *datadogWebhook) signal(ctx context.Context, cluster string, al workflow
 
 // runningRollouts lists the IDs of the running Rollout workflows, every page.
 func (h *datadogWebhook) runningRollouts(ctx context.Context) ([]string, error) {
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.WorkflowRollout)
-	var ids []string
-	var token []byte
-	for {
-		resp, err := h.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, NextPageToken: token})
-		if err != nil {
-			return nil, fmt.Errorf("list running rollouts: %w", err)
-		}
-		for _, e := range resp.GetExecutions() {
-			ids = append(ids, e.GetExecution().GetWorkflowId())
-		}
-		token = resp.GetNextPageToken()
-		if len(token) == 0 {
-			return ids, nil
-		}
-	}
+	return runningRollouts(ctx, h.temporal)
 }
 
 // batchOf asks rollout id which of its running batches holds cluster ("" if

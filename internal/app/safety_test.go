@@ -418,6 +418,14 @@ func TestMonitorsEndpoint500PausesWithHealthUnknown(t *testing.T) {
 			require.Equal(t, workflows.IncidentHealthUnknown, paused.Paused.Incident.Kind)
 			require.Contains(t, paused.Paused.Reason, fmt.Sprintf("HTTP %d", tc.code), "the reason says what the API answered")
 			require.Zero(t, paused.Failures, "unknown health is not a failure")
+			// The worker's metrics: failed monitor reads, and the pause by kind.
+			m := scrapeMetrics(t, s.dev.Config.HTTPAddr)
+			failedReads, _ := m.value("fleet_health_read_failures_total")
+			require.Greater(t, failedReads, 0.0, "fleet_health_read_failures_total")
+			errReads, _ := m.value("fleet_health_read_seconds", "result", "error")
+			require.Greater(t, errReads, 0.0, "fleet_health_read_seconds{result=error}")
+			unknownPauses, _ := m.value("fleet_pauses_total", "kind", workflows.PauseKindHealthUnknown)
+			require.GreaterOrEqual(t, unknownPauses, 1.0, "fleet_pauses_total{kind=health-unknown}")
 			inSet := s.safetyStarted(selected)
 			for cid, c := range safetyClusters(paused) {
 				if c.State != workflows.ClusterPending {

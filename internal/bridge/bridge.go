@@ -54,6 +54,9 @@ type Config struct {
 	Signal string
 	// Parallel bounds the signals in flight at once (default 32).
 	Parallel int
+	// ObserveLag, when set, is told each delivered event's lag: from the
+	// event's Kafka timestamp to its signal's delivery.
+	ObserveLag func(time.Duration)
 	// DeadLetterTopic receives the events that cannot be delivered (default
 	// dataplane.StatusDeadTopic). The bridge creates it at start when it is
 	// missing (with the broker's default partitions and replication) and
@@ -397,7 +400,15 @@ func (b *Bridge) deliver(ctx context.Context, pr producer, workflowID string, it
 	for attempt := 1; ; attempt++ {
 		err := b.sig.SignalWorkflow(ctx, workflowID, "", b.cfg.Signal, sts)
 		if err == nil {
-			b.lastOK.Store(time.Now().UnixNano())
+			now := time.Now()
+			b.lastOK.Store(now.UnixNano())
+			if b.cfg.ObserveLag != nil {
+				for _, it := range items {
+					if !it.rec.Timestamp.IsZero() {
+						b.cfg.ObserveLag(now.Sub(it.rec.Timestamp))
+					}
+				}
+			}
 			b.mu.Lock()
 			b.delivered += int64(len(sts))
 			b.signals++

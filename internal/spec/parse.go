@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/agnivade/levenshtein"
 	"gopkg.in/yaml.v3"
@@ -160,13 +159,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) bool {
 			w.fail(n, path, "must be a duration like 90s or 5m, got %s", describe(n))
 			return false
 		}
-		d, err := time.ParseDuration(n.Value)
-		if err != nil {
-			w.fail(n, path, "must be a duration like 90s or 5m, got %q", n.Value)
-			return false
-		}
-		if d < 0 {
-			w.fail(n, path, "must not be negative, got %q", n.Value)
+		if _, err := ParseDuration(n.Value); err != nil || strings.TrimSpace(n.Value) == "" {
+			if strings.HasPrefix(strings.TrimSpace(n.Value), "-") {
+				w.fail(n, path, "must not be negative, got %q", n.Value)
+			} else {
+				w.fail(n, path, "must be a duration like 90s or 5m (or a number of seconds), got %q", n.Value)
+			}
 			return false
 		}
 		return true
@@ -222,7 +220,15 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) bool {
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		var x int64
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&x) != nil {
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+			// A count may be quoted ("100"), as in JSON input.
+			v, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64)
+			if err != nil {
+				w.fail(n, path, "must be a whole number, got %s", describe(n))
+				return false
+			}
+			x = v
+		} else if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&x) != nil {
 			w.fail(n, path, "must be a whole number, got %s", describe(n))
 			return false
 		}

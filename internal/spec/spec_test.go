@@ -347,14 +347,14 @@ strategy:
 			src: head + `monitoring:
   interval: -5s
   disabled: maybe
-applyTimeout: 30
+applyTimeout: 30 minutes
 requirePlanApproval: [yes]
 exclude: lkc-1
 `,
 			want: []string{
 				`rollout.yaml:5: monitoring.interval: must not be negative, got "-5s"`,
 				`rollout.yaml:6: monitoring.disabled: must be true or false, got "maybe"`,
-				`rollout.yaml:7: applyTimeout: must be a duration like 90s or 5m, got "30"`,
+				`rollout.yaml:7: applyTimeout: must be a duration like 90s or 5m (or a number of seconds), got "30 minutes"`,
 				`rollout.yaml:8: requirePlanApproval: must be true or false, got a list`,
 				`rollout.yaml:9: exclude: must be a list, got "lkc-1"`,
 			},
