@@ -61,6 +61,12 @@ func (a *Activities) planRecovery(ctx context.Context, in workflows.PlanInput, r
 	name := workflows.RolloutName(rec.Of)
 	switch rec.Kind {
 	case workflows.RecoveryRollback:
+		if in.Vouched && src.RollbackID != in.RolloutID {
+			// Vouched means started by its parent, the rollout it rolls
+			// back: that rollout must say so (a workflow of another type
+			// reusing the ID of an ended rollout could start a child too).
+			return nil, refuse("rollback %s: %s did not start it, so nothing vouches for its requester; start it signed (fleet rollback %s)", in.RolloutID, rec.Of, name)
+		}
 		if !src.State.Terminal() {
 			return nil, refuse("rollout %s is %s: a rollback needs it stopped first: fleet abort %s, or fleet rollback %s --abort to do both", name, src.State, name, name)
 		}

@@ -97,6 +97,9 @@ type RolloutSource struct {
 	SupersededBy string       `json:"supersededBy,omitempty"`
 	// ThreadTS is the rollout's Slack thread.
 	ThreadTS string `json:"threadTs,omitempty"`
+	// RollbackID names the rollback the rollout started itself (the
+	// rollback update, or the error budget).
+	RollbackID string `json:"rollbackId,omitempty"`
 }
 
 // SupersedeRequest hands a rollout over to the rollout By (its workflow ID).
@@ -161,7 +164,7 @@ func RollbackSpec(r spec.Rollout, version string, respectWindows bool) spec.Roll
 
 // source assembles the rollout's RolloutSource.
 func (r *rollout) source() RolloutSource {
-	out := RolloutSource{Spec: r.in.Spec, State: r.st.State, SupersededBy: r.st.SupersededBy, ThreadTS: r.threadTS}
+	out := RolloutSource{Spec: r.in.Spec, State: r.st.State, SupersededBy: r.st.SupersededBy, ThreadTS: r.threadTS, RollbackID: r.st.RollbackID}
 	out.Source = plan.Source{ID: r.id, Plan: r.plan, Ran: []int{}, Outcomes: map[string]plan.Outcome{}}
 	for _, n := range workflow.DeterministicKeys(r.results) {
 		out.Source.Ran = append(out.Source.Ran, n)
