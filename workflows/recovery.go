@@ -430,6 +430,13 @@ func (r *rollout) validateRetry(req RetryRequest) ([]retryTarget, error) {
 	if err := r.authorize(person, policy.ActionStart, r.planEnv()); err != nil {
 		return nil, err
 	}
+	return r.retryTargets(req)
+}
+
+// retryTargets is what a retry request takes now, or why it takes nothing.
+// It does not check the request's proof: the validator did, and the nonce
+// is spent by the time the update runs.
+func (r *rollout) retryTargets(req RetryRequest) ([]retryTarget, error) {
 	switch {
 	case r.st.State.Terminal():
 		return nil, fmt.Errorf("rollout is %s: retry it with fleet retry %s (a rollout of its own)", r.st.State, r.st.Name)
@@ -465,7 +472,7 @@ func (r *rollout) validateRetry(req RetryRequest) ([]retryTarget, error) {
 // generation, in batches the size of their first phase's, at that phase's
 // concurrency; their failures no longer count against the budget.
 func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
-	ts, err := r.validateRetry(req)
+	ts, err := r.retryTargets(req)
 	if err != nil { // state changed between the validator and now
 		return ActionResult{State: r.st.State, Message: "not retried: " + err.Error()}
 	}

@@ -7,7 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/identity"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -238,4 +240,48 @@ func TestRetryUpdateRequeuesAFailedCluster(t *testing.T) {
 		}
 	}
 	require.Equal(t, []int64{2, 3}, gens, "the retry sends a new generation")
+}
+
+// With identity: signed, the recovery updates take signed requests like
+// every other action: unsigned ones are refused, a proof works once, and an
+// accepted retry runs (its proof is checked by the validator only: the
+// nonce is spent when the update runs).
+func TestSignedRecoveryUpdates(t *testing.T) {
+	h := newRolloutHarness(t, 3, singlePhasePlan(8))
+	k := newKeyring(t, h.env, "alice", "bob", "carol", "erin", "vic", "fleet-worker")
+	h.policy = signedPolicy(k)
+	h.plane.failAt["lkc-003"] = 2
+	h.plane.run(h.env, time.Second, 20*time.Minute)
+	in := rolloutInput()
+	in.Requester = "erin"
+	in.Spec.ErrorBudget = &spec.ErrorBudget{Max: "1"}
+	const id = "rollout/test"
+	out := map[string]*updateOutcome{}
+	h.env.RegisterDelayedCallback(func() {
+		out["unsigned"] = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice"})
+		viewer := workflows.RetryRequest{Actor: "vic"}
+		viewer.Auth = k.sign("vic", "vic", id, workflows.UpdateRetry, viewer, 0)
+		out["viewer"] = h.update(workflows.UpdateRetry, viewer)
+		retry := workflows.RetryRequest{Actor: "alice", Reason: "flaky broker"}
+		retry.Auth = k.sign("alice", "alice", id, workflows.UpdateRetry, retry, 0)
+		out["retry"] = h.update(workflows.UpdateRetry, retry)
+		out["replayed"] = h.update(workflows.UpdateRetry, retry)
+		sup := workflows.SupersedeRequest{Actor: "alice", By: "rollout/hotfix"}
+		sup.Auth = k.sign("alice", "alice", id, workflows.UpdateSupersede, sup, 0)
+		sup.By = "rollout/other" // tampered after signing
+		out["tampered-supersede"] = h.update(workflows.UpdateSupersede, sup)
+	}, 12*time.Second)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	require.ErrorIs(t, out["unsigned"].err, policy.ErrUnsigned)
+	require.ErrorContains(t, out["viewer"].err, "vic holds viewer")
+	require.NoError(t, out["retry"].err)
+	require.Contains(t, out["retry"].res.Message, "retry-1", "the accepted retry ran: %s", out["retry"].res.Message)
+	require.ErrorIs(t, out["replayed"].err, workflows.ErrReplayed)
+	require.ErrorIs(t, out["tampered-supersede"].err, identity.ErrBadSignature)
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.Equal(t, workflows.StateCompleted, st.State)
+	require.Equal(t, "retry-1", st.Phases[len(st.Phases)-1].Name)
+	require.Equal(t, 2, h.plane.starts["lkc-003"])
 }
