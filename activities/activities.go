@@ -105,29 +105,27 @@ const (
 
 // listInventory reads the inventory within InventoryTimeout.
 func (a *Activities) listInventory(ctx context.Context) ([]fleet.Cluster, error) {
-	d := a.InventoryTimeout
-	if d <= 0 {
-		d = DefaultInventoryTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	cs, err := a.Inventory.List(ctx)
-	if err != nil && errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("%w (inventory read timeout %s)", err, d)
-	}
-	return cs, err
+	return a.readInventory(ctx, a.Inventory.List)
 }
 
 // findInventory looks the clusters up by ID (inventory.Find: no batch reads
 // the whole fleet when the inventory can look up) within InventoryTimeout.
 func (a *Activities) findInventory(ctx context.Context, ids []string) ([]fleet.Cluster, error) {
+	return a.readInventory(ctx, func(ctx context.Context) ([]fleet.Cluster, error) {
+		return inventory.Find(ctx, a.Inventory, ids)
+	})
+}
+
+// readInventory runs one inventory read within InventoryTimeout, naming the
+// timeout when it ran out.
+func (a *Activities) readInventory(ctx context.Context, read func(context.Context) ([]fleet.Cluster, error)) ([]fleet.Cluster, error) {
 	d := a.InventoryTimeout
 	if d <= 0 {
 		d = DefaultInventoryTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	cs, err := inventory.Find(ctx, a.Inventory, ids)
+	cs, err := read(ctx)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
 		return nil, fmt.Errorf("%w (inventory read timeout %s)", err, d)
 	}

@@ -183,65 +183,52 @@ func (r *rollout) registerRecoveryHandlers(ctx workflow.Context) error {
 	}); err != nil {
 		return fmt.Errorf("register source query: %w", err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRollback,
-		func(ctx workflow.Context, req ActionRequest) (ActionResult, error) {
-			actor, err := r.accept(req.Actor, req.Auth)
-			if err != nil {
-				return ActionResult{State: r.st.State}, err
-			}
-			req.Actor = actor
-			return r.doRollback(ctx, req), nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req ActionRequest) error {
-			return refusal(r.validateRollback(req))
-		}}); err != nil {
-		return fmt.Errorf("register rollback update: %w", err)
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSupersede,
-		func(ctx workflow.Context, req SupersedeRequest) (ActionResult, error) {
-			actor, err := r.accept(req.Actor, req.Auth)
-			if err != nil {
-				return ActionResult{State: r.st.State}, err
-			}
-			req.Actor = actor
-			return r.doSupersede(ctx, req), nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req SupersedeRequest) error {
-			return refusal(r.validateSupersede(req))
-		}}); err != nil {
-		return fmt.Errorf("register supersede update: %w", err)
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetry,
-		func(ctx workflow.Context, req RetryRequest) (ActionResult, error) {
-			actor, err := r.accept(req.Actor, req.Auth)
-			if err != nil {
-				return ActionResult{State: r.st.State}, err
-			}
-			req.Actor = actor
-			return r.doRetry(ctx, req), nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req RetryRequest) error {
-			_, err := r.validateRetry(req)
-			return refusal(err)
-		}}); err != nil {
-		return fmt.Errorf("register retry update: %w", err)
-	}
-	// The same actions as signals, for fire-and-forget callers.
-	serveSignal(ctx, r, UpdateRollback, r.validateRollback, func(ctx workflow.Context, req ActionRequest) {
-		req.Actor, _ = r.accept(req.Actor, req.Auth) // validated just now, no yield since
-		r.doRollback(ctx, req)
-	}, func(req ActionRequest) (string, string) { return req.Actor, req.Reason })
-	serveSignal(ctx, r, UpdateSupersede, r.validateSupersede, func(ctx workflow.Context, req SupersedeRequest) {
-		req.Actor, _ = r.accept(req.Actor, req.Auth)
-		r.doSupersede(ctx, req)
-	}, func(req SupersedeRequest) (string, string) { return req.Actor, req.Reason })
-	serveSignal(ctx, r, UpdateRetry, func(req RetryRequest) error {
-		_, err := r.validateRetry(req)
+	if err := serveAction(ctx, r, UpdateRollback, r.validateRollback, r.doRollback,
+		func(q *ActionRequest) (*string, string, *identity.Proof) { return &q.Actor, q.Reason, q.Auth }); err != nil {
 		return err
-	}, func(ctx workflow.Context, req RetryRequest) {
-		req.Actor, _ = r.accept(req.Actor, req.Auth)
-		r.doRetry(ctx, req)
-	}, func(req RetryRequest) (string, string) { return req.Actor, req.Reason })
+	}
+	if err := serveAction(ctx, r, UpdateSupersede, r.validateSupersede, r.doSupersede,
+		func(q *SupersedeRequest) (*string, string, *identity.Proof) { return &q.Actor, q.Reason, q.Auth }); err != nil {
+		return err
+	}
+	validateRetry := func(q RetryRequest) error {
+		_, err := r.validateRetry(q)
+		return err
+	}
+	return serveAction(ctx, r, UpdateRetry, validateRetry, r.doRetry,
+		func(q *RetryRequest) (*string, string, *identity.Proof) { return &q.Actor, q.Reason, q.Auth })
+}
+
+// serveAction registers a person's action as an update and a signal of the
+// same name: validated (policy refusals typed, see refusal), then applied
+// for the person the request's proof names. person gives the request's
+// actor (to be replaced by that person), reason and proof.
+func serveAction[T any](ctx workflow.Context, r *rollout, name string, validate func(T) error,
+	apply func(workflow.Context, T) ActionResult, person func(*T) (*string, string, *identity.Proof)) error {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+		func(ctx workflow.Context, req T) (ActionResult, error) {
+			actor, _, proof := person(&req)
+			who, err := r.accept(*actor, proof)
+			if err != nil {
+				return ActionResult{State: r.st.State}, err
+			}
+			*actor = who
+			return apply(ctx, req), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req T) error {
+			return refusal(validate(req))
+		}})
+	if err != nil {
+		return fmt.Errorf("register %s update: %w", name, err)
+	}
+	serveSignal(ctx, r, name, validate, func(ctx workflow.Context, req T) {
+		actor, _, proof := person(&req)
+		*actor, _ = r.accept(*actor, proof) // validated just now, no yield since
+		apply(ctx, req)
+	}, func(req T) (string, string) {
+		actor, reason, _ := person(&req)
+		return *actor, reason
+	})
 	return nil
 }
 
