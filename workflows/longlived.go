@@ -509,19 +509,15 @@ func (b *batch) healthDeadline() time.Time {
 	return b.lastHealthy.Add(b.in.HealthInterval + b.grace())
 }
 
-// healthTimeout bounds one monitor read: a monitoring interval plus half
-// the grace, so a read that is lost (a worker stopped before it could report
-// the result: the server only learns at this timeout) leaves time for the
-// next read before health goes unknown (a monitoring interval plus the
-// grace after the last healthy read; checkStaleHealth raises at that
-// deadline whatever a read is doing); at least 2 s, at most
-// healthCheckTimeout. Only the activity's timeout changes with it, which
-// replay does not compare.
+// healthTimeout bounds one monitor read: no longer than the time health may
+// go unknown (a monitoring interval plus the grace), so a read never outlives
+// the deadline it feeds (checkStaleHealth raises at that deadline whatever a
+// read is doing), and at most healthCheckTimeout.
 func (b *batch) healthTimeout() time.Duration {
 	if b.v < 1 {
 		return healthCheckTimeout
 	}
-	return min(max(b.in.HealthInterval+b.grace()/2, 2*time.Second), healthCheckTimeout)
+	return min(max(b.in.HealthInterval+b.grace(), 2*time.Second), healthCheckTimeout)
 }
 
 // checkStaleHealth raises a health-unknown incident when the monitors have
