@@ -548,6 +548,13 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 	if limit <= 0 {
 		limit = 16
 	}
+	if activity.IsActivity(ctx) {
+		// The read heartbeats while it runs (a rate limit waited out
+		// included), so a read lost with a stopped worker times out at
+		// its heartbeat timeout and the next read comes in time.
+		stop := heartbeat(ctx, time.Second)
+		defer stop()
+	}
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
@@ -696,4 +703,25 @@ func forProduct(catalog []monitors.Monitor, product string) []monitors.Monitor {
 		}
 	}
 	return out
+}
+
+// heartbeat records an activity heartbeat every interval until stop is
+// called.
+func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -66,6 +66,9 @@ const (
 	publishTimeout      = 30 * time.Second
 	healthCheckTimeout  = 30 * time.Second
 	minimumPollInterval = 250 * time.Millisecond
+	// healthHeartbeatTimeout: a monitor read heartbeats every second
+	// (activities.CheckHealth); one silent this long was lost.
+	healthHeartbeatTimeout = 5 * time.Second
 	// ackTimeout bounds how long a batch waits for its rollout's verdict on
 	// a failure before it goes on starting clusters.
 	ackTimeout = time.Minute
@@ -89,6 +92,12 @@ const (
 	// rollouts continue as new and treat cancellation as an abort.
 	versionLongLived    = "long-lived"
 	versionLongLivedMax = 1
+	// versionWatchWhilePublishing: while a batch waits for Kafka to take
+	// its commands, it keeps reading its monitors (and acting on what they
+	// say) instead of standing blind; a Kafka outage longer than the
+	// unknown-health grace no longer reads as "health unknown".
+	versionWatchWhilePublishing    = "watch-while-publishing"
+	versionWatchWhilePublishingMax = 1
 )
 
 // control is a signal channel handled before anything else in a batch's loop.
@@ -247,9 +256,14 @@ type batch struct {
 	donorDone  bool
 	grants     []workflow.Future
 	// v is the workflow version this run follows (versionLongLived).
-	v       workflow.Version
-	pollDue time.Time
-	runs    int
+	v workflow.Version
+	// vw is versionWatchWhilePublishing's version in this run; awaiting
+	// is set while a publish is waited for (a publish started meanwhile,
+	// by an alerting monitor, waits plainly).
+	vw       workflow.Version
+	awaiting bool
+	pollDue  time.Time
+	runs     int
 	// saState is the RolloutState search attribute's value last upserted.
 	saState string
 	// lastHealthy is when the monitors last answered (or when health was
@@ -419,20 +433,63 @@ func (b *batch) publish(ctx workflow.Context, cmds []dataplane.Command) error {
 		StartToCloseTimeout:    publishTimeout,
 		RetryPolicy:            publishRetry,
 	})
-	err := workflow.ExecuteLocalActivity(lctx, ActivityPublish, in).Get(ctx, nil)
+	err := b.await(ctx, workflow.ExecuteLocalActivity(lctx, ActivityPublish, in))
 	if err == nil {
 		return nil
 	}
 	workflow.GetLogger(ctx).Warn("publish still failing; retrying as an activity", "commands", len(cmds), "error", err)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: publishTimeout, RetryPolicy: publishRetry})
-	if err := workflow.ExecuteActivity(actx, ActivityPublish, in).Get(ctx, nil); err != nil {
+	if err := b.await(ctx, workflow.ExecuteActivity(actx, ActivityPublish, in)); err != nil {
 		return fmt.Errorf("publish %d commands: %w", len(cmds), err)
 	}
 	return nil
 }
 
+// await waits for a publish. From versionWatchWhilePublishing on, the
+// monitors are read on their interval meanwhile, their answers acted on, and
+// health that goes unknown raised, as in the batch's loop: Kafka being down
+// (commands and statuses stopped) does not leave the clusters in flight
+// unwatched, nor read as the monitors not answering.
+func (b *batch) await(ctx workflow.Context, f workflow.Future) error {
+	if b.vw < 1 || b.awaiting || b.in.HealthInterval <= 0 {
+		return f.Get(ctx, nil)
+	}
+	b.awaiting = true
+	defer func() { b.awaiting = false }()
+	for !f.IsReady() {
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(f, func(workflow.Future) {})
+		cancel := func() {}
+		if b.health != nil {
+			sel.AddFuture(b.health, func(hf workflow.Future) {
+				b.health = nil
+				if err := b.onHealth(ctx, hf); err != nil {
+					workflow.GetLogger(ctx).Error("health result", "error", err)
+				}
+			})
+		} else if b.needsHealth() {
+			now := workflow.Now(ctx)
+			d := max(b.pollDue.Sub(now), minimumPollInterval)
+			var tctx workflow.Context
+			tctx, cancel = workflow.WithCancel(ctx)
+			sel.AddFuture(workflow.NewTimer(tctx, d), func(workflow.Future) {
+				b.pollDue = workflow.Now(ctx).Add(b.in.HealthInterval)
+				b.startHealth(ctx)
+			})
+		}
+		sel.Select(ctx)
+		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		b.checkStaleHealth(ctx)
+	}
+	return f.Get(ctx, nil)
+}
+
 func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	b.v = workflow.GetVersion(ctx, versionLongLived, workflow.DefaultVersion, versionLongLivedMax)
+	b.vw = workflow.GetVersion(ctx, versionWatchWhilePublishing, workflow.DefaultVersion, versionWatchWhilePublishingMax)
 	err := b.loop(ctx)
 	var can *workflow.ContinueAsNewError
 	switch {
@@ -901,9 +958,14 @@ func (b *batch) startHealth(ctx workflow.Context) {
 	if len(targets) == 0 {
 		return
 	}
+	timeout := b.healthTimeout()
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: b.healthTimeout(),
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		StartToCloseTimeout: timeout,
+		// A read lost with a stopped worker fails at its heartbeat
+		// timeout, in seconds, not at its deadline: the next read still
+		// lands within the grace.
+		HeartbeatTimeout: min(healthHeartbeatTimeout, timeout),
+		RetryPolicy:      &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	b.healthTargets = targets
 	b.lastRead = workflow.Now(ctx)

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ type stepPlane struct {
 	// failAt fails a cluster's apply once it has restarted that many
 	// brokers (a failure mid-way), on its first apply only.
 	failAt map[string]int
+	// down is Kafka being unavailable: publishes fail and no status
+	// arrives (the clusters stand still).
+	down bool
 }
 
 // size is a cluster's broker count.
@@ -66,6 +70,9 @@ func newStepPlane(brokers int) *stepPlane {
 func (p *stepPlane) publish(in workflows.PublishInput) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.down {
+		return errors.New("publish: kafka is unavailable")
+	}
 	p.log = append(p.log, in.Commands...)
 	p.pending = append(p.pending, in.Commands...)
 	return nil
@@ -101,6 +108,10 @@ func (p *stepPlane) run(env *testsuite.TestWorkflowEnvironment, every, horizon t
 
 func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
 	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		return
+	}
 	var out []dataplane.Status
 	emit := func(id string, c *planeCluster, s dataplane.State) {
 		if p.silent[id] {

@@ -159,11 +159,10 @@ func TestChaosWorkerRestarts(t *testing.T) {
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
 	t.Logf("seed %d", seed)
-	// A grace longer than a monitor read's deadline (at most 30 s): a read
-	// lost with the stopped worker (its result never reported) times out
-	// and the next one lands before health goes unknown. With the default
-	// 30 s grace a restart during a read pauses the rollout, health unknown.
-	h.start(chaos.SpecOptions{Name: "chaos-worker", UnknownGrace: 45 * time.Second})
+	// The default grace (30 s): a monitor read lost with the stopped worker
+	// (its result never reported) times out at its heartbeat timeout and
+	// the next read lands well before health would go unknown.
+	h.start(chaos.SpecOptions{Name: "chaos-worker"})
 	// Three random points of progress between 5% and 85%.
 	points := []float64{0.05 + 0.25*rng.Float64(), 0.30 + 0.25*rng.Float64(), 0.55 + 0.30*rng.Float64()}
 	for i, p := range points {
