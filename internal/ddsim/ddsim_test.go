@@ -639,7 +639,7 @@ func TestListMonitorsBulkGroupStates(t *testing.T) {
 	_, resp, err := e.api.ListMonitors(e.ctx(t, apiKey, appKey), *bulk())
 	require.Error(t, err)
 	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
-	_, err = e.api.GetMonitor(e.ctx(t, apiKey, appKey), 1001)
+	_, _, err = e.api.GetMonitor(e.ctx(t, apiKey, appKey), 1001)
 	require.NoError(t, err)
 
 	reqs := e.srv.Requests()
