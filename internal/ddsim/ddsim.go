@@ -69,7 +69,8 @@ const (
 	StatusNoData = "No Data"
 )
 
-// Rate limit defaults: generous enough for a dev fleet polled per cluster.
+// Rate limit defaults: generous for a dev fleet (the worker reads monitors
+// in bulk, about a request per product per interval; tests poll more).
 const (
 	DefaultRateLimit       = 10000
 	DefaultRateLimitPeriod = 10 * time.Second
@@ -142,11 +143,11 @@ func New(catalog []monitors.Monitor, src Source, opts Options) *Server {
 	copy(cat, catalog)
 	sort.Slice(cat, func(i, j int) bool { return cat[i].ID < cat[j].ID })
 	return &Server{
-		catalog: cat,
-		src:     src,
-		opts:    opts,
-		log:     opts.Log,
-		created: time.Now().UTC().Truncate(time.Second),
+		catalog:  cat,
+		src:      src,
+		opts:     opts,
+		log:      opts.Log,
+		created:  time.Now().UTC().Truncate(time.Second),
 		history:  map[groupKey]*groupHistory{},
 		now:      time.Now,
 		requests: map[string]int{},
