@@ -91,15 +91,3 @@ func (p *Plan) BatchTargets(n int) ([]Target, bool) {
 	}
 	return nil, false
 }
-
-// MostFrom is the version most of counts' clusters come from; among equal
-// counts the lowest in string order. "" when counts is empty.
-func MostFrom(counts map[string]int) string {
-	best := ""
-	for _, v := range slices.Sorted(maps.Keys(counts)) {
-		if best == "" || counts[v] > counts[best] {
-			best = v
-		}
-	}
-	return best
-}

@@ -75,18 +75,3 @@ func TestOutlineExpand(t *testing.T) {
 		t.Fatalf("expand from a plan lacking batches: %v", err)
 	}
 }
-
-func TestMostFrom(t *testing.T) {
-	for _, tc := range []struct {
-		in   map[string]int
-		want string
-	}{
-		{nil, ""},
-		{map[string]int{"3.6.0": 2, "3.5.0": 3}, "3.5.0"},
-		{map[string]int{"3.6.0": 3, "3.5.0": 3, "3.7.0": 1}, "3.5.0"},
-	} {
-		if got := MostFrom(tc.in); got != tc.want {
-			t.Errorf("MostFrom(%v) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
