@@ -313,7 +313,15 @@ func (h *datadogWebhook) runningRollouts(ctx context.Context) ([]string, error) 
 // batchOf asks rollout id which of its running batches holds cluster ("" if
 // none). A rollout that ended meanwhile holds none.
 func (h *datadogWebhook) batchOf(ctx context.Context, id, cluster string) (string, error) {
-	v, err := h.temporal.QueryWorkflow(ctx, id, "", workflows.QueryClusterBatch, cluster)
+	return BatchHolding(ctx, h.temporal, h.plans, id, cluster)
+}
+
+// BatchHolding returns the workflow ID of rollout id's running batch that
+// holds cluster ("" if none; a rollout that ended meanwhile holds none). It
+// asks the rollout (QueryClusterBatch) and, for the batches whose clusters
+// are in the plan store, reads them from plans (QueryOpenBatches).
+func BatchHolding(ctx context.Context, c sdkclient.Client, plans *planstore.Cache, id, cluster string) (string, error) {
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryClusterBatch, cluster)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -328,13 +336,13 @@ func (h *datadogWebhook) batchOf(ctx context.Context, id, cluster string) (strin
 	if b != "" {
 		return b, nil
 	}
-	return h.storedBatchOf(ctx, id, cluster)
+	return storedBatchOf(ctx, c, plans, id, cluster)
 }
 
 // storedBatchOf finds the cluster among rollout id's running batches whose
 // clusters are in the plan store (QueryOpenBatches).
-func (h *datadogWebhook) storedBatchOf(ctx context.Context, id, cluster string) (string, error) {
-	v, err := h.temporal.QueryWorkflow(ctx, id, "", workflows.QueryOpenBatches)
+func storedBatchOf(ctx context.Context, c sdkclient.Client, plans *planstore.Cache, id, cluster string) (string, error) {
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryOpenBatches)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -349,10 +357,10 @@ func (h *datadogWebhook) storedBatchOf(ctx context.Context, id, cluster string) 
 	if ob.Plan == "" || len(ob.Running) == 0 {
 		return "", nil
 	}
-	if h.plans == nil {
+	if plans == nil {
 		return "", fmt.Errorf("rollout %s keeps its plan %s in the plan store, and this worker has none", id, ob.Plan)
 	}
-	p, err := h.plans.Plan(ctx, ob.Plan)
+	p, err := plans.Plan(ctx, ob.Plan)
 	if err != nil {
 		return "", fmt.Errorf("rollout %s: %w", id, err)
 	}

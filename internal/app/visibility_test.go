@@ -564,13 +564,14 @@ func TestStatusQueryMidRollout(t *testing.T) {
 	byName := visFinds(t, tc, "RolloutName = 'it-status'", id)
 	require.Equal(t, "Rollout", byName[id])
 	batchID := workflows.BatchID(id, inFlightBatch)
-	// Which batch holds a cluster: the rollout's cluster-batch query (a
+	// Which batch holds a cluster: the rollout's cluster-batch query, and
+	// for its batches in the plan store, their clusters read from there (a
 	// search attribute listing a batch's clusters would break the 2 KB
 	// value limit of a stock server).
-	v, err := tc.QueryWorkflow(visCtx(t), id, "", workflows.QueryClusterBatch, inFlightCluster)
+	plans, err := s.dev.Config.OpenPlanStore()
 	require.NoError(t, err)
-	var holder string
-	require.NoError(t, v.Get(&holder))
+	holder, err := app.BatchHolding(visCtx(t), tc, plans, id, inFlightCluster)
+	require.NoError(t, err)
 	require.Equal(t, batchID, holder, "the batch holding %s", inFlightCluster)
 	visFinds(t, tc, "WorkflowType = 'Batch' AND RolloutName = 'it-status' AND Phase = 'non-prod'", batchID)
 	visFinds(t, tc, "WorkflowType = 'Rollout' AND Phase = 'non-prod'", id)
