@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/fleet-rollout/fleet/internal/spec"
 )
 
 // An outline keeps the plan's settings, numbers and sizes, and no cluster;
@@ -73,5 +75,60 @@ func TestOutlineExpand(t *testing.T) {
 	short.Phases = p.Phases[:1]
 	if _, err := o.Expand(&short); err == nil || !strings.Contains(err.Error(), "no batch") {
 		t.Fatalf("expand from a plan lacking batches: %v", err)
+	}
+}
+
+// A 100,000-cluster fleet plans when the plan goes to the plan store
+// (Options.Outline): what history keeps, the outline, and what one batch
+// loads, its clusters, stay far below Temporal's 2 MB payload cap, while the
+// plan itself does not fit in one payload.
+func TestOutlineOf100kClusters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plans 100,000 clusters")
+	}
+	inv := generate(100_000, 42)
+	r := &spec.Rollout{
+		Name:     "big",
+		Target:   spec.Target{Version: "3.7.0"},
+		Selector: "product in (kafka, connect, ksqldb, schema-registry)",
+		Strategy: spec.Strategy{Phases: []spec.Phase{
+			{Name: "internal", Selector: "environment=internal", BatchSize: "100", Concurrency: 100},
+			{Name: "non-prod", Selector: "environment=non-prod", BatchSize: "1000", Concurrency: 2000},
+			{Name: "prod", Selector: "environment=prod", BatchSize: "2000", Concurrency: 4000},
+		}},
+	}
+	if _, err := Build(r, inv, Options{}); err == nil || !strings.Contains(err.Error(), "more than the") {
+		t.Fatalf("a 100,000-cluster plan in history: %v", err)
+	}
+	p, err := Build(r, inv, Options{Outline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outline, err := json.Marshal(p.Outline(strings.Repeat("0", 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	largest := 0
+	for _, ph := range p.Phases {
+		for _, b := range ph.Batches {
+			bs, err := json.Marshal(b.Clusters)
+			if err != nil {
+				t.Fatal(err)
+			}
+			largest = max(largest, len(bs))
+		}
+	}
+	t.Logf("%d clusters in %d batches: plan %d bytes, outline %d bytes, largest batch's clusters %d bytes",
+		p.Total, p.Batches(), len(full), len(outline), largest)
+	const cap = 2 << 20
+	if len(full) <= cap {
+		t.Fatalf("the plan (%d bytes) fits in one payload: the test shows nothing", len(full))
+	}
+	if len(outline) > cap/8 || largest > cap/2 {
+		t.Fatalf("outline %d bytes, largest batch %d bytes", len(outline), largest)
 	}
 }
