@@ -82,6 +82,12 @@ func handler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 // dev stack (open access).
 func dashboardHandler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 	cl := client.New(c)
+	if plans, err := cfg.OpenPlanStore(); err != nil {
+		log.Error("dashboard: the plan store does not open; pending clusters of stored plans are counted, not listed", zap.Error(err))
+	} else if plans != nil {
+		// Lists the pending clusters of rollouts whose plan is in the store.
+		cl = cl.WithPlans(plans)
+	}
 	signer, err := cfg.workerSigner()
 	switch {
 	case err != nil:
