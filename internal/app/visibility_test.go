@@ -28,6 +28,7 @@ import (
 	"github.com/slack-go/slack/slacktest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -402,6 +403,40 @@ func TestThreePhaseRolloutTouchesClustersInPhaseOrderAndOnlyThePlan(t *testing.T
 	require.Len(t, planned, st.Total)
 	require.Equal(t, st.Total, st.Counts.Done)
 	require.Less(t, len(planned), len(s.before), "other products exist and stay untouched")
+
+	// The rollout's history as the server keeps it: the plan is its
+	// outline (the PlanOutline activity's result names no cluster), and no
+	// event names more clusters than one batch holds (its child's result).
+	largestBatch := 0
+	for _, ph := range st.Phases {
+		for _, b := range ph.Batches {
+			largestBatch = max(largestBatch, len(b.Clusters))
+		}
+	}
+	tc := visSDK(t, s)
+	it := tc.GetWorkflowHistory(visCtx(t), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	planScheduled, mostNamed := int64(0), 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		text := ev.String()
+		named := 0
+		for cid := range planned {
+			if strings.Contains(text, cid) {
+				named++
+			}
+		}
+		mostNamed = max(mostNamed, named)
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.ActivityPlanOutline {
+			planScheduled = ev.GetEventId()
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && a.GetScheduledEventId() == planScheduled {
+			require.Zero(t, named, "the plan's outline names no cluster")
+		}
+	}
+	require.NotZero(t, planScheduled, "the rollout planned through PlanOutline")
+	t.Logf("rollout history: at most %d clusters named in one event; largest batch %d", mostNamed, largestBatch)
+	require.LessOrEqual(t, mostNamed, largestBatch, "no event of the rollout's history names more clusters than one batch")
 }
 
 // --- 2. status query and search attributes mid-rollout ---------------------
