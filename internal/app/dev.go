@@ -185,6 +185,7 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 		},
 		SlackChannel: "#fleet-rollouts",
 		HTTPAddr:     fmt.Sprintf("127.0.0.1:%d", workerPort),
+		PlanStore:    "dir:" + filepath.Join(o.DataDir, "plans"),
 		Dev:          true,
 	}
 	if o.UIBinary != "" {
