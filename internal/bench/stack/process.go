@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fleet-rollout/fleet/internal/app"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 )
 
 // WorkerEnv is the environment a production worker (`worker`, no dev mode)
@@ -38,6 +39,9 @@ func WorkerEnv(cfg app.Config, policyPath string) []string {
 			env = append(env, name+"="+v)
 		}
 	}
+	// The same plan store as the stack's (a production worker refuses to
+	// start without one).
+	add(planstore.EnvStore, cfg.PlanStore)
 	add("FLEET_SIGNAL_KEY", cfg.SignalKey)
 	add("FLEET_SIGNAL_KEYS_OLD", strings.Join(cfg.SignalKeysOld, ","))
 	add("DD_API_KEY", cfg.Datadog.APIKey)
