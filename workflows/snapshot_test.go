@@ -1,7 +1,6 @@
 package workflows_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleet-rollout/fleet/internal/plan"
-	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/starter/client"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -19,12 +17,6 @@ import (
 func (h *rolloutHarness) snapshot(t *testing.T) workflows.RolloutStatus {
 	t.Helper()
 	st := h.status(t)
-	if st.PlanStored != "" {
-		// The client lists the pending clusters from the plan store.
-		full, err := planstore.GetPlan(context.Background(), h.store, st.PlanStored)
-		require.NoError(t, err)
-		client.FillPending(&st, full)
-	}
 	batches := map[int]workflows.BatchStatus{}
 	for _, ph := range st.Phases {
 		for _, b := range ph.Batches {

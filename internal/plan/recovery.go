@@ -147,8 +147,6 @@ type RollbackOptions struct {
 	// Protected maps the clusters no rollout may change to the reason
 	// (ReasonProtected); nil when the rollback forces protected clusters.
 	Protected map[string]string
-	// Outline is Options.Outline.
-	Outline bool
 }
 
 // FailedPhase names the phase of a rollback that returns the clusters that
@@ -282,7 +280,7 @@ func Rollback(src Source, inventory []fleet.Cluster, opts RollbackOptions) (*Pla
 	for i, ph := range p.Phases {
 		asked[i] = spec.BatchSize{Count: len(ph.Batches[0].Clusters)}
 	}
-	if err := checkLimits(p, asked, opts.Outline); err != nil {
+	if err := checkLimits(p, asked); err != nil {
 		return nil, err
 	}
 	return p, nil
