@@ -461,12 +461,7 @@ func (b *batch) await(ctx workflow.Context, f workflow.Future) error {
 		sel.AddFuture(f, func(workflow.Future) {})
 		cancel := func() {}
 		if b.health != nil {
-			sel.AddFuture(b.health, func(hf workflow.Future) {
-				b.health = nil
-				if err := b.onHealth(ctx, hf); err != nil {
-					workflow.GetLogger(ctx).Error("health result", "error", err)
-				}
-			})
+			sel.AddFuture(b.health, b.healthDone(ctx))
 		} else if b.needsHealth() {
 			now := workflow.Now(ctx)
 			d := max(b.pollDue.Sub(now), minimumPollInterval)
@@ -602,12 +597,7 @@ func (b *batch) loop(ctx workflow.Context) error {
 		if b.health != nil {
 			// Health is read without blocking the loop: a pause is handled
 			// while monitors are being read (or a rate limit waited out).
-			sel.AddFuture(b.health, func(f workflow.Future) {
-				b.health = nil
-				if err := b.onHealth(ctx, f); err != nil {
-					workflow.GetLogger(ctx).Error("health result", "error", err)
-				}
-			})
+			sel.AddFuture(b.health, b.healthDone(ctx))
 		}
 		sel.Select(ctx)
 		b.collectEvents(ctx)
@@ -970,6 +960,17 @@ func (b *batch) startHealth(ctx workflow.Context) {
 	b.healthTargets = targets
 	b.lastRead = workflow.Now(ctx)
 	b.health = workflow.ExecuteActivity(actx, ActivityCheckHealth, HealthInput{Clusters: targets})
+}
+
+// healthDone is the selector callback of the monitor read in flight: the
+// read is over, and its result is acted on.
+func (b *batch) healthDone(ctx workflow.Context) func(workflow.Future) {
+	return func(f workflow.Future) {
+		b.health = nil
+		if err := b.onHealth(ctx, f); err != nil {
+			workflow.GetLogger(ctx).Error("health result", "error", err)
+		}
+	}
 }
 
 // onHealth acts on a health read: alerting clusters fail and stop, unknown
