@@ -25,10 +25,14 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet-worker ./worker && \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet ./starter && \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet-sim ./internal/sim/cmd/fleetsim
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/fleet-sim ./internal/sim/cmd/fleetsim && \
+    mkdir -p /out/plans
 
 # Runtime: no shell, no package manager, runs as an unprivileged user.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fleet-worker /out/fleet /out/fleet-sim /
+# The plan store's directory (FLEET_PLAN_STORE=dir:/var/lib/fleet/plans in
+# docker-compose.yml), owned by nonroot so a new named volume mounted there is.
+COPY --from=build --chown=65532:65532 /out/plans /var/lib/fleet/plans
 USER nonroot:nonroot
 ENTRYPOINT ["/fleet-worker"]

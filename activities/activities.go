@@ -34,6 +34,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/internal/sigauth"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -88,6 +89,11 @@ type Activities struct {
 	// below the Notify activity's 30 s StartToClose, so that a Slack that
 	// does not answer fails the attempt and Temporal retries it.
 	NotifyTimeout time.Duration
+
+	// Plans is the plan store (with the plans recently read): the full plan
+	// of every rollout planned through PlanOutline. Nil: PlanOutline and the
+	// loads fail, naming the plan.
+	Plans *planstore.Cache
 
 	// policyCache keeps the last good policy (see loadPolicy).
 	policyCache policyCache
@@ -144,11 +150,18 @@ func (a *Activities) Register(r interface {
 	r.RegisterActivityWithOptions(a.Emit, activity.RegisterOptions{Name: workflows.ActivityEmit})
 	r.RegisterActivityWithOptions(a.AwaitHandover, activity.RegisterOptions{Name: workflows.ActivityAwaitHandover})
 	a.registerPolicy(r)
+	a.registerPlanStore(r)
 }
 
 // Plan validates the spec, reads the inventory and builds the plan. A spec
 // that does not validate fails for good (error type InvalidSpec).
 func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Plan, error) {
+	return a.plan(ctx, in, false)
+}
+
+// plan builds the plan; outline says it goes to the plan store (its outline
+// is what must fit in history: plan.Options.Outline).
+func (a *Activities) plan(ctx context.Context, in workflows.PlanInput, outline bool) (*plan.Plan, error) {
 	r, err := revalidate(in.Spec.Spec)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
@@ -157,7 +170,7 @@ func (a *Activities) Plan(ctx context.Context, in workflows.PlanInput) (*plan.Pl
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: list inventory: %w", in.RolloutID, err)
 	}
-	opts := plan.Options{}
+	opts := plan.Options{Outline: outline}
 	force := r.Emergency != nil && r.Emergency.ForceProtected
 	if opts.Protected, opts.ProtectedWhy, err = a.protections(in, force, clusters); err != nil {
 		return nil, err
@@ -686,6 +699,9 @@ func (a *Activities) busyClusters(ctx context.Context, self string) (map[string]
 			}
 			for _, c := range ids {
 				busy[c] = id
+			}
+			if err := a.openInStore(ctx, id, busy); err != nil {
+				return nil, err
 			}
 		}
 		token = resp.NextPageToken

@@ -45,6 +45,9 @@ func (a *Activities) Source(ctx context.Context, id string) (workflows.RolloutSo
 	if src.Source.Plan == nil {
 		return src, refuse("rollout %s never planned: it changed nothing", id)
 	}
+	if err := a.expandSource(ctx, &src); err != nil {
+		return src, err
+	}
 	return src, nil
 }
 

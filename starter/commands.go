@@ -462,7 +462,8 @@ func cmdPlan(e *env, cmd *command, fs *pflag.FlagSet) runFunc {
 // planOptions are the options the worker plans r with, as far as the CLI
 // knows them: the protected clusters of the policy at FLEET_POLICY, if any.
 func planOptions(r *spec.Rollout, inv []fleet.Cluster) (plan.Options, error) {
-	opts := plan.Options{}
+	// The worker keeps the plan in its plan store and history its outline.
+	opts := plan.Options{Outline: true}
 	if path := os.Getenv("FLEET_POLICY"); path != "" {
 		// Explain protected clusters the way the worker will.
 		pol, err := policy.Load(path)

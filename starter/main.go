@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/fleet"
 	"github.com/fleet-rollout/fleet/internal/inventory"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/internal/redact"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/starter/client"
@@ -80,6 +82,10 @@ type config struct {
 	Address   string
 	Namespace string
 	Inventory string
+	// PlanStore is the worker's plan store (FLEET_PLAN_STORE; by default
+	// the dev stack's, .fleet-dev/plans, when there is one): the CLI reads
+	// rollouts' plans from it (recovery previews, pending clusters).
+	PlanStore string
 	User      string
 	// Temporal is the whole connection (TLS, client certificate, API key)
 	// from the temporal CLI's profile, TEMPORAL_* and the global flags; set
@@ -135,6 +141,7 @@ func (e *env) config() config {
 		Address:   firstNonEmpty(e.global.Address, get("TEMPORAL_ADDRESS", defaultAddress)),
 		Namespace: firstNonEmpty(e.global.Namespace, get("TEMPORAL_NAMESPACE", defaultNamespace)),
 		Inventory: get("FLEET_INVENTORY", defaultInventory),
+		PlanStore: get(planstore.EnvStore, devPlanStore()),
 		User:      user,
 	}
 }
@@ -173,7 +180,29 @@ func dialTemporal(ctx context.Context, cfg config) (rollouts, func(), error) {
 		return nil, nil, &unreachableError{fmt.Errorf("connect to Temporal at %s (namespace %q, TLS %t; --address, --namespace, --profile or TEMPORAL_* choose the connection): %w",
 			t.Address, t.Namespace, t.TLS(), err)}
 	}
-	return client.New(c), c.Close, nil
+	api := client.New(c)
+	if cfg.PlanStore != "" {
+		s, err := planstore.Open(cfg.PlanStore, os.Getenv)
+		if err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		api = api.WithPlans(planstore.NewCache(s))
+	}
+	return api, c.Close, nil
+}
+
+// devPlanStore is the dev stack's plan store (worker dev's default data
+// dir) when it exists here, else "".
+func devPlanStore() string {
+	p, err := filepath.Abs(filepath.Join(".fleet-dev", "plans"))
+	if err != nil {
+		return ""
+	}
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return "dir:" + p
+	}
+	return ""
 }
 
 func loadInventory(ctx context.Context, ref string) ([]fleet.Cluster, error) {

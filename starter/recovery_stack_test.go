@@ -65,7 +65,10 @@ func startCLIStack(t *testing.T, clusters int, brokerTime time.Duration, faults 
 	c, err := app.Dial(dev.Config, log)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	s := &cliStack{dev: dev, api: client.New(c), before: map[string]fleet.Cluster{}}
+	plans, err := dev.Config.OpenPlanStore()
+	require.NoError(t, err)
+	// The CLI reads the worker's plan store (FLEET_PLAN_STORE).
+	s := &cliStack{dev: dev, api: client.New(c).WithPlans(plans), before: map[string]fleet.Cluster{}}
 	for _, cl := range dev.Sim.Clusters() {
 		s.before[cl.ID] = cl
 	}

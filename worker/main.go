@@ -7,6 +7,9 @@
 //	worker dev        start the embedded dev stack in this process, then the worker
 //	worker stack      start only the embedded dev stack (for a worker run as its
 //	                  own process: `worker` with the dev stack's addresses)
+//
+// FLEET_CPUPROFILE=path writes a CPU profile of the process, in any mode, to
+// path when it exits (go tool pprof); fleetbench -cpuprofile sets it.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -25,6 +29,10 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/app"
 )
+
+// CPUProfileEnv names the file a CPU profile of the whole process is
+// written to when it exits (unset: none).
+const CPUProfileEnv = "FLEET_CPUPROFILE"
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -36,6 +44,17 @@ func main() {
 func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv(CPUProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", CPUProfileEnv, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("%s: %w", CPUProfileEnv, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	mode := "run"
 	if len(args) > 0 && (args[0] == "dev" || args[0] == "run" || args[0] == "stack") {
 		mode, args = args[0], args[1:]

@@ -41,6 +41,11 @@ const (
 	// the Rollout's running batch that holds it ("" if none): the Datadog
 	// webhook finds the batch to signal this way.
 	QueryClusterBatch = "cluster-batch"
+	// QueryOpenBatches returns OpenBatches: a Rollout's batches whose
+	// clusters are in the plan store and that have not finished (their
+	// clusters are not in the answers of QueryClusters and
+	// QueryClusterBatch).
+	QueryOpenBatches = "open-batches"
 
 	// SignalClusterStatus carries one dataplane.Status to a Batch.
 	SignalClusterStatus = "cluster-status"
@@ -85,6 +90,19 @@ func IsBatchID(id string) bool {
 	return true
 }
 
+// OpenBatches is the answer of QueryOpenBatches.
+type OpenBatches struct {
+	// Plan is the plan store's key of the rollout's full plan and
+	// PlanHash its content hash ("" when the rollout keeps its plan in
+	// its history).
+	Plan     string `json:"plan,omitempty"`
+	PlanHash string `json:"planHash,omitempty"`
+	// Open are the outline batches not finished, Running those of them
+	// running, by number.
+	Open    []int `json:"open,omitempty"`
+	Running []int `json:"running,omitempty"`
+}
+
 // RolloutInput starts a Rollout.
 type RolloutInput struct {
 	Spec spec.Rollout `json:"spec"`
@@ -123,8 +141,10 @@ type RolloutCarry struct {
 	Results        map[int]BatchResult `json:"results,omitempty"`
 	Failed         map[string]string   `json:"failed,omitempty"`
 	PhaseFailed    map[string]int      `json:"phaseFailed,omitempty"`
-	Frozen         *FreezeInfo         `json:"frozen,omitempty"`
-	Policy         *policy.Snapshot    `json:"policy,omitempty"`
+	// FailedBatch is, for an outline plan, the batch of each failed cluster.
+	FailedBatch map[string]int   `json:"failedBatch,omitempty"`
+	Frozen      *FreezeInfo      `json:"frozen,omitempty"`
+	Policy      *policy.Snapshot `json:"policy,omitempty"`
 	// PacedConcurrency and PacedBake are live pacing overrides (0 / nil: as planned).
 	PacedConcurrency int            `json:"pacedConcurrency,omitempty"`
 	PacedBake        *time.Duration `json:"pacedBake,omitempty"`
@@ -282,9 +302,15 @@ func (c *Counts) Merge(o Counts) {
 
 // BatchInput starts a Batch.
 type BatchInput struct {
-	RolloutID   string         `json:"rolloutId"`
-	Phase       string         `json:"phase"`
-	Batch       plan.Batch     `json:"batch"`
+	RolloutID string     `json:"rolloutId"`
+	Phase     string     `json:"phase"`
+	Batch     plan.Batch `json:"batch"`
+	// Plan, when set, is the plan store's key of the rollout's full plan,
+	// and PlanHash its content hash: Batch is an outline batch (Number and
+	// Size), whose clusters the batch loads from the store at the start of
+	// each run (versionPlanStore).
+	Plan        string         `json:"plan,omitempty"`
+	PlanHash    string         `json:"planHash,omitempty"`
 	Target      dataplane.Spec `json:"target"`
 	Concurrency int            `json:"concurrency"`
 	Bake        time.Duration  `json:"bake"`
@@ -514,17 +540,22 @@ type PhaseStatus struct {
 // running carry no cluster detail here: query the batch workflow (the fleet
 // client package does both).
 type RolloutStatus struct {
-	ID            string        `json:"id"`
-	Name          string        `json:"name"`
-	Requester     string        `json:"requester"`
-	TargetVersion string        `json:"targetVersion"`
-	State         RolloutState  `json:"state"`
-	Paused        *PauseReason  `json:"paused,omitempty"`
-	PlanHash      string        `json:"planHash,omitempty"`
-	Total         int           `json:"total"`
-	Counts        Counts        `json:"counts"`
-	Phases        []PhaseStatus `json:"phases,omitempty"`
-	Incidents     []Incident    `json:"incidents,omitempty"`
+	ID            string       `json:"id"`
+	Name          string       `json:"name"`
+	Requester     string       `json:"requester"`
+	TargetVersion string       `json:"targetVersion"`
+	State         RolloutState `json:"state"`
+	Paused        *PauseReason `json:"paused,omitempty"`
+	PlanHash      string       `json:"planHash,omitempty"`
+	// PlanStored is the plan store's key of the full plan when the rollout
+	// keeps only its outline (versionPlanStore): the clusters of batches
+	// not started are counted, not listed (a client with the plan store
+	// lists them: starter/client WithPlans).
+	PlanStored string        `json:"planStored,omitempty"`
+	Total      int           `json:"total"`
+	Counts     Counts        `json:"counts"`
+	Phases     []PhaseStatus `json:"phases,omitempty"`
+	Incidents  []Incident    `json:"incidents,omitempty"`
 	// Failures counts the clusters that failed (each once), against the
 	// rollout's error budget FailureBudget.
 	Failures      int          `json:"failures"`

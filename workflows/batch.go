@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/internal/policy"
 )
 
@@ -22,7 +23,40 @@ const (
 	ActivityPublish     = "Publish"
 	ActivityCheckHealth = "CheckHealth"
 	ActivityNotify      = "Notify"
+	// ActivityPlanOutline plans like ActivityPlan, keeps the full plan in
+	// the plan store and returns its outline (plan.Plan.Outline), from
+	// versionPlanStore on.
+	ActivityPlanOutline = "PlanOutline"
+	// ActivityBatchTargets loads one batch's clusters from the plan store
+	// (BatchTargetsInput; returns []plan.Target).
+	ActivityBatchTargets = "BatchTargets"
+	// ActivityPlanTargets loads some clusters' targets from the plan store
+	// (PlanTargetsInput; returns PlanTargetsResult): a retry's.
+	ActivityPlanTargets = "PlanTargets"
 )
+
+// BatchTargetsInput names one batch of a stored plan.
+type BatchTargetsInput struct {
+	// Plan is the plan store's key of the full plan; Hash is the plan's
+	// content hash (plan.Plan.Hash), checked against what is loaded.
+	Plan  string `json:"plan"`
+	Hash  string `json:"hash"`
+	Batch int    `json:"batch"`
+}
+
+// PlanTargetsInput names clusters of a stored plan.
+type PlanTargetsInput struct {
+	Plan string   `json:"plan"`
+	Hash string   `json:"hash"`
+	IDs  []string `json:"ids"`
+}
+
+// PlanTargetsResult is each cluster's target in the stored plan and the
+// batch that holds it.
+type PlanTargetsResult struct {
+	Targets map[string]plan.Target `json:"targets"`
+	Batch   map[string]int         `json:"batch"`
+}
 
 // PublishInput is the argument of the Publish activity: commands sent in
 // order, each keyed by its cluster.
@@ -98,6 +132,12 @@ const (
 	// unknown-health grace no longer reads as "health unknown".
 	versionWatchWhilePublishing    = "watch-while-publishing"
 	versionWatchWhilePublishingMax = 1
+	// versionPlanStore: the rollout plans through ActivityPlanOutline, so
+	// its history and continue-as-new input hold the plan's outline, not
+	// every cluster's target; each batch loads its own clusters from the
+	// plan store (BatchInput.Plan) at the start of every run.
+	versionPlanStore    = "plan-store"
+	versionPlanStoreMax = 1
 )
 
 // control is a signal channel handled before anything else in a batch's loop.
@@ -194,6 +234,15 @@ func (b *batch) drainControls(controls []control) {
 // events, checks monitors while clusters are in flight and through the bake,
 // holds every in-flight cluster on pause and continues them on resume.
 func Batch(ctx workflow.Context, in BatchInput) (BatchResult, error) {
+	if in.Plan != "" && len(in.Batch.Clusters) == 0 {
+		// Its clusters are in the plan store (versionPlanStore): loaded at
+		// the start of each run, never carried across a continue-as-new.
+		ts, err := loadBatchTargets(ctx, in)
+		if err != nil {
+			return BatchResult{}, err
+		}
+		in.Batch.Clusters = ts
+	}
 	b, err := newBatch(ctx, in)
 	if err != nil {
 		return BatchResult{}, err
@@ -273,6 +322,35 @@ type batch struct {
 	// lastHealthErr is why the last monitor read failed ("" after a healthy one).
 	lastHealthErr string
 }
+
+// loadBatchTargets loads the batch's clusters from the plan store. A plan
+// that cannot be loaded fails the batch, naming the plan: nothing is planned
+// again in its place.
+func loadBatchTargets(ctx workflow.Context, in BatchInput) ([]plan.Target, error) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: []string{ErrPlanUnavailable},
+		},
+	})
+	var ts []plan.Target
+	err := workflow.ExecuteActivity(actx, ActivityBatchTargets, BatchTargetsInput{Plan: in.Plan, Hash: in.PlanHash, Batch: in.Batch.Number}).Get(ctx, &ts)
+	if err != nil {
+		return nil, fmt.Errorf("batch %d: load its clusters from plan %s: %w", in.Batch.Number, in.Plan, err)
+	}
+	if len(ts) != in.Batch.Size {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("batch %d: plan %s holds %d clusters for it, the rollout planned %d",
+			in.Batch.Number, in.Plan, len(ts), in.Batch.Size), ErrPlanUnavailable, nil)
+	}
+	return ts, nil
+}
+
+// ErrPlanUnavailable is the error type of a plan that cannot be loaded from
+// the plan store (missing, corrupt, not the plan named): not retried.
+const ErrPlanUnavailable = "PlanUnavailable"
 
 func newBatch(ctx workflow.Context, in BatchInput) (*batch, error) {
 	if len(in.Batch.Clusters) == 0 {

@@ -244,7 +244,7 @@ func (l *lanes) pick() int {
 // Nothing starts while the rollout is paused.
 func (r *rollout) runLanes(ctx workflow.Context, ph *plan.Phase) error {
 	total := len(ph.Batches)
-	batchSize := len(ph.Batches[0].Clusters)
+	batchSize := ph.Batches[0].Len()
 	conc := r.concurrency(ph)
 	if conc <= 0 {
 		conc = batchSize
@@ -327,7 +327,7 @@ func (r *rollout) startInLane(ctx workflow.Context, lane int) {
 	l.laneOf[i] = lane
 	l.chain[lane] = append(l.chain[lane], i)
 	b := l.phase.Batches[i]
-	child := r.startBatch(ctx, l.phase, b, len(b.Clusters), bl, func(ctx workflow.Context, res BatchResult) {
+	child := r.startBatch(ctx, l.phase, b, b.Len(), bl, func(ctx workflow.Context, res BatchResult) {
 		l.done[i] = true
 		// A grant that reached the batch as it finished was not taken:
 		// give those slots again, so the lane does not lose them.
@@ -419,7 +419,7 @@ func (r *rollout) moveSlots(ctx workflow.Context, l *lanes, from, n int) {
 		}
 		left := 0
 		for _, i := range live {
-			left += len(l.phase.Batches[i].Clusters)
+			left += l.phase.Batches[i].Len()
 		}
 		if left > most {
 			to, most = lane, left

@@ -137,6 +137,10 @@ func (b *batch) continueAsNew(ctx workflow.Context, controls []control, statusCh
 	}
 	in := b.in
 	in.Carry = b.carry()
+	if in.Plan != "" {
+		// The next run loads its clusters from the plan store again.
+		in.Batch.Clusters = nil
+	}
 	logger.Info("batch continues as new", "run", in.Carry.Runs, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 	return workflow.NewContinueAsNewError(ctx, WorkflowBatch, in)
 }
@@ -291,6 +295,7 @@ func (r *rollout) carry() *RolloutCarry {
 		ApprovedPhases:   r.approvedPhases,
 		Results:          results,
 		Failed:           r.failed,
+		FailedBatch:      r.failedBatch,
 		PhaseFailed:      r.phaseFailed,
 		Frozen:           r.frozen,
 		Policy:           r.policy,
@@ -337,6 +342,9 @@ func (r *rollout) restore(c *RolloutCarry) {
 	}
 	if c.PhaseFailed != nil {
 		r.phaseFailed = c.PhaseFailed
+	}
+	if c.FailedBatch != nil {
+		r.failedBatch = c.FailedBatch
 	}
 	r.frozen = c.Frozen
 	r.policy = c.Policy

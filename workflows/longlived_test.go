@@ -252,6 +252,7 @@ func TestGateWaitsTwoDaysWithRemindersThroughAContinueAsNew(t *testing.T) {
 	require.LessOrEqual(t, idle, float64(idleDayBudget))
 
 	h2 := newRolloutHarness(t, 3, gatedPlan())
+	h2.shareStore(h)
 	h2.plane = h.plane
 	h2.env.SetStartTime(ended)
 	approveAt := start.Add(48 * time.Hour).Sub(ended)

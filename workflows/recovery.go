@@ -296,22 +296,29 @@ func (r *rollout) startRollback(ctx workflow.Context) {
 	}
 }
 
-// RollbackVersion is the version most of the plan's clusters came from.
+// RollbackVersion is the version most of the plan's clusters came from
+// (an outline counts its stored clusters in FromVersions); among equal
+// counts the lowest in string order.
 func RollbackVersion(p *plan.Plan) string {
 	if p == nil {
 		return ""
 	}
 	n := map[string]int{}
 	best := ""
+	add := func(v string, c int) {
+		n[v] += c
+		if best == "" || n[v] > n[best] || (n[v] == n[best] && v < best) {
+			best = v
+		}
+	}
+	for _, v := range workflow.DeterministicKeys(p.FromVersions) {
+		add(v, p.FromVersions[v])
+	}
 	for _, ph := range p.Phases {
 		for _, b := range ph.Batches {
 			for _, t := range b.Clusters {
-				if t.FromVersion == "" {
-					continue
-				}
-				n[t.FromVersion]++
-				if c := n[t.FromVersion]; best == "" || c > n[best] || (c == n[best] && t.FromVersion < best) {
-					best = t.FromVersion
+				if t.FromVersion != "" {
+					add(t.FromVersion, 1)
 				}
 			}
 		}
@@ -375,9 +382,19 @@ func (r *rollout) retryable() []retryTarget {
 					states[c.ID] = c.State
 				}
 			}
-			for _, t := range b.Clusters {
+			ts := b.Clusters
+			var outlined map[string]ClusterState
+			if b.Outlined() {
+				// Its clusters are in the plan store: those that can be
+				// retried are in its result, or failed while it runs
+				// (targets partial here, completed by doRetry).
+				ts, outlined = r.outlineCandidates(b.Number, res, finished, running)
+			}
+			for _, t := range ts {
 				state := ClusterPending
 				switch _, failed := r.failed[t.ClusterID]; {
+				case outlined != nil:
+					state = outlined[t.ClusterID]
 				case finished:
 					state = ClusterDone // compacted results list only the others
 					if s, ok := states[t.ClusterID]; ok {
@@ -389,7 +406,7 @@ func (r *rollout) retryable() []retryTarget {
 				if _, seen := last[t.ClusterID]; !seen {
 					order = append(order, t.ClusterID)
 				}
-				last[t.ClusterID] = retryTarget{phase: ph.Name, target: t, state: state}
+				last[t.ClusterID] = retryTarget{phase: ph.Name, target: t, state: state, partial: outlined != nil}
 			}
 		}
 	}
@@ -407,6 +424,35 @@ type retryTarget struct {
 	phase  string
 	target plan.Target
 	state  ClusterState
+	// partial marks a target read from a batch's result (an outline's
+	// batch): its full target is in the plan store.
+	partial bool
+}
+
+// outlineCandidates lists the clusters of outline batch n that may be
+// retried, with their states: those of its result that did not end done
+// (finished), or those that failed while it runs (in ID order).
+func (r *rollout) outlineCandidates(n int, res BatchResult, finished, running bool) ([]plan.Target, map[string]ClusterState) {
+	var ts []plan.Target
+	states := map[string]ClusterState{}
+	switch {
+	case finished:
+		for _, c := range res.Clusters {
+			if c.State == ClusterDone {
+				continue
+			}
+			ts = append(ts, plan.Target{ClusterID: c.ID, Product: c.Product, Generation: c.Generation})
+			states[c.ID] = c.State
+		}
+	case running:
+		for _, id := range workflow.DeterministicKeys(r.failedBatch) {
+			if _, failed := r.failed[id]; failed && r.failedBatch[id] == n {
+				ts = append(ts, plan.Target{ClusterID: id})
+				states[id] = ClusterFailed
+			}
+		}
+	}
+	return ts, states
 }
 
 func (r *rollout) validateRetry(req RetryRequest) ([]retryTarget, error) {
@@ -463,6 +509,9 @@ func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
 	if err != nil { // state changed between the validator and now
 		return ActionResult{State: r.st.State, Message: "not retried: " + err.Error()}
 	}
+	if ts, err = r.completeTargets(ctx, req, ts); err != nil {
+		return ActionResult{State: r.st.State, Message: "not retried: " + err.Error()}
+	}
 	var like *plan.Phase
 	for i := range r.plan.Phases {
 		if r.plan.Phases[i].Name == ts[0].phase {
@@ -471,7 +520,7 @@ func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
 	}
 	size := len(ts)
 	if len(like.Batches) > 0 {
-		size = max(1, len(like.Batches[0].Clusters))
+		size = max(1, like.Batches[0].Len())
 	}
 	retries := 0
 	number := 0
@@ -495,6 +544,7 @@ func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
 			ids = append(ids, tg.ClusterID)
 			if phase, ok := r.failed[tg.ClusterID]; ok {
 				delete(r.failed, tg.ClusterID)
+				delete(r.failedBatch, tg.ClusterID)
 				r.phaseFailed[phase]--
 			}
 		}
@@ -504,6 +554,53 @@ func (r *rollout) doRetry(ctx workflow.Context, req RetryRequest) ActionResult {
 	r.st.Total += len(ids)
 	r.audit(ctx, req.Actor, UpdateRetry, strings.TrimSpace(fmt.Sprintf("%d clusters in phase %s %s", len(ids), ph.Name, req.Reason)), "applied")
 	return ActionResult{State: r.st.State, Message: fmt.Sprintf("%d clusters queued in phase %s, with a fresh error budget", len(ids), ph.Name)}
+}
+
+// completeTargets fills the partial targets of ts (clusters of outline
+// batches) from the plan store. Loading yields: what the request takes is
+// read again after it, until every partial target has its load.
+func (r *rollout) completeTargets(ctx workflow.Context, req RetryRequest, ts []retryTarget) ([]retryTarget, error) {
+	loaded := map[string]plan.Target{}
+	for range 3 {
+		var ids []string
+		for _, t := range ts {
+			if _, ok := loaded[t.target.ClusterID]; t.partial && !ok {
+				ids = append(ids, t.target.ClusterID)
+			}
+		}
+		if len(ids) == 0 {
+			for i, t := range ts {
+				if t.partial {
+					ts[i].target = loaded[t.target.ClusterID]
+					ts[i].partial = false
+				}
+			}
+			return ts, nil
+		}
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 2 * time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5,
+				NonRetryableErrorTypes: []string{ErrPlanUnavailable},
+			},
+		})
+		var res PlanTargetsResult
+		if err := workflow.ExecuteActivity(actx, ActivityPlanTargets, PlanTargetsInput{Plan: r.plan.Stored, Hash: r.plan.Hash, IDs: ids}).Get(ctx, &res); err != nil {
+			return nil, fmt.Errorf("load the clusters' targets from plan %s: %w", r.plan.Stored, err)
+		}
+		for _, id := range ids {
+			t, ok := res.Targets[id]
+			if !ok {
+				return nil, fmt.Errorf("plan %s has no cluster %s", r.plan.Stored, id)
+			}
+			loaded[id] = t
+		}
+		var err error
+		if ts, err = r.retryTargets(req); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("the clusters to retry kept changing while their targets loaded: try again")
 }
 
 // awaitHandover waits, before a superseding rollout plans, until the rollout

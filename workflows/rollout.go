@@ -100,7 +100,9 @@ type rollout struct {
 	out            *outbox
 	threadTS       string
 	// Safety state: see safety.go.
-	failed      map[string]string // cluster ID -> phase, each failure counted once
+	failed map[string]string // cluster ID -> phase, each failure counted once
+	// failedBatch is, for an outline plan, each failed cluster's batch.
+	failedBatch map[string]int
 	phaseFailed map[string]int
 	frozen      *FreezeInfo
 	policy      *policy.Snapshot
@@ -144,6 +146,7 @@ func newRollout(ctx workflow.Context, in RolloutInput) (*rollout, error) {
 		running:        map[int]workflow.ChildWorkflowFuture{},
 		results:        map[int]BatchResult{},
 		failed:         map[string]string{},
+		failedBatch:    map[string]int{},
 		phaseFailed:    map[string]int{},
 		nonces:         nonces{},
 		rootCtx:        ctx,
@@ -184,6 +187,11 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		return r.batchOf(cluster), nil
 	}); err != nil {
 		return fmt.Errorf("register cluster-batch query: %w", err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryOpenBatches, func() (OpenBatches, error) {
+		return r.openBatches(), nil
+	}); err != nil {
+		return fmt.Errorf("register open-batches query: %w", err)
 	}
 	type action struct {
 		name     string
@@ -640,19 +648,39 @@ func (r *rollout) setup(ctx workflow.Context) error {
 			NonRetryableErrorTypes: []string{"InvalidSpec"},
 		},
 	})
+	// From versionPlanStore on, the full plan goes to the plan store and
+	// the rollout keeps its outline: no payload of its history holds a
+	// target per cluster, at any fleet size.
+	planActivity := ActivityPlan
+	if workflow.GetVersion(ctx, versionPlanStore, workflow.DefaultVersion, versionPlanStoreMax) >= 1 {
+		planActivity = ActivityPlanOutline
+		actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
+			StartToCloseTimeout: 5 * time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        time.Second,
+				MaximumInterval:        30 * time.Second,
+				MaximumAttempts:        5,
+				NonRetryableErrorTypes: []string{"InvalidSpec", ErrPlanUnavailable},
+			},
+		})
+	}
 	var p plan.Plan
-	if err := workflow.ExecuteActivity(actx, ActivityPlan, PlanInput{RolloutID: r.id, Spec: r.in, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime, Vouched: vouched}).Get(ctx, &p); err != nil {
+	if err := workflow.ExecuteActivity(actx, planActivity, PlanInput{RolloutID: r.id, Spec: r.in, StartedAt: workflow.GetInfo(ctx).WorkflowStartTime, Vouched: vouched}).Get(ctx, &p); err != nil {
 		r.finish(ctx, StateFailed, fmt.Sprintf("planning failed: %v", err))
 		return fmt.Errorf("plan rollout %s: %w", r.id, err)
 	}
 	r.plan = &p
 	r.st.PlanHash = p.Hash
+	r.st.PlanStored = p.Stored
 	r.st.Total = p.Total
 	if r.in.Recovery != nil && r.in.Recovery.Kind == RecoveryRollback && p.Version != "" {
 		r.st.TargetVersion = p.Version
 	}
 	r.st.State = StateRunning
 	prods := map[string]bool{}
+	for _, prod := range p.Products {
+		prods[prod] = true
+	}
 	for _, ph := range p.Phases {
 		for _, b := range ph.Batches {
 			for _, t := range b.Clusters {
@@ -717,7 +745,7 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 	if !ph.Strict {
 		return r.runLanes(ctx, ph)
 	}
-	batchSize := len(ph.Batches[0].Clusters)
+	batchSize := ph.Batches[0].Len()
 	// window returns the batches to run side by side and the clusters per
 	// batch, from the plan or the live pacing override.
 	window := func() (parallel, perBatch int) {
@@ -801,6 +829,9 @@ func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch,
 		Lane:           lane,
 		HistoryBudget:  r.in.HistoryBudget,
 	}
+	if b.Outlined() {
+		in.Plan, in.PlanHash = r.plan.Stored, r.plan.Hash
+	}
 	if r.in.Spec.Monitoring.Disabled {
 		in.HealthInterval = 0
 	}
@@ -826,7 +857,7 @@ func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch,
 		sas = append(sas, SAClusters.ValueSet(ids))
 	} else {
 		// What the Web UI shows in its lists.
-		opts.StaticSummary = fmt.Sprintf("%s: batch %d of phase %s, %d clusters to %s", r.st.Name, b.Number, ph.Name, len(b.Clusters), r.st.TargetVersion)
+		opts.StaticSummary = fmt.Sprintf("%s: batch %d of phase %s, %d clusters to %s", r.st.Name, b.Number, ph.Name, b.Len(), r.st.TargetVersion)
 		sas = append(sas, SARolloutState.ValueSet(string(BatchRunning)))
 	}
 	opts.TypedSearchAttributes = temporal.NewSearchAttributes(sas...)
@@ -910,7 +941,11 @@ func (r *rollout) finish(ctx workflow.Context, state RolloutState, why string) R
 
 // detailLimit is the rollout size up to which the status query lists every
 // finished cluster.
-const detailLimit = 5000
+const detailLimit = DetailLimit
+
+// DetailLimit is the rollout size up to which the status query lists every
+// cluster (a client fills in the pending clusters of a plan in the store).
+const DetailLimit = 5000
 
 // statusDetail assembles the status; without detail, finished batches list
 // only the clusters that did not end done.
@@ -951,14 +986,21 @@ func (r *rollout) statusDetail(detail bool) RolloutStatus {
 				if r.st.Paused != nil {
 					bs.State = BatchPaused
 				}
-				bs.Counts.InFlight = len(b.Clusters)
+				bs.Counts.InFlight = b.Len()
 			} else {
 				bs.State = BatchPending
-				for _, t := range b.Clusters {
-					state := ClusterPending
-					if r.st.State.Terminal() {
-						state = ClusterSkipped
+				state := ClusterPending
+				if r.st.State.Terminal() {
+					state = ClusterSkipped
+				}
+				if b.Outlined() {
+					// Its clusters are in the plan store: counted here,
+					// listed by a client that reads the store.
+					for range b.Size {
+						bs.Counts.Add(state)
 					}
+				}
+				for _, t := range b.Clusters {
 					bs.Counts.Add(state)
 					if detail {
 						bs.Clusters = append(bs.Clusters, ClusterStatus{ID: t.ClusterID, Product: t.Product, Generation: t.Generation, State: state})
@@ -1012,7 +1054,30 @@ func (r *rollout) batchOf(cluster string) string {
 	return ""
 }
 
-// openClusters lists the clusters of every batch that has not finished.
+// openBatches lists the outline batches (their clusters in the plan store)
+// that have not finished, and those of them running.
+func (r *rollout) openBatches() OpenBatches {
+	var out OpenBatches
+	if r.plan == nil || r.plan.Stored == "" || r.st.State.Terminal() {
+		return out
+	}
+	out.Plan, out.PlanHash = r.plan.Stored, r.plan.Hash
+	for _, ph := range r.plan.Phases {
+		for _, b := range ph.Batches {
+			if _, done := r.results[b.Number]; done || !b.Outlined() {
+				continue
+			}
+			out.Open = append(out.Open, b.Number)
+			if _, ok := r.running[b.Number]; ok {
+				out.Running = append(out.Running, b.Number)
+			}
+		}
+	}
+	return out
+}
+
+// openClusters lists the clusters of every batch that has not finished
+// (outline batches' are in the plan store: see openBatches).
 func (r *rollout) openClusters() []string {
 	if r.plan == nil || r.st.State.Terminal() {
 		return nil

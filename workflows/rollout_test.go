@@ -12,8 +12,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
+	"go.uber.org/zap"
+
+	"github.com/fleet-rollout/fleet/activities"
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -50,6 +54,18 @@ type rolloutHarness struct {
 	planFor func(workflows.PlanInput) *plan.Plan
 	// metrics records what the workflows count (GetMetricsHandler).
 	metrics *countingHandler
+	// store is the plan store the PlanOutline activity writes to;
+	// afterStore, when set, is called with the key of each plan stored.
+	store      *planstore.Dir
+	afterStore func(key string)
+	acts       *activities.Activities
+}
+
+// shareStore makes h use other's plan store: a run continued in h reads
+// the plan other's run stored, as every worker of a deployment shares one.
+func (h *rolloutHarness) shareStore(other *rolloutHarness) {
+	h.store = other.store
+	h.acts.Plans = other.acts.Plans
 }
 
 func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness {
@@ -68,6 +84,38 @@ func newRolloutHarness(t *testing.T, brokers int, p *plan.Plan) *rolloutHarness 
 		}
 		return p, nil
 	}, activity.RegisterOptions{Name: workflows.ActivityPlan})
+	// From versionPlanStore on the rollout plans through PlanOutline: the
+	// same plan, kept in a real plan store (a directory), its outline in
+	// history; the batches load their clusters with the worker's own
+	// activities.
+	store, err := planstore.NewDir(t.TempDir())
+	require.NoError(t, err)
+	h.store = store
+	acts := &activities.Activities{Plans: planstore.NewCache(store), Log: zap.NewNop()}
+	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.PlanInput) (*plan.Plan, error) {
+		h.mu.Lock()
+		h.plans = append(h.plans, in)
+		full := p
+		if h.planFor != nil {
+			full = h.planFor(in)
+		}
+		h.mu.Unlock()
+		key, err := planstore.PutPlan(ctx, h.store, full)
+		if err != nil {
+			return nil, err
+		}
+		if h.afterStore != nil {
+			h.afterStore(key)
+		}
+		return full.Outline(key), nil
+	}, activity.RegisterOptions{Name: workflows.ActivityPlanOutline})
+	h.acts = acts
+	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.BatchTargetsInput) ([]plan.Target, error) {
+		return h.acts.BatchTargets(ctx, in)
+	}, activity.RegisterOptions{Name: workflows.ActivityBatchTargets})
+	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.PlanTargetsInput) (workflows.PlanTargetsResult, error) {
+		return h.acts.PlanTargets(ctx, in)
+	}, activity.RegisterOptions{Name: workflows.ActivityPlanTargets})
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.PublishInput) error {
 		return h.plane.publish(in)
 	}, activity.RegisterOptions{Name: workflows.ActivityPublish})

@@ -91,7 +91,7 @@ func (r *rollout) phaseOf(batch int) (string, int) {
 			if b.Number == batch {
 				n := 0
 				for _, bb := range ph.Batches {
-					n += len(bb.Clusters)
+					n += bb.Len()
 				}
 				return ph.Name, n
 			}
@@ -127,6 +127,11 @@ func (r *rollout) onIncident(ctx workflow.Context, inc Incident) {
 	}
 	r.failed[inc.ClusterID] = phase
 	r.phaseFailed[phase]++
+	if r.plan != nil && r.plan.Stored != "" {
+		// An outline does not say which batch holds the cluster: a retry
+		// finds it here.
+		r.failedBatch[inc.ClusterID] = inc.Batch
+	}
 
 	what := fmt.Sprintf("%s on cluster %s (batch %d)", inc.Kind, inc.ClusterID, inc.Batch)
 	if inc.Monitor != "" {
@@ -274,8 +279,8 @@ func (r *rollout) paceBatches(ctx workflow.Context, concurrency int) {
 		if r.plan != nil {
 			for _, ph := range r.plan.Phases {
 				for _, b := range ph.Batches {
-					if b.Number == n && len(b.Clusters) < per {
-						per = len(b.Clusters)
+					if b.Number == n && b.Len() < per {
+						per = b.Len()
 					}
 				}
 			}

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/starter/client"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -17,6 +19,12 @@ import (
 func (h *rolloutHarness) snapshot(t *testing.T) workflows.RolloutStatus {
 	t.Helper()
 	st := h.status(t)
+	if st.PlanStored != "" {
+		// The client lists the pending clusters from the plan store.
+		full, err := planstore.GetPlan(context.Background(), h.store, st.PlanStored)
+		require.NoError(t, err)
+		client.FillPending(&st, full)
+	}
 	batches := map[int]workflows.BatchStatus{}
 	for _, ph := range st.Phases {
 		for _, b := range ph.Batches {

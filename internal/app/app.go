@@ -31,6 +31,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/metrics"
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/redact"
 	"github.com/fleet-rollout/fleet/internal/sigauth"
@@ -68,6 +69,11 @@ type Config struct {
 	PolicyPath string
 	// HTTPAddr is where the worker serves /healthz (and webhooks).
 	HTTPAddr string
+	// PlanStore (FLEET_PLAN_STORE) is where rollouts' full plans are kept,
+	// outside workflow history: dir:/path (a directory every worker shares)
+	// or s3://bucket/prefix (FLEET_PLAN_STORE_S3_* for the endpoint and
+	// credentials). The dev stack uses DataDir/plans.
+	PlanStore string
 
 	// SignalKey (FLEET_SIGNAL_KEY, hex or base64, at least 32 bytes) seals
 	// the system's internal signals and the commands' reply tokens; every
@@ -150,6 +156,7 @@ func FromEnv() (Config, error) {
 		SlackSigningSecret:  os.Getenv("SLACK_SIGNING_SECRET"),
 		WebhookSecret:       os.Getenv("FLEET_WEBHOOK_SECRET"),
 		PolicyPath:          os.Getenv("FLEET_POLICY"),
+		PlanStore:           os.Getenv(planstore.EnvStore),
 		HTTPAddr:            env("FLEET_HTTP_ADDR", "127.0.0.1:8088"),
 		SignalKey:           os.Getenv("FLEET_SIGNAL_KEY"),
 		SignalKeysOld:       splitList(os.Getenv("FLEET_SIGNAL_KEYS_OLD")),
@@ -189,6 +196,7 @@ func (c Config) Fields() []zap.Field {
 		zap.Bool("slackButtons", c.SlackSigningSecret != ""),
 		zap.Bool("datadogWebhook", c.WebhookSecret != ""),
 		zap.String("policy", c.PolicyPath),
+		zap.String("planStore", planStoreDesc(c.PlanStore)),
 		zap.String("http", c.HTTPAddr),
 		zap.Bool("signalKey", c.SignalKey != ""),
 		zap.String("workerKey", c.WorkerKeyFile),
@@ -432,6 +440,11 @@ func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka producer: %w", err)
 	}
+	plans, err := cfg.OpenPlanStore()
+	if err != nil {
+		kc.Close()
+		return nil, nil, err
+	}
 	inv, err := inventory.Open(cfg.Inventory)
 	if err != nil {
 		kc.Close()
@@ -448,6 +461,10 @@ func NewActivities(cfg Config, c sdkclient.Client, log *zap.Logger) (*activities
 		Temporal:   c,
 		Notifier:   notify.NewLog(log.Named("notify")),
 		Log:        log.Named("activities"),
+		Plans:      plans,
+	}
+	if plans == nil {
+		log.Warn("no plan store (" + planstore.EnvStore + "): rollouts cannot plan")
 	}
 	if cfg.Datadog.APIKey != "" {
 		dd, err := activities.NewDatadog(cfg.Datadog)

@@ -81,7 +81,11 @@ func startStackWith(t *testing.T, o stackOptions) *stack {
 	c, err := app.Dial(dev.Config, log)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	s := &stack{dev: dev, client: client.New(c), before: map[string]fleet.Cluster{}}
+	plans, err := dev.Config.OpenPlanStore()
+	require.NoError(t, err)
+	// The client reads the worker's plan store, as the CLI does with
+	// FLEET_PLAN_STORE: pending clusters of a stored plan are listed.
+	s := &stack{dev: dev, client: client.New(c).WithPlans(plans), before: map[string]fleet.Cluster{}}
 	for _, cl := range dev.Sim.Clusters() {
 		s.before[cl.ID] = cl
 	}

@@ -3,11 +3,14 @@ package app
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/internal/policy"
+	"github.com/fleet-rollout/fleet/internal/redact"
 )
 
 // A production worker (`worker` without `dev` or `stack`) fails closed: it
@@ -54,6 +57,12 @@ var requirements = []Requirement{
 		Var:    "FLEET_SIGNAL_KEY",
 		Why:    "the deployment's secret for internal signals and status replies (the same on every worker; make one with `openssl rand -hex 32`)",
 		set:    func(c Config) bool { return c.SignalKey != "" },
+		lifted: func(Config) bool { return false },
+	},
+	{
+		Var:    planstore.EnvStore,
+		Why:    "where rollouts' plans are kept outside workflow history, shared by every worker: dir:/path (a volume all workers mount) or s3://bucket/prefix (with " + planstore.EnvS3Endpoint + ", " + planstore.EnvS3AccessKey + ", " + planstore.EnvS3SecretKey + ")",
+		set:    func(c Config) bool { return c.PlanStore != "" },
 		lifted: func(Config) bool { return false },
 	},
 	{
@@ -115,6 +124,11 @@ func (c Config) Validate() error {
 	if err != nil {
 		missing = append(missing, err.Error())
 	}
+	if c.PlanStore != "" {
+		if err := planstore.Check(c.PlanStore); err != nil {
+			missing = append(missing, err.Error())
+		}
+	}
 	if c.SlackSigningSecret != "" && c.SlackTeamID == "" {
 		missing = append(missing, "SLACK_SIGNING_SECRET is set without SLACK_TEAM_ID: name the Slack workspace whose button presses count (a signing secret belongs to an app, which other workspaces may install)")
 	}
@@ -133,6 +147,27 @@ func (c Config) Validate() error {
 		return nil
 	}
 	return errors.New("refusing to start in production mode (run `worker dev` for the embedded dev stack):\n  - " + strings.Join(missing, "\n  - "))
+}
+
+// OpenPlanStore opens the plan store PlanStore names (nil when empty).
+func (c Config) OpenPlanStore() (*planstore.Cache, error) {
+	if c.PlanStore == "" {
+		return nil, nil
+	}
+	s, err := planstore.Open(c.PlanStore, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("plan store: %w", err)
+	}
+	return planstore.NewCache(s), nil
+}
+
+// planStoreDesc is PlanStore for the log: credentials are never in it (they
+// have variables of their own), URL-looking parts are masked anyway.
+func planStoreDesc(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return redact.String(s)
 }
 
 // LogMode writes one line per safety the configuration goes without: each

@@ -29,6 +29,7 @@ func TestValidateFailsClosed(t *testing.T) {
 	dd := activities.DatadogConfig{APIKey: "k", AppKey: "a"}
 
 	key := strings.Repeat("ab", 32)
+	store := "dir:/var/lib/fleet/plans" // checked, not created
 	workerKey := filepath.Join(t.TempDir(), "worker.pem")
 	pemBytes, _, err := identity.GenerateKey()
 	require.NoError(t, err)
@@ -38,14 +39,17 @@ func TestValidateFailsClosed(t *testing.T) {
 		cfg  Config
 		want []string // substrings of the error; none: valid
 	}{
-		{"nothing set", Config{}, []string{"DD_API_KEY is not set", "DD_APP_KEY is not set", "FLEET_MONITORING=off", "FLEET_POLICY is not set", "access: open", "worker dev", "FLEET_SIGNAL_KEY is not set"}},
-		{"keys and roles", Config{Datadog: dd, PolicyPath: roles, SignalKey: key}, nil},
-		{"keys and access: open", Config{Datadog: dd, PolicyPath: open, SignalKey: key}, nil},
+		{"nothing set", Config{}, []string{"DD_API_KEY is not set", "DD_APP_KEY is not set", "FLEET_MONITORING=off", "FLEET_POLICY is not set", "access: open", "worker dev", "FLEET_SIGNAL_KEY is not set", "FLEET_PLAN_STORE is not set"}},
+		{"no plan store", Config{Datadog: dd, PolicyPath: roles, SignalKey: key}, []string{"FLEET_PLAN_STORE is not set", "s3://bucket/prefix"}},
+		{"a relative plan store", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, PlanStore: "dir:plans"}, []string{"FLEET_PLAN_STORE=dir:plans: the directory must be an absolute path"}},
+		{"an S3 plan store", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, PlanStore: "s3://fleet/plans"}, nil},
+		{"keys and roles", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, PlanStore: store}, nil},
+		{"keys and access: open", Config{Datadog: dd, PolicyPath: open, SignalKey: key, PlanStore: store}, nil},
 		{"no signal key", Config{Datadog: dd, PolicyPath: roles}, []string{"FLEET_SIGNAL_KEY is not set", "openssl rand -hex 32"}},
 		{"short signal key", Config{Datadog: dd, PolicyPath: roles, SignalKey: "abcd"}, []string{"FLEET_SIGNAL_KEY: signal key: key is 2 bytes"}},
 		{"one key", Config{Datadog: activities.DatadogConfig{APIKey: "k"}, PolicyPath: roles, SignalKey: key}, []string{"DD_APP_KEY is not set"}},
-		{"monitoring off", Config{Monitoring: "off", PolicyPath: roles, SignalKey: key}, nil},
-		{"monitoring OFF", Config{Monitoring: "OFF", PolicyPath: roles, SignalKey: key}, nil},
+		{"monitoring off", Config{Monitoring: "off", PolicyPath: roles, SignalKey: key, PlanStore: store}, nil},
+		{"monitoring OFF", Config{Monitoring: "OFF", PolicyPath: roles, SignalKey: key, PlanStore: store}, nil},
 		{"monitoring on without keys", Config{Monitoring: "on", PolicyPath: roles, SignalKey: key}, []string{"DD_API_KEY is not set"}},
 		{"monitoring bogus", Config{Monitoring: "maybe", Datadog: dd, PolicyPath: roles, SignalKey: key}, []string{`FLEET_MONITORING="maybe"`}},
 		{"policy without access", Config{Datadog: dd, PolicyPath: noAccess, SignalKey: key}, []string{"has no access section", "access: open"}},
@@ -53,7 +57,7 @@ func TestValidateFailsClosed(t *testing.T) {
 		{"policy missing", Config{Datadog: dd, PolicyPath: filepath.Join(t.TempDir(), "nope.yaml"), SignalKey: key}, []string{"does not load"}},
 		{"slack buttons with signed identity need the worker's key", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, SlackSigningSecret: "s", SlackTeamID: "T1"}, []string{"set FLEET_WORKER_KEY"}},
 		{"slack buttons need the team", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, SlackSigningSecret: "s", WorkerKeyFile: workerKey}, []string{"without SLACK_TEAM_ID"}},
-		{"slack buttons with the worker's key and team", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, SlackSigningSecret: "s", SlackTeamID: "T1", WorkerKeyFile: workerKey}, nil},
+		{"slack buttons with the worker's key and team", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, PlanStore: store, SlackSigningSecret: "s", SlackTeamID: "T1", WorkerKeyFile: workerKey}, nil},
 		{"worker key missing", Config{Datadog: dd, PolicyPath: roles, SignalKey: key, WorkerKeyFile: workerKey + ".gone"}, []string{"FLEET_WORKER_KEY: key file"}},
 		{"dev without anything", Config{Dev: true}, nil},
 		{"dev with a broken policy", Config{Dev: true, PolicyPath: broken}, []string{"policy.yaml:1"}},

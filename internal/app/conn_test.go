@@ -190,6 +190,7 @@ func TestWorkerRunsOverMutualTLSAndKafkaSASL(t *testing.T) {
 		"FLEET_MONITORING":                 "off",
 		"FLEET_POLICY":                     pol,
 		"FLEET_SIGNAL_KEY":                 strings.Repeat("5a", 32),
+		"FLEET_PLAN_STORE":                 "dir:" + t.TempDir(),
 		"TEMPORAL_ADDRESS":                 srv.Address(),
 		"TEMPORAL_TLS_CLIENT_CERT_PATH":    certs.ClientCert,
 		"TEMPORAL_TLS_CLIENT_KEY_PATH":     certs.ClientKey,

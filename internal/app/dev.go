@@ -172,6 +172,12 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 	if err != nil {
 		return nil, err
 	}
+	// The plan store names an absolute directory (make run's data dir is
+	// relative: .fleet-dev).
+	plansDir, err := filepath.Abs(filepath.Join(o.DataDir, "plans"))
+	if err != nil {
+		return nil, fmt.Errorf("plan store directory: %w", err)
+	}
 	d.Config = Config{
 		SignalKey:       signalKey,
 		TemporalAddress: d.Temporal.Address(),
@@ -185,6 +191,7 @@ func StartDev(ctx context.Context, o DevOptions, log *zap.Logger) (_ *Dev, err e
 		},
 		SlackChannel: "#fleet-rollouts",
 		HTTPAddr:     fmt.Sprintf("127.0.0.1:%d", workerPort),
+		PlanStore:    "dir:" + plansDir,
 		Dev:          true,
 	}
 	if o.UIBinary != "" {

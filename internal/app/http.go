@@ -23,6 +23,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/monitors"
 	"github.com/fleet-rollout/fleet/internal/notify"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/internal/policy"
 	"github.com/fleet-rollout/fleet/internal/redact"
 	"github.com/fleet-rollout/fleet/internal/spec"
@@ -45,7 +46,11 @@ func handler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 		mux.Handle("GET /metrics", cfg.Metrics.HTTPHandler())
 	}
 	if cfg.WebhookSecret != "" {
-		mux.Handle("POST /webhooks/datadog", &datadogWebhook{secret: cfg.WebhookSecret, temporal: c, log: log.Named("webhook"), catalog: monitors.Default()})
+		plans, err := cfg.OpenPlanStore()
+		if err != nil {
+			log.Error("Datadog webhook: the plan store does not open; alerts reach only batches whose rollout keeps its plan in history", zap.Error(err))
+		}
+		mux.Handle("POST /webhooks/datadog", &datadogWebhook{secret: cfg.WebhookSecret, temporal: c, log: log.Named("webhook"), catalog: monitors.Default(), plans: plans})
 	} else {
 		log.Info("no FLEET_WEBHOOK_SECRET: the Datadog webhook endpoint is off (polling only)")
 	}
@@ -77,6 +82,12 @@ func handler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 // dev stack (open access).
 func dashboardHandler(cfg Config, c sdkclient.Client, log *zap.Logger) http.Handler {
 	cl := client.New(c)
+	if plans, err := cfg.OpenPlanStore(); err != nil {
+		log.Error("dashboard: the plan store does not open; pending clusters of stored plans are counted, not listed", zap.Error(err))
+	} else if plans != nil {
+		// Lists the pending clusters of rollouts whose plan is in the store.
+		cl = cl.WithPlans(plans)
+	}
 	signer, err := cfg.workerSigner()
 	switch {
 	case err != nil:
@@ -151,6 +162,9 @@ type datadogWebhook struct {
 	temporal sdkclient.Client
 	log      *zap.Logger
 	catalog  []monitors.Monitor
+	// plans is the plan store, where a rollout planned with an outline
+	// keeps its batches' clusters.
+	plans *planstore.Cache
 }
 
 type webhookPayload struct {
@@ -305,7 +319,15 @@ func (h *datadogWebhook) runningRollouts(ctx context.Context) ([]string, error) 
 // batchOf asks rollout id which of its running batches holds cluster ("" if
 // none). A rollout that ended meanwhile holds none.
 func (h *datadogWebhook) batchOf(ctx context.Context, id, cluster string) (string, error) {
-	v, err := h.temporal.QueryWorkflow(ctx, id, "", workflows.QueryClusterBatch, cluster)
+	return BatchHolding(ctx, h.temporal, h.plans, id, cluster)
+}
+
+// BatchHolding returns the workflow ID of rollout id's running batch that
+// holds cluster ("" if none; a rollout that ended meanwhile holds none). It
+// asks the rollout (QueryClusterBatch) and, for the batches whose clusters
+// are in the plan store, reads them from plans (QueryOpenBatches).
+func BatchHolding(ctx context.Context, c sdkclient.Client, plans *planstore.Cache, id, cluster string) (string, error) {
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryClusterBatch, cluster)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -317,7 +339,46 @@ func (h *datadogWebhook) batchOf(ctx context.Context, id, cluster string) (strin
 	if err := v.Get(&b); err != nil {
 		return "", fmt.Errorf("decode the answer of %s: %w", id, err)
 	}
-	return b, nil
+	if b != "" {
+		return b, nil
+	}
+	return storedBatchOf(ctx, c, plans, id, cluster)
+}
+
+// storedBatchOf finds the cluster among rollout id's running batches whose
+// clusters are in the plan store (QueryOpenBatches).
+func storedBatchOf(ctx context.Context, c sdkclient.Client, plans *planstore.Cache, id, cluster string) (string, error) {
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryOpenBatches)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return "", nil
+		}
+		return "", fmt.Errorf("query %s: %w", id, err)
+	}
+	var ob workflows.OpenBatches
+	if err := v.Get(&ob); err != nil {
+		return "", fmt.Errorf("decode the open batches of %s: %w", id, err)
+	}
+	if ob.Plan == "" || len(ob.Running) == 0 {
+		return "", nil
+	}
+	if plans == nil {
+		return "", fmt.Errorf("rollout %s keeps its plan %s in the plan store, and this worker has none", id, ob.Plan)
+	}
+	p, err := plans.Plan(ctx, ob.Plan)
+	if err != nil {
+		return "", fmt.Errorf("rollout %s: %w", id, err)
+	}
+	for _, n := range ob.Running {
+		ts, _ := p.BatchTargets(n)
+		for _, t := range ts {
+			if t.ClusterID == cluster {
+				return workflows.BatchID(id, n), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // slackActions carries Slack button presses to the rollout's updates.

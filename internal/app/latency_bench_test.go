@@ -107,7 +107,9 @@ func latStack(tb testing.TB, clusters int, brokerTime time.Duration, configure f
 	c, err := app.Dial(dev.Config, log)
 	require.NoError(tb, err)
 	tb.Cleanup(c.Close)
-	s := &stack{dev: dev, client: client.New(c), before: map[string]fleet.Cluster{}}
+	plans, err := dev.Config.OpenPlanStore()
+	require.NoError(tb, err)
+	s := &stack{dev: dev, client: client.New(c).WithPlans(plans), before: map[string]fleet.Cluster{}}
 	for _, cl := range dev.Sim.Clusters() {
 		s.before[cl.ID] = cl
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/slack-go/slack/slacktest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -402,6 +403,40 @@ func TestThreePhaseRolloutTouchesClustersInPhaseOrderAndOnlyThePlan(t *testing.T
 	require.Len(t, planned, st.Total)
 	require.Equal(t, st.Total, st.Counts.Done)
 	require.Less(t, len(planned), len(s.before), "other products exist and stay untouched")
+
+	// The rollout's history as the server keeps it: the plan is its
+	// outline (the PlanOutline activity's result names no cluster), and no
+	// event names more clusters than one batch holds (its child's result).
+	largestBatch := 0
+	for _, ph := range st.Phases {
+		for _, b := range ph.Batches {
+			largestBatch = max(largestBatch, len(b.Clusters))
+		}
+	}
+	tc := visSDK(t, s)
+	it := tc.GetWorkflowHistory(visCtx(t), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	planScheduled, mostNamed := int64(0), 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		text := ev.String()
+		named := 0
+		for cid := range planned {
+			if strings.Contains(text, cid) {
+				named++
+			}
+		}
+		mostNamed = max(mostNamed, named)
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.ActivityPlanOutline {
+			planScheduled = ev.GetEventId()
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && a.GetScheduledEventId() == planScheduled {
+			require.Zero(t, named, "the plan's outline names no cluster")
+		}
+	}
+	require.NotZero(t, planScheduled, "the rollout planned through PlanOutline")
+	t.Logf("rollout history: at most %d clusters named in one event; largest batch %d", mostNamed, largestBatch)
+	require.LessOrEqual(t, mostNamed, largestBatch, "no event of the rollout's history names more clusters than one batch")
 }
 
 // --- 2. status query and search attributes mid-rollout ---------------------
@@ -564,13 +599,14 @@ func TestStatusQueryMidRollout(t *testing.T) {
 	byName := visFinds(t, tc, "RolloutName = 'it-status'", id)
 	require.Equal(t, "Rollout", byName[id])
 	batchID := workflows.BatchID(id, inFlightBatch)
-	// Which batch holds a cluster: the rollout's cluster-batch query (a
+	// Which batch holds a cluster: the rollout's cluster-batch query, and
+	// for its batches in the plan store, their clusters read from there (a
 	// search attribute listing a batch's clusters would break the 2 KB
 	// value limit of a stock server).
-	v, err := tc.QueryWorkflow(visCtx(t), id, "", workflows.QueryClusterBatch, inFlightCluster)
+	plans, err := s.dev.Config.OpenPlanStore()
 	require.NoError(t, err)
-	var holder string
-	require.NoError(t, v.Get(&holder))
+	holder, err := app.BatchHolding(visCtx(t), tc, plans, id, inFlightCluster)
+	require.NoError(t, err)
 	require.Equal(t, batchID, holder, "the batch holding %s", inFlightCluster)
 	visFinds(t, tc, "WorkflowType = 'Batch' AND RolloutName = 'it-status' AND Phase = 'non-prod'", batchID)
 	visFinds(t, tc, "WorkflowType = 'Rollout' AND Phase = 'non-prod'", id)

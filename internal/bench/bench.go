@@ -1,7 +1,9 @@
 // Package bench measures the whole system on the in-process stack: a rollout
 // over every simulated cluster, compared with the ideal makespan and with a
 // bare Temporal fan-out of the same size on the same server; the largest
-// workflow history; the process's peak memory; how fast a pause holds every
+// workflow history and the largest payload in any of its histories; the
+// peak memory of the bench process (the stack) and of the worker, run as
+// its own process (Options.WorkerBinary); how fast a pause holds every
 // in-flight cluster; and how many history events a paused rollout's
 // workflows add while idle. cmd/fleetbench is its command line.
 package bench
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -41,7 +44,10 @@ const BatchSize = 25
 type Options struct {
 	Ns          []int
 	Concurrency int
-	BrokerTime  time.Duration
+	// Cases, when set, are the runs instead of every N in Ns at
+	// Concurrency: one fresh stack each, in order (ParseCases).
+	Cases      []Case
+	BrokerTime time.Duration
 	// MonitorInterval is the rollout's monitoring.interval (monitoring is on).
 	MonitorInterval time.Duration
 	// Pauses is how many pauses the pause-latency rollout takes (0: skip).
@@ -62,9 +68,66 @@ type Options struct {
 	// TempDir is where each N's stack keeps its data (a fresh directory
 	// under it, removed afterwards); "" is the system's.
 	TempDir string
-	Log     *zap.Logger
+	// WorkerBinary runs the fleet worker as its own process, this binary
+	// (BuildWorker) configured by environment variables as a deployment
+	// configures it (stack.Options.WorkerBinary), so its memory is measured
+	// apart from the stack's; "" runs it inside this process (app.Run).
+	WorkerBinary string
+	// WorkerCPUProfile, with WorkerBinary, has each worker process write a
+	// CPU profile (FLEET_CPUPROFILE) to this path with ".worker-n<N>-c<C>"
+	// before its extension.
+	WorkerCPUProfile string
+	// WorkerLogDir keeps each worker process's output as
+	// worker-n<N>-c<C>.log ("": in the run's temporary directory).
+	WorkerLogDir string
+	Log          *zap.Logger
 	// Progress receives a line now and then (nil: quiet).
 	Progress func(format string, args ...any)
+}
+
+// Case is one run: a fleet of N clusters rolled out at Concurrency.
+type Case struct {
+	N           int `json:"n"`
+	Concurrency int `json:"concurrency"`
+}
+
+// ParseCases combines fleet sizes with a comma-separated list of
+// concurrencies: each item is C (at every N) or C@N (at that N only; an N
+// not in ns is ignored). For every N in order, its concurrencies in the
+// list's order: "250,25@2000" over 2000,20000 is 2000@250, 2000@25,
+// 20000@250.
+func ParseCases(ns []int, list string) ([]Case, error) {
+	type item struct{ c, n int }
+	var items []item
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		cs, nstr, at := strings.Cut(f, "@")
+		c, err := strconv.Atoi(cs)
+		if err != nil || c <= 0 {
+			return nil, fmt.Errorf("concurrency %q: want a positive count, or count@N", f)
+		}
+		it := item{c: c}
+		if at {
+			if it.n, err = strconv.Atoi(nstr); err != nil || it.n <= 0 {
+				return nil, fmt.Errorf("concurrency %q: %q is not a fleet size", f, nstr)
+			}
+		}
+		items = append(items, it)
+	}
+	var out []Case
+	for _, n := range ns {
+		seen := map[int]bool{}
+		for _, it := range items {
+			if (it.n == 0 || it.n == n) && !seen[it.c] {
+				seen[it.c] = true
+				out = append(out, Case{N: n, Concurrency: it.c})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no run: no concurrency in %q applies to any of the fleet sizes %v", list, ns)
+	}
+	return out, nil
 }
 
 // Seconds is a duration that marshals as seconds.
@@ -115,24 +178,42 @@ type Result struct {
 	// BareNoop is the bare fan-out of N no-op activities at the same
 	// concurrency; BareApply the same with activities that each sleep
 	// MeanApply. The overhead ratios are Makespan over each.
-	BareNoop          Seconds `json:"bareNoopSeconds"`
-	BareApply         Seconds `json:"bareApplySeconds,omitempty"`
-	OverheadVsNoop    float64 `json:"overheadVsBareNoop"`
-	OverheadVsApply   float64 `json:"overheadVsBareApply,omitempty"`
-	MaxHistoryEvents  int64   `json:"maxHistoryEvents"`
-	MaxHistoryWF      string  `json:"maxHistoryWorkflow"`
-	RolloutHistory    int64   `json:"rolloutHistoryEvents"`
-	MaxBatchHistory   int64   `json:"maxBatchHistoryEvents"`
-	MaxHistoryBytes   int64   `json:"maxHistoryBytes"`
-	BareHistoryEvents int64   `json:"bareMaxHistoryEvents"`
+	BareNoop         Seconds `json:"bareNoopSeconds"`
+	BareApply        Seconds `json:"bareApplySeconds,omitempty"`
+	OverheadVsNoop   float64 `json:"overheadVsBareNoop"`
+	OverheadVsApply  float64 `json:"overheadVsBareApply,omitempty"`
+	MaxHistoryEvents int64   `json:"maxHistoryEvents"`
+	MaxHistoryWF     string  `json:"maxHistoryWorkflow"`
+	RolloutHistory   int64   `json:"rolloutHistoryEvents"`
+	MaxBatchHistory  int64   `json:"maxBatchHistoryEvents"`
+	MaxHistoryBytes  int64   `json:"maxHistoryBytes"`
+	// MaxPayloadBytes is the largest single payload (common.Payload,
+	// metadata included, as serialized) in any event of the rollout's and
+	// its batches' histories, every run; MaxPayloadAt says where (workflow,
+	// event type). HistoriesScanned counts the histories read.
+	MaxPayloadBytes   int64  `json:"maxPayloadBytes"`
+	MaxPayloadAt      string `json:"maxPayloadAt,omitempty"`
+	HistoriesScanned  int    `json:"historiesScanned"`
+	BareHistoryEvents int64  `json:"bareMaxHistoryEvents"`
 	// RolloutEvents counts the rollout's history events by type.
 	RolloutEvents map[string]int `json:"rolloutEvents,omitempty"`
-	// PeakRSSMB is VmHWM of this process over this N (reset before each N
-	// when the kernel allows); PeakHeapMB the highest Go HeapInuse sampled.
+	// PeakRSSMB is VmHWM of this process over this run (reset before each
+	// run when the kernel allows): the stack (Temporal server, kfake, the
+	// simulator, the Datadog-compatible endpoint, the bare fan-out's
+	// worker), and the fleet worker too unless WorkerProcess. PeakHeapMB
+	// is the highest Go HeapInuse sampled.
 	PeakRSSMB      float64 `json:"peakRssMB"`
 	PeakRSSReset   bool    `json:"peakRssReset"`
 	PeakHeapMB     float64 `json:"peakHeapMB"`
 	PeakGoroutines int     `json:"peakGoroutines"`
+	// WorkerProcess: the fleet worker ran as its own process, its peak
+	// resident set size (VmHWM, sampled every second and read before it
+	// stopped) WorkerPeakRSSMB over the whole run, WorkerRolloutRSSMB
+	// when the main rollout ended. WorkerCPUProfile is its CPU profile.
+	WorkerProcess      bool    `json:"workerProcess"`
+	WorkerPeakRSSMB    float64 `json:"workerPeakRssMB,omitempty"`
+	WorkerRolloutRSSMB float64 `json:"workerPeakRssAtRolloutEndMB,omitempty"`
+	WorkerCPUProfile   string  `json:"workerCpuProfile,omitempty"`
 	// Pause latency: from the pause call until the rollout's status shows
 	// no cluster in flight and some held; milliseconds.
 	PauseSamplesMS []float64 `json:"pauseSamplesMs,omitempty"`
@@ -191,11 +272,20 @@ monitoring:
 	return spec.Parse(name+".yaml", []byte(y))
 }
 
-// Run measures every N in o.Ns in turn, each on a fresh stack.
+// Run measures every case (o.Cases, else every N in o.Ns at
+// o.Concurrency) in turn, each on a fresh stack.
 func Run(ctx context.Context, o Options) ([]Result, error) {
+	cases := o.Cases
+	if len(cases) == 0 {
+		for _, n := range o.Ns {
+			cases = append(cases, Case{N: n, Concurrency: o.Concurrency})
+		}
+	}
 	var out []Result
-	for _, n := range o.Ns {
-		r, err := RunOne(ctx, o, n)
+	for _, c := range cases {
+		oc := o
+		oc.Concurrency = c.Concurrency
+		r, err := RunOne(ctx, oc, c.N)
 		if err != nil {
 			r.Errors = append(r.Errors, err.Error())
 		}
@@ -233,7 +323,9 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Hour
 	}
-	res = Result{N: n, Concurrency: o.Concurrency, OrderBy: o.OrderBy, BatchSize: BatchSize, BrokerTime: secs(o.BrokerTime), MonitorInterval: secs(o.MonitorInterval)}
+	res = Result{N: n, Concurrency: o.Concurrency, OrderBy: o.OrderBy, BatchSize: BatchSize, BrokerTime: secs(o.BrokerTime), MonitorInterval: secs(o.MonitorInterval),
+		WorkerProcess: o.WorkerBinary != ""}
+	lbl := fmt.Sprintf("N=%d c=%d", n, o.Concurrency)
 	defer func() { res.Took = secs(time.Since(began)) }()
 
 	res.PeakRSSReset = resetPeakRSS()
@@ -247,18 +339,59 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 		}
 	}()
 
-	dir, err := os.MkdirTemp(o.TempDir, fmt.Sprintf("fleetbench-%d-", n))
+	dir, err := os.MkdirTemp(o.TempDir, fmt.Sprintf("fleetbench-%d-%d-", n, o.Concurrency))
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
 
-	o.progress("N=%d: starting the stack (%d clusters)", n, n)
-	s, err := stack.Start(ctx, stack.Options{DataDir: filepath.Join(dir, "stack"), Clusters: n, Seed: o.Seed, BrokerTime: o.BrokerTime, Log: log})
+	so := stack.Options{DataDir: filepath.Join(dir, "stack"), Clusters: n, Seed: o.Seed, BrokerTime: o.BrokerTime, Log: log,
+		WorkerBinary: o.WorkerBinary}
+	var workerProfile string
+	if o.WorkerBinary != "" {
+		suffix := fmt.Sprintf("worker-n%d-c%d", n, o.Concurrency)
+		if o.WorkerLogDir != "" {
+			if err := os.MkdirAll(o.WorkerLogDir, 0o755); err != nil {
+				return res, fmt.Errorf("worker log dir: %w", err)
+			}
+			so.WorkerLog = filepath.Join(o.WorkerLogDir, suffix+".log")
+			_ = os.Remove(so.WorkerLog) // this run's output only
+		}
+		if o.WorkerCPUProfile != "" {
+			ext := filepath.Ext(o.WorkerCPUProfile)
+			workerProfile = strings.TrimSuffix(o.WorkerCPUProfile, ext) + "." + suffix + ext
+			_ = os.Remove(workerProfile)
+			so.WorkerEnvExtra = append(so.WorkerEnvExtra, WorkerCPUProfileEnv+"="+workerProfile)
+		}
+	}
+	where := "in this process"
+	if o.WorkerBinary != "" {
+		where = "as its own process"
+	}
+	o.progress("%s: starting the stack (%d clusters), the worker %s", lbl, n, where)
+	s, err := stack.Start(ctx, so)
 	if err != nil {
 		return res, fmt.Errorf("start stack: %w", err)
 	}
 	defer s.Close()
+	if s.WorkerProcess() {
+		// Before the stack closes: stop the worker (it writes its CPU
+		// profile as it exits) and keep its peak memory.
+		defer func() {
+			res.WorkerPeakRSSMB = round1(float64(s.WorkerPeakRSSKB()) / 1024)
+			if err := s.StopWorker(); err != nil {
+				res.Errors = append(res.Errors, "worker process: "+err.Error())
+			}
+			res.WorkerPeakRSSMB = max(res.WorkerPeakRSSMB, round1(float64(s.WorkerPeakRSSKB())/1024))
+			if workerProfile != "" {
+				if st, err := os.Stat(workerProfile); err != nil || st.Size() == 0 {
+					res.Errors = append(res.Errors, fmt.Sprintf("worker CPU profile %s not written (%v)", workerProfile, err))
+				} else {
+					res.WorkerCPUProfile = workerProfile
+				}
+			}
+		}()
+	}
 
 	// The bench's own worker for the bare fan-out, on its own task queue.
 	bw := worker.New(s.Temporal, BareTaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: o.Concurrency})
@@ -309,8 +442,8 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	res.WindowBound = secs(slidingWindow(jobs, o.Concurrency))
 
 	// The rollout.
-	o.progress("N=%d: rollout of %d clusters in %d batches, concurrency %d, broker time %s (ideal %.1fs, batch-gated bound %.1fs)",
-		n, p.Total, res.Batches, o.Concurrency, o.BrokerTime, float64(res.Ideal), float64(res.BatchBound))
+	o.progress("%s: rollout of %d clusters in %d batches, concurrency %d, broker time %s (ideal %.1fs, window bound %.1fs)",
+		lbl, p.Total, res.Batches, o.Concurrency, o.BrokerTime, float64(res.Ideal), float64(res.WindowBound))
 	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	t0 := time.Now()
@@ -318,13 +451,16 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	if err != nil {
 		return res, fmt.Errorf("start rollout: %w", err)
 	}
-	stopProgress := o.watchVersions(s, n, "99.0.0", t0)
+	stopProgress := o.watchVersions(s, lbl, n, "99.0.0", t0)
 	stopSampling := sampleInFlight(s, &res)
 	var final workflows.RolloutStatus
 	werr := s.Temporal.GetWorkflow(rctx, id, "").Get(rctx, &final)
 	stopSampling()
 	stopProgress()
 	res.Makespan = secs(time.Since(t0))
+	if s.WorkerProcess() {
+		res.WorkerRolloutRSSMB = round1(float64(s.WorkerPeakRSSKB()) / 1024)
+	}
 	if d, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
 		info := d.GetWorkflowExecutionInfo()
 		if st, ct := info.GetStartTime(), info.GetCloseTime(); st != nil && ct != nil && ct.AsTime().After(st.AsTime()) {
@@ -367,11 +503,13 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 		res.FinalStatusError = err.Error()
 	}
 	scancel()
-	o.progress("N=%d: rollout %s in %.1fs (ideal %.1fs, ratio %.2f); exactly once: %d/%d",
-		n, res.RolloutState, float64(res.Makespan), float64(res.Ideal), res.RatioIdeal, res.ExactlyOnce, res.Selected)
+	o.progress("%s: rollout %s in %.1fs (ideal %.1fs, window bound %.1fs, ratio %.2f); exactly once: %d/%d",
+		lbl, res.RolloutState, float64(res.Makespan), float64(res.Ideal), float64(res.WindowBound), res.RatioWindowBound, res.ExactlyOnce, res.Selected)
 
-	// History lengths of the rollout and every batch.
-	if err := histories(ctx, s.Temporal, fmt.Sprintf("RolloutName = '%s'", name), &res); err != nil {
+	// History lengths of the rollout and every batch, and the largest
+	// payload in any of their events.
+	o.progress("%s: reading the histories", lbl)
+	if err := histories(ctx, s.Temporal, fmt.Sprintf("RolloutName = '%s'", name), &res, true); err != nil {
 		res.Errors = append(res.Errors, "histories: "+err.Error())
 	}
 	if res.RolloutEvents, err = eventTypes(ctx, s.Temporal, id); err != nil {
@@ -379,7 +517,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	}
 
 	// The bare fan-out on the same server.
-	o.progress("N=%d: bare fan-out of %d no-op activities", n, n)
+	o.progress("%s: bare fan-out of %d no-op activities", lbl, n)
 	if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-noop-%d", n), BareInput{N: n, Concurrency: o.Concurrency}); err != nil {
 		res.Errors = append(res.Errors, "bare no-op fan-out: "+err.Error())
 	} else {
@@ -390,7 +528,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 		}
 	}
 	if o.BareApply {
-		o.progress("N=%d: bare fan-out of %d activities of %s each", n, n, meanApply)
+		o.progress("%s: bare fan-out of %d activities of %s each", lbl, n, meanApply)
 		if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-apply-%d", n), BareInput{N: n, Concurrency: o.Concurrency, Sleep: meanApply}); err != nil {
 			res.Errors = append(res.Errors, "bare apply-shaped fan-out: "+err.Error())
 		} else {
@@ -404,7 +542,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 
 	// Pause latency on a second rollout.
 	if o.Pauses > 0 {
-		o.progress("N=%d: pause latency, %d pauses", n, o.Pauses)
+		o.progress("%s: pause latency, %d pauses", lbl, o.Pauses)
 		if err := pauseLatency(ctx, s, o, n, &res); err != nil {
 			res.Errors = append(res.Errors, "pause latency: "+err.Error())
 		}
@@ -412,7 +550,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 
 	// History growth of a paused rollout, on a third rollout.
 	if o.Idle > 0 {
-		o.progress("N=%d: idle history of a paused rollout, %s window", n, o.Idle)
+		o.progress("%s: idle history of a paused rollout, %s window", lbl, o.Idle)
 		if err := idleHistory(ctx, s, o, n, &res); err != nil {
 			res.Errors = append(res.Errors, "idle history: "+err.Error())
 		}
@@ -447,7 +585,7 @@ func every(d time.Duration, f func()) (stop func()) {
 
 // watchVersions reports, every progressEvery, how many clusters run the
 // version and how many are in flight.
-func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Time) func() {
+func (o Options) watchVersions(s *stack.Stack, lbl string, n int, version string, t0 time.Time) func() {
 	if o.Progress == nil {
 		return func() {}
 	}
@@ -458,7 +596,7 @@ func (o Options) watchVersions(s *stack.Stack, n int, version string, t0 time.Ti
 				at++
 			}
 		}
-		o.progress("N=%d: %5.0fs  %d/%d clusters on %s, %d in flight", n, time.Since(t0).Seconds(), at, n, version, s.Dev.Sim.InFlight())
+		o.progress("%s: %5.0fs  %d/%d clusters on %s, %d in flight", lbl, time.Since(t0).Seconds(), at, n, version, s.Dev.Sim.InFlight())
 	})
 }
 
@@ -493,15 +631,16 @@ func bare(ctx context.Context, c sdkclient.Client, id string, in BareInput) (tim
 	}
 	d := time.Since(t0)
 	var res Result
-	if err := histories(ctx, c, fmt.Sprintf("WorkflowId = '%s'", id), &res); err != nil {
+	if err := histories(ctx, c, fmt.Sprintf("WorkflowId = '%s'", id), &res, false); err != nil {
 		return d, 0, err
 	}
 	return d, res.MaxHistoryEvents, nil
 }
 
 // histories describes every execution the visibility query finds (every
-// run, continued-as-new ones included) and records the largest histories.
-func histories(ctx context.Context, c sdkclient.Client, query string, res *Result) error {
+// run, continued-as-new ones included) and records the largest histories;
+// with scan, it also reads each history and records the largest payload.
+func histories(ctx context.Context, c sdkclient.Client, query string, res *Result, scan bool) error {
 	var token []byte
 	seen := 0
 	for {
@@ -527,6 +666,16 @@ func histories(ctx context.Context, c sdkclient.Client, query string, res *Resul
 				res.RolloutHistory = max(res.RolloutHistory, h)
 			case workflows.WorkflowBatch:
 				res.MaxBatchHistory = max(res.MaxBatchHistory, h)
+			}
+			if scan {
+				size, typ, err := largestPayload(ctx, c, wid, rid)
+				if err != nil {
+					return fmt.Errorf("history of %s: %w", wid, err)
+				}
+				res.HistoriesScanned++
+				if int64(size) > res.MaxPayloadBytes {
+					res.MaxPayloadBytes, res.MaxPayloadAt = int64(size), wid+" "+typ
+				}
 			}
 		}
 		token = resp.GetNextPageToken()
@@ -809,22 +958,7 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 // --- memory ---
 
 // vmHWM is the process's peak resident set size in kB (/proc/self/status).
-func vmHWM() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) == 0 {
-				break
-			}
-			return strconv.ParseInt(f[0], 10, 64)
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/self/status")
-}
+func vmHWM() (int64, error) { return stack.VmHWM(0) }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux: "5" to clear_refs).
 func resetPeakRSS() bool {
@@ -877,4 +1011,39 @@ func (m *memSampler) stop() (uint64, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.heap, m.routines
+}
+
+// --- the worker binary ---
+
+// WorkerPackage is the worker command's package.
+const WorkerPackage = "github.com/fleet-rollout/fleet/worker"
+
+// WorkerCPUProfileEnv is the worker command's CPU profile variable
+// (worker/main.go).
+const WorkerCPUProfileEnv = "FLEET_CPUPROFILE"
+
+// BuildWorker builds the worker command into out with the go command on
+// PATH (its GOTOOLCHAIN applies), from this source tree's module.
+func BuildWorker(ctx context.Context, out string) error {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, WorkerPackage)
+	if _, file, _, ok := runtime.Caller(0); ok {
+		// internal/bench/bench.go -> the module's root, when the source
+		// is there (not with -trimpath: then the working directory).
+		if root := filepath.Join(filepath.Dir(file), "..", ".."); fileExists(filepath.Join(root, "go.mod")) {
+			cmd.Dir = root
+		}
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", WorkerPackage, err, b)
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -160,6 +160,23 @@ func TestComposeWorkerSetsWhatTheWorkerRequires(t *testing.T) {
 	}
 	require.True(t, mounted, "FLEET_POLICY=%s is not mounted", env["FLEET_POLICY"])
 
+	// The plan store is a named volume (it outlives the container; every
+	// worker copy mounts the same), which the CLI mounts too.
+	dir, ok := strings.CutPrefix(env["FLEET_PLAN_STORE"], "dir:")
+	require.True(t, ok, "FLEET_PLAN_STORE=%s: compose keeps plans in a directory", env["FLEET_PLAN_STORE"])
+	volumeAt := func(svc service, target string) string {
+		for _, v := range svc.Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) >= 2 && parts[1] == target {
+				return parts[0]
+			}
+		}
+		return ""
+	}
+	vol := volumeAt(w, dir)
+	require.Contains(t, c.Volumes, vol, "the plan store %s is a named volume of the worker", dir)
+	require.Equal(t, vol, volumeAt(c.Services["fleet"], dir), "the CLI reads the worker's plan store")
+
 	// HTTP on every interface of the container, published on the host's
 	// loopback only.
 	require.Equal(t, "0.0.0.0:8088", env["FLEET_HTTP_ADDR"])

@@ -53,6 +53,10 @@ type Options struct {
 	// Sent maps clusters to a generation already sent to them (a retry:
 	// the failed attempt's); the plan sends one past it, never the same.
 	Sent map[string]int64
+	// Outline says the plan goes to the plan store and workflow history
+	// keeps its outline (Plan.Outline): MaxPlanBytes bounds the outline,
+	// not the plan.
+	Outline bool
 }
 
 // metricValues returns the values a phase ordered by metric reads.
@@ -124,7 +128,7 @@ func Build(r *spec.Rollout, inventory []fleet.Cluster, opts Options) (*Plan, err
 	if err != nil {
 		return nil, err
 	}
-	if err := checkLimits(p, asked); err != nil {
+	if err := checkLimits(p, asked, opts.Outline); err != nil {
 		return nil, err
 	}
 	return p, nil

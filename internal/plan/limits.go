@@ -46,7 +46,7 @@ const (
 // checkLimits refuses a plan that would not fit in Temporal's limits (see
 // MaxBatchSize, MaxRunningBatches, MaxPlanBytes). asked is the spec's batch
 // size of each of p.Phases.
-func checkLimits(p *Plan, asked []spec.BatchSize) error {
+func checkLimits(p *Plan, asked []spec.BatchSize, outline bool) error {
 	var errs []error
 	for i, ph := range p.Phases {
 		if len(ph.Batches) == 0 {
@@ -75,7 +75,26 @@ func checkLimits(p *Plan, asked []spec.BatchSize) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if outline {
+		return outlineTooLarge(p)
+	}
 	return planTooLarge(p)
+}
+
+// outlineTooLarge refuses a plan whose outline (what workflow history keeps
+// of a plan in the plan store) is larger than MaxPlanBytes as JSON: it
+// grows with the batches, not the clusters.
+func outlineTooLarge(p *Plan) error {
+	o := p.Outline(strings.Repeat("0", 64))
+	b, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("plan: encode its outline: %w", err)
+	}
+	if len(b) <= MaxPlanBytes {
+		return nil
+	}
+	return fmt.Errorf("plan: the plan's outline is %s as JSON (%s in %s), more than the %s it may take: Temporal keeps it in workflow history, where one payload may not exceed %s; use larger batches",
+		mb(len(b)), plural(p.Total, "cluster"), plural(p.Batches(), "batch"), mb(MaxPlanBytes), mb(payloadLimit))
 }
 
 func batchTooLarge(phase string, asked spec.BatchSize, members, size int) error {

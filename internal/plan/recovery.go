@@ -147,6 +147,8 @@ type RollbackOptions struct {
 	// Protected maps the clusters no rollout may change to the reason
 	// (ReasonProtected); nil when the rollback forces protected clusters.
 	Protected map[string]string
+	// Outline is Options.Outline.
+	Outline bool
 }
 
 // FailedPhase names the phase of a rollback that returns the clusters that
@@ -280,7 +282,7 @@ func Rollback(src Source, inventory []fleet.Cluster, opts RollbackOptions) (*Pla
 	for i, ph := range p.Phases {
 		asked[i] = spec.BatchSize{Count: len(ph.Batches[0].Clusters)}
 	}
-	if err := checkLimits(p, asked); err != nil {
+	if err := checkLimits(p, asked, opts.Outline); err != nil {
 		return nil, err
 	}
 	return p, nil

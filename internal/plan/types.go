@@ -38,6 +38,17 @@ type Plan struct {
 	// (each marked Downgrade); a plan has any only when the spec sets
 	// allowDowngrade.
 	Downgrades int `json:"downgrades,omitempty"`
+
+	// Stored is set on an outline only (Outline): the plan store's key of
+	// the full plan, from which a batch's clusters are loaded.
+	Stored string `json:"stored,omitempty"`
+	// Products lists the distinct products of an outline's clusters, sorted
+	// (a full plan's are in its targets).
+	Products []string `json:"products,omitempty"`
+	// FromVersions counts an outline's clusters by the version they run
+	// (FromVersion; those without one are not counted): what a rollback
+	// returns most of them to (see MostFrom).
+	FromVersions map[string]int `json:"fromVersions,omitempty"`
 }
 
 // Phase is one ordered step with its batches.
@@ -71,7 +82,23 @@ type Batch struct {
 	// Number is 1-based and unique across the whole plan.
 	Number   int      `json:"number"`
 	Clusters []Target `json:"clusters"`
+	// Size is how many clusters the batch holds in an outline, whose
+	// batches carry none (0 in a full plan: see Len).
+	Size int `json:"size,omitempty"`
 }
+
+// Len is how many clusters the batch holds: its targets, or an outline
+// batch's Size.
+func (b Batch) Len() int {
+	if len(b.Clusters) > 0 {
+		return len(b.Clusters)
+	}
+	return b.Size
+}
+
+// Outlined reports whether the batch is an outline's (its clusters are in
+// the plan store).
+func (b Batch) Outlined() bool { return len(b.Clusters) == 0 && b.Size > 0 }
 
 // Target is one cluster to change, carrying only what the run needs.
 type Target struct {

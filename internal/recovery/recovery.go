@@ -20,6 +20,12 @@ import (
 // refusals); a plan error wraps the planner's (a *plan.DowngradeError, the
 // limits).
 func Plan(src workflows.RolloutSource, self string, rec *workflows.Recovery, r *spec.Rollout, clusters []fleet.Cluster, opts plan.Options) (*plan.Plan, error) {
+	if p := src.Source.Plan; p != nil && p.Stored != "" {
+		// An outline: its clusters are in the plan store, and planning from
+		// it would see none.
+		return nil, fmt.Errorf("the plan of %s is in the plan store as %s: read it from there (FLEET_PLAN_STORE) to plan its recovery",
+			src.Source.ID, p.Stored)
+	}
 	wrap := func(p *plan.Plan, err error) (*plan.Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", self, err)
@@ -28,7 +34,7 @@ func Plan(src workflows.RolloutSource, self string, rec *workflows.Recovery, r *
 	}
 	switch rec.Kind {
 	case workflows.RecoveryRollback:
-		ro := plan.RollbackOptions{Forward: rec.Forward, Busy: opts.Busy, Name: r.Name}
+		ro := plan.RollbackOptions{Forward: rec.Forward, Busy: opts.Busy, Name: r.Name, Outline: opts.Outline}
 		if r.Emergency == nil || !r.Emergency.ForceProtected {
 			ro.Protected = opts.ProtectedWhy
 			if ro.Protected == nil {

@@ -27,6 +27,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleet-rollout/fleet/internal/identity"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/internal/spec"
 	"github.com/fleet-rollout/fleet/workflows"
 )
@@ -42,6 +43,8 @@ type Client struct {
 	now func() time.Time
 	// signer signs every request (nil: requests go unsigned).
 	signer *identity.Signer
+	// plans is the plan store (nil: none; see WithPlans).
+	plans *planstore.Cache
 }
 
 // New wraps a connected Temporal client. Closing c is the caller's job.
@@ -353,6 +356,9 @@ func (c *Client) queryRollout(ctx context.Context, rid, name string) (*workflows
 	}
 	if st.Name == "" {
 		st.Name = name
+	}
+	if err := c.fillPending(ctx, &st); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }

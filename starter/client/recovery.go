@@ -25,6 +25,9 @@ func (c *Client) Source(ctx context.Context, id string) (*workflows.RolloutSourc
 	if err := v.Get(&src); err != nil {
 		return nil, fmt.Errorf("decode the source of %s: %w", name, err)
 	}
+	if err := c.expandSource(ctx, &src); err != nil {
+		return nil, err
+	}
 	return &src, nil
 }
 

@@ -4,7 +4,9 @@
 // monitors endpoint) and the worker (app.Run), with handles to break each
 // piece and bring it back: restart the worker, stop and start the Temporal
 // server on the same data dir, take Kafka down and up, make the monitors
-// endpoint fail.
+// endpoint fail. With Options.WorkerBinary the worker runs as its own
+// process instead (process.go): the production binary, configured by
+// environment variables as a deployment configures it.
 package stack
 
 import (
@@ -39,7 +41,15 @@ type Options struct {
 	Configure func(*app.Config)
 	// NoWorker leaves the worker stopped (StartWorker starts it).
 	NoWorker bool
-	Log      *zap.Logger
+	// WorkerBinary, when set, runs the worker as its own process: this
+	// binary (built from ./worker) in production mode, its environment
+	// made from Config by WorkerEnv, plus WorkerEnvExtra. WorkerLog is the
+	// file its output goes to ("": DataDir/worker.log, appended across
+	// restarts).
+	WorkerBinary   string
+	WorkerEnvExtra []string
+	WorkerLog      string
+	Log            *zap.Logger
 }
 
 // Stack is the running system.
@@ -55,11 +65,14 @@ type Stack struct {
 
 	log     *zap.Logger
 	dataDir string
+	opts    Options
 
 	mu           sync.Mutex
 	workerCancel context.CancelFunc
 	workerDone   chan error
 	workerRuns   int
+	// proc is the worker process (WorkerBinary), the current or the last.
+	proc *workerProc
 
 	kafkaDown atomic.Bool
 }
@@ -79,7 +92,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Dev: dev, Config: dev.Config, log: o.Log, dataDir: o.DataDir, Before: map[string]fleet.Cluster{}}
+	s := &Stack{Dev: dev, Config: dev.Config, log: o.Log, dataDir: o.DataDir, opts: o, Before: map[string]fleet.Cluster{}}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -105,12 +118,23 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
-// StartWorker runs the worker (app.Run) in the background.
+// StartWorker runs the worker (app.Run) in the background, or, with
+// WorkerBinary, starts the worker process and waits until it serves
+// /healthz.
 func (s *Stack) StartWorker() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.workerCancel != nil {
+	if s.workerCancel != nil || (s.proc != nil && s.proc.running()) {
 		return errors.New("stack: worker already running")
+	}
+	if s.opts.WorkerBinary != "" {
+		s.workerRuns++
+		p, err := s.startProcess()
+		if err != nil {
+			return err
+		}
+		s.proc = p
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -122,12 +146,18 @@ func (s *Stack) StartWorker() error {
 	return nil
 }
 
-// StopWorker cancels the worker and waits (bounded) until app.Run returns.
+// StopWorker cancels the worker and waits (bounded) until app.Run returns;
+// a worker process is interrupted (SIGINT, as a deployment stops it) and
+// waited for, killed if it does not exit within a minute.
 func (s *Stack) StopWorker() error {
 	s.mu.Lock()
 	cancel, done := s.workerCancel, s.workerDone
 	s.workerCancel, s.workerDone = nil, nil
+	p := s.proc
 	s.mu.Unlock()
+	if p != nil {
+		return p.stop(time.Minute)
+	}
 	if cancel == nil {
 		return nil
 	}

@@ -1,11 +1,14 @@
 // Command fleetbench measures a rollout over every simulated cluster on the
-// in-process stack, for each fleet size N: makespan against the ideal, a bare
-// Temporal fan-out of the same size on the same server, the largest workflow
-// history, peak memory, pause latency, and the history events a paused
-// rollout's workflows add per idle hour. It prints a table and writes JSON.
+// in-process stack, for each fleet size N and concurrency C: makespan
+// against the ideal and the window bound, a bare Temporal fan-out of the
+// same size on the same server, the largest workflow histories and payload,
+// the peak memory of the stack and of the worker (its own process by
+// default), pause latency, and the history events a paused rollout's
+// workflows add per idle hour. It prints a table and writes JSON.
 //
-//	go run ./internal/bench/cmd/fleetbench [-n 2000,20000] [-concurrency 250]
+//	go run ./internal/bench/cmd/fleetbench [-n 2000,20000] [-concurrency 250,25@2000]
 //	    [-broker-time 1s] [-monitor-interval 1s] [-pauses 5] [-idle 60s]
+//	    [-worker-process=true] [-worker-bin bin/worker] [-cpuprofile cpu.pprof]
 //	    [-json bench-results/bench.json] [-log bench-results/bench.log]
 package main
 
@@ -41,7 +44,7 @@ func main() {
 func run() error {
 	var (
 		ns       = flag.String("n", "2000,20000", "comma-separated fleet sizes")
-		conc     = flag.Int("concurrency", 250, "rollout concurrency (clusters applied at once)")
+		conc     = flag.String("concurrency", "250,25@2000", "rollout concurrencies (clusters applied at once), comma-separated: C at every N, C@N at that N only; one run each")
 		bt       = flag.Duration("broker-time", time.Second, "simulated time to restart one broker")
 		interval = flag.Duration("monitor-interval", time.Second, "the rollout's monitoring.interval (monitoring is on)")
 		pauses   = flag.Int("pauses", 5, "pauses for the pause-latency measurement (0: skip)")
@@ -52,7 +55,9 @@ func run() error {
 		jsonOut  = flag.String("json", "bench-results/bench.json", "write the results as JSON here (\"\" = don't)")
 		logOut   = flag.String("log", "bench-results/bench.log", "the stack's log (\"\" = stderr, errors only)")
 		timeout  = flag.Duration("timeout", 2*time.Hour, "bound on one N's rollout")
-		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run here (go tool pprof)")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of this process here (go tool pprof), and each worker process's beside it (FILE.worker-n<N>-c<C>)")
+		procW    = flag.Bool("worker-process", true, "run the fleet worker as its own process (the production binary wired by environment variables) and measure its memory apart; false: inside this process")
+		workerB  = flag.String("worker-bin", "", "the worker binary for -worker-process (\"\": go build ./worker into a temporary directory)")
 	)
 	flag.Parse()
 	if *cpuProf != "" {
@@ -74,6 +79,10 @@ func run() error {
 		}
 		sizes = append(sizes, n)
 	}
+	cases, err := bench.ParseCases(sizes, *conc)
+	if err != nil {
+		return fmt.Errorf("-concurrency: %w", err)
+	}
 	log, closeLog, err := logger(*logOut)
 	if err != nil {
 		return err
@@ -83,12 +92,33 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
+	progress := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.0fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
 	o := bench.Options{
-		Ns: sizes, Concurrency: *conc, BrokerTime: *bt, MonitorInterval: *interval,
+		Ns: sizes, Cases: cases, BrokerTime: *bt, MonitorInterval: *interval,
 		Pauses: *pauses, Idle: *idle, BareApply: *bareAp, Seed: *seed, OrderBy: *orderBy, Timeout: *timeout, Log: log,
-		Progress: func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "[%6.0fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-		},
+		Progress: progress,
+	}
+	if *procW {
+		o.WorkerBinary = *workerB
+		if o.WorkerBinary == "" {
+			tmp, err := os.MkdirTemp("", "fleetbench-worker-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			o.WorkerBinary = filepath.Join(tmp, "worker")
+			progress("building the worker (%s)", bench.WorkerPackage)
+			if err := bench.BuildWorker(ctx, o.WorkerBinary); err != nil {
+				return err
+			}
+		}
+		o.WorkerCPUProfile = *cpuProf
+		o.WorkerLogDir = "bench-results"
+		if *logOut != "" {
+			o.WorkerLogDir = filepath.Dir(*logOut)
+		}
 	}
 	results, runErr := bench.Run(ctx, o)
 	Print(os.Stdout, results)
@@ -96,9 +126,13 @@ func run() error {
 		if err := os.MkdirAll(filepath.Dir(*jsonOut), 0o755); err != nil {
 			return err
 		}
+		opts := map[string]any{
+			"n": sizes, "concurrency": *conc, "runs": cases, "brokerTime": bt.String(), "monitorInterval": interval.String(),
+			"pauses": *pauses, "idle": idle.String(), "bareApply": *bareAp, "seed": *seed, "orderBy": *orderBy, "workerProcess": *procW,
+		}
 		b, err := json.MarshalIndent(map[string]any{
 			"when":    time.Now().UTC().Format(time.RFC3339),
-			"options": map[string]any{"n": sizes, "concurrency": *conc, "brokerTime": bt.String(), "monitorInterval": interval.String(), "pauses": *pauses, "idle": idle.String(), "seed": *seed, "orderBy": *orderBy},
+			"options": opts,
 			"results": results,
 		}, "", "  ")
 		if err != nil {
@@ -139,7 +173,7 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("mean brokers -> mean apply t", func(r bench.Result) string { return fmt.Sprintf("%.2f -> %s", r.MeanBrokers, s(r.MeanApply)) })
 	row("ideal N/C x t", func(r bench.Result) string { return s(r.Ideal) })
 	row("batch-gated bound", func(r bench.Result) string { return s(r.BatchBound) })
-	row("window bound (zero overhead)", func(r bench.Result) string { return s(r.WindowBound) })
+	row("window bound (C slots, plan order, zero overhead)", func(r bench.Result) string { return s(r.WindowBound) })
 	row("makespan", func(r bench.Result) string { return s(r.Makespan) })
 	row("clusters in flight mean / max", func(r bench.Result) string {
 		return fmt.Sprintf("%.0f / %d", r.MeanInFlight, r.MaxInFlight)
@@ -155,11 +189,29 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("largest history (target <= 10240)", func(r bench.Result) string {
 		return fmt.Sprintf("%d (%s)", r.MaxHistoryEvents, r.MaxHistoryWF)
 	})
-	row("rollout / largest batch history", func(r bench.Result) string {
+	row("max history events: rollout / batch", func(r bench.Result) string {
 		return fmt.Sprintf("%d / %d", r.RolloutHistory, r.MaxBatchHistory)
 	})
 	row("largest history bytes", func(r bench.Result) string { return fmt.Sprintf("%.2f MB", float64(r.MaxHistoryBytes)/(1<<20)) })
-	row("peak RSS (VmHWM) / Go heap", func(r bench.Result) string {
+	row("largest payload in any history", func(r bench.Result) string {
+		if r.HistoriesScanned == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d B (%d histories)", r.MaxPayloadBytes, r.HistoriesScanned)
+	})
+	row("worker", func(r bench.Result) string {
+		if r.WorkerProcess {
+			return "own process"
+		}
+		return "in the bench process"
+	})
+	row("worker peak RSS (VmHWM): run / rollout end", func(r bench.Result) string {
+		if !r.WorkerProcess {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f / %.0f MB", r.WorkerPeakRSSMB, r.WorkerRolloutRSSMB)
+	})
+	row("bench process peak RSS / Go heap", func(r bench.Result) string {
 		reset := ""
 		if !r.PeakRSSReset {
 			reset = "*"
@@ -196,20 +248,27 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("wall time", func(r bench.Result) string { return s(r.Took) })
 	tw.Flush()
 	for _, r := range rs {
+		lbl := fmt.Sprintf("N=%d c=%d", r.N, r.Concurrency)
 		for _, e := range r.Errors {
-			fmt.Fprintf(w, "N=%d: error: %s\n", r.N, e)
+			fmt.Fprintf(w, "%s: error: %s\n", lbl, e)
 		}
 		if r.FinalStatusError != "" {
-			fmt.Fprintf(w, "N=%d: status of the finished rollout failed: %s\n", r.N, r.FinalStatusError)
+			fmt.Fprintf(w, "%s: status of the finished rollout failed: %s\n", lbl, r.FinalStatusError)
 		}
 		for _, v := range r.Violations {
-			fmt.Fprintf(w, "N=%d: not exactly once: %s\n", r.N, v)
+			fmt.Fprintf(w, "%s: not exactly once: %s\n", lbl, v)
+		}
+		if r.MaxPayloadAt != "" {
+			fmt.Fprintf(w, "%s: the largest payload (%d B) is in %s\n", lbl, r.MaxPayloadBytes, r.MaxPayloadAt)
 		}
 		if r.IdleWindow > 0 && r.IdleMaxWorkflow != "" {
-			fmt.Fprintf(w, "N=%d: idle history: the most events per idle hour were added by %s\n", r.N, r.IdleMaxWorkflow)
+			fmt.Fprintf(w, "%s: idle history: the most events per idle hour were added by %s\n", lbl, r.IdleMaxWorkflow)
+		}
+		if r.WorkerCPUProfile != "" {
+			fmt.Fprintf(w, "%s: worker CPU profile: %s\n", lbl, r.WorkerCPUProfile)
 		}
 		if !r.PeakRSSReset {
-			fmt.Fprintf(w, "N=%d: * peak RSS could not be reset before this N: it includes earlier Ns\n", r.N)
+			fmt.Fprintf(w, "%s: * peak RSS could not be reset before this run: it includes earlier runs\n", lbl)
 		}
 	}
 }

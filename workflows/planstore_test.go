@@ -1,0 +1,177 @@
+package workflows_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/fleet-rollout/fleet/internal/dataplane"
+	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// payloadRecorder is the data converter of a test run: it records every
+// payload the run writes (workflow and child inputs and results, activity
+// inputs and results, signals, continue-as-new inputs), so a test can say
+// how large the largest was and how many clusters it named.
+type payloadRecorder struct {
+	converter.DataConverter
+	mu       sync.Mutex
+	payloads []string
+}
+
+func (r *payloadRecorder) record(ps ...*commonpb.Payload) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range ps {
+		r.payloads = append(r.payloads, string(p.GetData()))
+	}
+}
+
+func (r *payloadRecorder) ToPayload(v any) (*commonpb.Payload, error) {
+	p, err := r.DataConverter.ToPayload(v)
+	if err == nil {
+		r.record(p)
+	}
+	return p, err
+}
+
+func (r *payloadRecorder) ToPayloads(vs ...any) (*commonpb.Payloads, error) {
+	ps, err := r.DataConverter.ToPayloads(vs...)
+	if err == nil {
+		r.record(ps.GetPayloads()...)
+	}
+	return ps, err
+}
+
+// clusterID matches the clusters' IDs in a payload.
+var clusterID = regexp.MustCompile(`lkc-[0-9]+`)
+
+// largest is the size of the largest payload and the most distinct
+// clusters (IDs "lkc-...") one payload names.
+func (r *payloadRecorder) largest() (size, clusters int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.payloads {
+		size = max(size, len(p))
+		ids := map[string]bool{}
+		for _, id := range clusterID.FindAllString(p, -1) {
+			ids[id] = true
+		}
+		clusters = max(clusters, len(ids))
+	}
+	return size, clusters
+}
+
+// bigPlan is a plan of n clusters: a canary batch of batch clusters, then a
+// prod phase that waits for approval, in batches of batch.
+func bigPlan(n, batch int) *plan.Plan {
+	ts := make([]plan.Target, n)
+	for i := range ts {
+		ts[i] = plan.Target{ClusterID: fmt.Sprintf("lkc-%05d", i+1), Product: "kafka", Generation: 2, FromVersion: "3.6.0"}
+	}
+	p := &plan.Plan{Version: "3.7.0", Total: n}
+	canary := plan.Phase{Name: "canary", Concurrency: batch, Batches: []plan.Batch{{Number: 1, Clusters: ts[:batch]}}}
+	prod := plan.Phase{Name: "prod", Concurrency: batch, RequireApproval: true}
+	for i, num := batch, 2; i < n; i, num = i+batch, num+1 {
+		prod.Batches = append(prod.Batches, plan.Batch{Number: num, Clusters: ts[i:min(i+batch, n)]})
+	}
+	p.Phases = []plan.Phase{canary, prod}
+	p.Hash = p.ComputeHash()
+	return p
+}
+
+// With the plan in the store, no payload of the run holds more than one
+// batch's clusters, whatever the plan's size: the rollout keeps the outline,
+// each batch loads its own clusters.
+func TestRolloutKeepsItsPlanOutsideHistory(t *testing.T) {
+	const n, batch = 2000, 50
+	p := bigPlan(n, batch)
+	h := newRolloutHarness(t, 1, p)
+	rec := &payloadRecorder{DataConverter: converter.GetDefaultDataConverter()}
+	h.env.SetDataConverter(rec)
+	h.plane.run(h.env, time.Second, 10*time.Minute)
+	h.env.RegisterDelayedCallback(func() {
+		st := h.status(t)
+		require.Equal(t, workflows.StateAwaitingApproval, st.State, "the canary ran; prod waits for its approval")
+		require.Equal(t, p.Hash, st.PlanHash)
+		require.NotEmpty(t, st.PlanStored)
+		require.Equal(t, batch, st.Counts.Done)
+		require.Equal(t, n-batch, st.Counts.Pending, "clusters of batches not started are counted")
+		h.update(workflows.Abort, workflows.ActionRequest{Actor: "alice", Reason: "enough"})
+	}, 5*time.Minute)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, rolloutInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.Equal(t, workflows.StateAborted, st.State)
+	require.Equal(t, batch, st.Counts.Done)
+	require.Equal(t, n-batch, st.Counts.Skipped)
+
+	size, clusters := rec.largest()
+	full, err := rec.DataConverter.ToPayload(p)
+	require.NoError(t, err)
+	t.Logf("largest payload %d bytes naming %d clusters; the full plan is %d bytes", size, clusters, len(full.GetData()))
+	require.LessOrEqual(t, clusters, batch, "no payload names more than one batch's clusters")
+	// One batch's worth (its result, its events), whatever the plan's size;
+	// the plan itself would be the largest payload by far.
+	require.Greater(t, len(full.GetData()), 100<<10)
+	require.Less(t, size, 32<<10, "the largest payload is one batch's, not the plan")
+}
+
+// A plan that cannot be loaded fails the rollout loudly, naming it: nothing
+// is planned again in its place.
+func TestRolloutFailsWhenItsPlanIsMissing(t *testing.T) {
+	p := bigPlan(20, 5)
+	h := newRolloutHarness(t, 1, p)
+	var stored string
+	h.afterStore = func(key string) {
+		stored = key
+		require.NoError(t, os.RemoveAll(filepath.Join(h.store.Path, key[:2])))
+	}
+	h.plane.run(h.env, time.Second, 10*time.Minute)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, rolloutInput())
+	err := h.env.GetWorkflowError()
+	require.Error(t, err)
+	require.NotEmpty(t, stored)
+	require.Contains(t, err.Error(), stored)
+	require.Contains(t, err.Error(), "not in the plan store")
+	require.Len(t, h.plans, 1, "planned once, never again")
+	var st workflows.RolloutStatus
+	v, qerr := h.env.QueryWorkflow(workflows.QueryStatus)
+	require.NoError(t, qerr)
+	require.NoError(t, v.Get(&st))
+	require.Equal(t, workflows.StateFailed, st.State)
+	require.Zero(t, st.Counts.Done)
+	require.Empty(t, h.plane.commands(dataplane.Apply), "no cluster was touched")
+}
+
+// The rollback's version is the same from the outline as from the plan.
+func TestRollbackVersionOfAnOutline(t *testing.T) {
+	p := bigPlan(30, 10)
+	for i, v := range []string{"3.5.0", "3.5.0", "3.4.0", "3.4.0", "3.4.0"} {
+		p.Phases[1].Batches[0].Clusters[i].FromVersion = v
+	}
+	// 3.6.0: 15 clusters (the canary, half of batch 2), 3.4.0: 13, 3.5.0: 2.
+	for _, b := range p.Phases[1].Batches[1:] {
+		for i := range b.Clusters {
+			b.Clusters[i].FromVersion = "3.4.0"
+		}
+	}
+	want := workflows.RollbackVersion(p)
+	require.Equal(t, "3.6.0", want)
+	require.Equal(t, want, workflows.RollbackVersion(p.Outline("k")))
+	tie := bigPlan(4, 2)
+	tie.Phases[1].Batches[0].Clusters[0].FromVersion = "3.5.0"
+	tie.Phases[1].Batches[0].Clusters[1].FromVersion = "3.5.0"
+	require.Equal(t, "3.5.0", workflows.RollbackVersion(tie), "2 and 2: the lower version")
+	require.Equal(t, "3.5.0", workflows.RollbackVersion(tie.Outline("k")))
+}
