@@ -237,6 +237,12 @@ func Batch(ctx workflow.Context, in BatchInput) (BatchResult, error) {
 	if in.Plan != "" && len(in.Batch.Clusters) == 0 {
 		// Its clusters are in the plan store (versionPlanStore): loaded at
 		// the start of each run, never carried across a continue-as-new.
+		// The status query answers while they load (newBatch replaces it).
+		if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (BatchStatus, error) {
+			return loadingStatus(in), nil
+		}); err != nil {
+			return BatchResult{}, fmt.Errorf("register status query: %w", err)
+		}
 		ts, err := loadBatchTargets(ctx, in)
 		if err != nil {
 			return BatchResult{}, err
@@ -327,12 +333,15 @@ type batch struct {
 // that cannot be loaded fails the batch, naming the plan: nothing is planned
 // again in its place.
 func loadBatchTargets(ctx workflow.Context, in BatchInput) ([]plan.Target, error) {
+	// One read is short (a batch's slice of the plan), so a read lost with
+	// a stopped worker is retried after planLoadAttempt, not minutes later;
+	// a store that stays unreachable fails the batch after planLoadDeadline.
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout:    planLoadAttempt,
+		ScheduleToCloseTimeout: planLoadDeadline,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			MaximumInterval:        30 * time.Second,
-			MaximumAttempts:        10,
 			NonRetryableErrorTypes: []string{ErrPlanUnavailable},
 		},
 	})
@@ -347,6 +356,30 @@ func loadBatchTargets(ctx workflow.Context, in BatchInput) ([]plan.Target, error
 	}
 	return ts, nil
 }
+
+// loadingStatus is a batch's status while it loads its clusters from the
+// plan store: what it carried from its last run, or every cluster pending.
+func loadingStatus(in BatchInput) BatchStatus {
+	st := BatchStatus{Number: in.Batch.Number, Phase: in.Phase, State: BatchPending}
+	if c := in.Carry; c != nil {
+		st.State = c.State
+		st.Clusters = append([]ClusterStatus(nil), c.Clusters...)
+		for _, cs := range c.Clusters {
+			st.Counts.Add(cs.State)
+		}
+		return st
+	}
+	st.Clusters = []ClusterStatus{}
+	st.Counts.Pending = in.Batch.Size
+	return st
+}
+
+// planLoadAttempt bounds one read of a batch's clusters from the plan store;
+// planLoadDeadline all of them.
+const (
+	planLoadAttempt  = 20 * time.Second
+	planLoadDeadline = 15 * time.Minute
+)
 
 // ErrPlanUnavailable is the error type of a plan that cannot be loaded from
 // the plan store (missing, corrupt, not the plan named): not retried.
