@@ -1,6 +1,8 @@
 package workflows_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/plan"
+	"github.com/fleet-rollout/fleet/internal/planstore"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -174,4 +177,61 @@ func TestRollbackVersionOfAnOutline(t *testing.T) {
 	tie.Phases[1].Batches[0].Clusters[1].FromVersion = "3.5.0"
 	require.Equal(t, "3.5.0", workflows.RollbackVersion(tie), "2 and 2: the lower version")
 	require.Equal(t, "3.5.0", workflows.RollbackVersion(tie.Outline("k")))
+}
+
+// flakyStore fails its first fails reads, as a store that is briefly
+// unreachable does.
+type flakyStore struct {
+	planstore.Store
+	mu    sync.Mutex
+	fails int
+	reads int
+}
+
+func (s *flakyStore) Get(ctx context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	s.reads++
+	fail := s.reads <= s.fails
+	s.mu.Unlock()
+	if fail {
+		return nil, errors.New("connection refused")
+	}
+	return s.Store.Get(ctx, key)
+}
+
+// A batch answers its status query while it loads its clusters (here while
+// it waits to retry a failed read of the store): every cluster pending, none
+// listed yet. Once loaded it applies them all.
+func TestBatchAnswersStatusWhileLoadingItsClusters(t *testing.T) {
+	p := bigPlan(12, 6)
+	h := newRolloutHarness(t, 1, p)
+	key, err := planstore.PutPlan(context.Background(), h.store, p)
+	require.NoError(t, err)
+	flaky := &flakyStore{Store: h.store, fails: 1}
+	h.acts.Plans = planstore.NewCache(flaky)
+	h.plane.run(h.env, time.Second, 10*time.Minute)
+	var loading workflows.BatchStatus
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(workflows.QueryStatus)
+		require.NoError(t, err, "the status query is answered while the clusters load")
+		require.NoError(t, v.Get(&loading))
+	}, 500*time.Millisecond)
+	out := p.Outline(key)
+	in := workflows.BatchInput{
+		RolloutID: "rollout/test", Phase: "prod", Batch: out.Phases[1].Batches[0],
+		Plan: key, PlanHash: p.Hash, Target: dataplane.Spec{Version: "3.7.0"}, Concurrency: 3,
+	}
+	h.env.ExecuteWorkflow(workflows.WorkflowBatch, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, 2, flaky.reads, "the failed read was retried")
+	require.Equal(t, workflows.BatchPending, loading.State)
+	require.Equal(t, 2, loading.Number)
+	require.Equal(t, 6, loading.Counts.Pending)
+	require.Empty(t, loading.Clusters)
+	var res workflows.BatchResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Len(t, res.Clusters, 6)
+	for _, c := range res.Clusters {
+		require.Equal(t, workflows.ClusterDone, c.State, c.ID)
+	}
 }
