@@ -153,6 +153,9 @@ type RolloutCarry struct {
 	// gate the rollout waits at (plan or NextPhase approval) began, zero if none.
 	NextPhase int       `json:"nextPhase"`
 	GateSince time.Time `json:"gateSince,omitzero"`
+	// NextBatch is the index, in phase NextPhase, of its first batch not
+	// yet run when the phase continued as new between segments.
+	NextBatch int `json:"nextBatch,omitempty"`
 	// Runs counts the continue-as-news so far.
 	Runs int `json:"runs"`
 	// Nonces are the proofs' nonces still remembered, with their expiry.

@@ -303,6 +303,7 @@ func (r *rollout) carry() *RolloutCarry {
 		PacedBake:        r.pacedBake,
 		ThreadTS:         r.threadTS,
 		NextPhase:        r.nextPhase,
+		NextBatch:        r.nextBatch,
 		GateSince:        r.gateSince,
 		Runs:             r.runs + 1,
 		Nonces:           r.nonces,
@@ -358,6 +359,7 @@ func (r *rollout) restore(c *RolloutCarry) {
 	r.pacedBake = c.PacedBake
 	r.threadTS = c.ThreadTS
 	r.nextPhase = c.NextPhase
+	r.nextBatch = c.NextBatch
 	r.gateSince = c.GateSince
 	r.runs = c.Runs
 	if r.plan != nil && r.nextPhase < len(r.plan.Phases) {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/plan"
@@ -234,4 +235,74 @@ func TestBatchAnswersStatusWhileLoadingItsClusters(t *testing.T) {
 	for _, c := range res.Clusters {
 		require.Equal(t, workflows.ClusterDone, c.State, c.ID)
 	}
+}
+
+// A phase with more batches than one run's history budget has room for runs
+// in segments: the rollout continues as new between them, carrying where the
+// phase stands, and every cluster is applied exactly once.
+func TestLargePhaseRunsInSegmentsAcrossContinueAsNew(t *testing.T) {
+	const n, size, budget = 300, 2, 600 // 150 batches; 75 fit in a run
+	ts := make([]plan.Target, n)
+	for i := range ts {
+		ts[i] = plan.Target{ClusterID: fmt.Sprintf("lkc-%05d", i+1), Product: "kafka", Generation: 2, FromVersion: "3.6.0"}
+	}
+	p := &plan.Plan{Version: "3.7.0", Total: n}
+	prod := plan.Phase{Name: "prod", Concurrency: 10}
+	for i := 0; i < n; i += size {
+		prod.Batches = append(prod.Batches, plan.Batch{Number: len(prod.Batches) + 1, Clusters: ts[i : i+size]})
+	}
+	p.Phases = []plan.Phase{prod}
+	p.Hash = p.ComputeHash()
+
+	in := rolloutInput()
+	in.HistoryBudget = budget
+	first := newRolloutHarness(t, 1, p)
+	h := first
+	var batchesPerRun []int
+	for run := 0; ; run++ {
+		require.Less(t, run, 5, "the phase ends within a few runs")
+		started := map[int]bool{}
+		h.plane.run(h.env, time.Second, time.Hour)
+		h.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
+			var bi workflows.BatchInput
+			require.NoError(t, args.Get(&bi))
+			started[bi.Batch.Number] = true
+		})
+		h.env.ExecuteWorkflow(workflows.WorkflowRollout, in)
+		batchesPerRun = append(batchesPerRun, len(started))
+		if err := h.env.GetWorkflowError(); err == nil {
+			break
+		}
+		in = continued[workflows.RolloutInput](t, h.env)
+		require.NotNil(t, in.Carry)
+		require.Equal(t, 0, in.Carry.NextPhase, "still in the phase")
+		require.Equal(t, sum(batchesPerRun), in.Carry.NextBatch, "the next run starts where this one stopped")
+		next := newRolloutHarness(t, 1, p)
+		next.shareStore(first)
+		next.plane = first.plane
+		h = next
+	}
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.Equal(t, workflows.StateCompleted, st.State)
+	require.Equal(t, n, st.Counts.Done)
+	require.Equal(t, []int{75, 75}, batchesPerRun, "two segments of the budget's room (600 / 8 events a batch)")
+	for _, id := range ts {
+		require.Equal(t, 1, first.plane.applies(id.ClusterID), "%s applied exactly once", id.ClusterID)
+	}
+	phaseStarted := 0
+	for _, e := range append(first.events, h.events...) {
+		if e.Kind == workflows.EventPhaseStarted {
+			phaseStarted++
+		}
+	}
+	require.Equal(t, 1, phaseStarted, "the phase starts once, not once a segment")
+}
+
+func sum(xs []int) int {
+	t := 0
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }

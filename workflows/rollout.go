@@ -119,6 +119,9 @@ type rollout struct {
 	// began, runs the continue-as-news so far.
 	v         workflow.Version
 	nextPhase int
+	// nextBatch is the index, in phase nextPhase, of the first batch not yet
+	// run when a phase continues as new between segments (0: none run).
+	nextBatch int
 	gateSince time.Time
 	runs      int
 	// signalChans are the signal channels the rollout's coroutines read:
@@ -578,8 +581,13 @@ func (r *rollout) runPhases(ctx workflow.Context) (RolloutStatus, error) {
 		}
 		r.currentPhase = ph.Name
 		upsert(ctx, SAPhase.ValueSet(ph.Name))
-		r.emit(ctx, Event{Kind: EventPhaseStarted, Phase: ph.Name})
+		if r.nextBatch == 0 {
+			r.emit(ctx, Event{Kind: EventPhaseStarted, Phase: ph.Name})
+		}
 		if err := r.runPhase(ctx, ph); err != nil {
+			if errors.Is(err, errContinueAsNew) {
+				return r.st, r.continueAsNew(ctx)
+			}
 			return r.st, err
 		}
 		if !r.aborted {
@@ -739,6 +747,55 @@ func (r *rollout) planGate(ctx workflow.Context) error {
 // (see BatchLane), or waves when the phase is strict. Nothing starts while the
 // rollout is paused.
 func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
+	if r.plan.Stored == "" {
+		return r.runBatches(ctx, ph)
+	}
+	// A plan in the store may be of any size: the phase runs in segments
+	// that fit the history budget, continuing as new between them.
+	for r.nextBatch < len(ph.Batches) {
+		end := segmentEnd(len(ph.Batches), r.nextBatch, historyBudget(r.in.HistoryBudget), workflow.GetInfo(ctx).GetCurrentHistoryLength())
+		seg := *ph
+		seg.Batches = ph.Batches[r.nextBatch:end]
+		if err := r.runBatches(ctx, &seg); err != nil {
+			return err
+		}
+		if r.aborted {
+			break
+		}
+		r.nextBatch = end
+		if end < len(ph.Batches) {
+			workflow.GetLogger(ctx).Info("phase segment done", "phase", ph.Name, "nextBatch", end, "batches", len(ph.Batches))
+			return errContinueAsNew
+		}
+	}
+	r.nextBatch = 0
+	return nil
+}
+
+// Phase segments (plan-store rollouts): a rollout adds about
+// eventsPerBatch history events for each batch it runs, so a phase runs as
+// many batches in one run as its history budget has room for (at least
+// minSegment), then continues as new before the next segment. Each segment
+// ends when its last batch has, so its tail runs below the phase's
+// concurrency: one such drain per segment.
+const (
+	eventsPerBatch = 8
+	minSegment     = 50
+)
+
+// segmentEnd is the end (exclusive) of the segment of a phase of total
+// batches that starts at from, in a run whose history has length events of
+// its budget.
+func segmentEnd(total, from, budget, length int) int {
+	room := (budget - length) / eventsPerBatch
+	if total-from <= room {
+		return total
+	}
+	return min(total, from+max(minSegment, room))
+}
+
+// runBatches runs a phase's batches (or a segment of them) to their end.
+func (r *rollout) runBatches(ctx workflow.Context, ph *plan.Phase) error {
 	if len(ph.Batches) == 0 {
 		return nil
 	}
