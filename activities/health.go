@@ -1,0 +1,282 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"github.com/fleet-rollout/fleet/internal/fresh"
+	"github.com/fleet-rollout/fleet/internal/monitors"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// Health reads are batched: a product's critical monitors are read once,
+// with every group (one per cluster) in the answer, and every cluster of
+// that product is answered from that read. The read is shared by every
+// health check on the worker (every batch in flight) that asks while it is
+// fresh: a check uses a read that began at most the max age before it asked
+// (DatadogConfig.HealthMaxAge), joining the read in flight or starting one
+// otherwise. A worker so makes about one request per product per interval
+// (per page of monitorsPageSize monitors), however many clusters are in
+// flight, where it made one per cluster.
+
+// DefaultHealthMaxAge is how old a shared monitors read may be when a
+// health check asks (DatadogConfig.HealthMaxAge).
+const DefaultHealthMaxAge = time.Second
+
+// monitorsPageSize is how many monitors a bulk read asks per page
+// (Datadog's default page size; its maximum is 1000). Each monitor comes
+// with all its groups, one per cluster of the product.
+const monitorsPageSize = 100
+
+// maxMonitorPages bounds one bulk read, in case an endpoint ignores paging
+// and answers every page in full.
+const maxMonitorPages = 50
+
+// productMonitors is one read of a product's critical monitors: by monitor
+// ID, its name and its groups' statuses (group name "cluster:<id>" ->
+// Datadog status "OK", "Alert", ...).
+type productMonitors map[int64]monitorGroups
+
+type monitorGroups struct {
+	name   string
+	groups map[string]string
+}
+
+// readProduct lists the product's critical monitors with all their group
+// states (ListMonitors: monitor_tags=product:<p>,fleet:rollout-critical,
+// group_states=all), page by page: one request per page, each bounded by
+// the request timeout, waiting for (or failing on) the rate limit first.
+func (d *Datadog) readProduct(ctx context.Context, product string) (productMonitors, error) {
+	pageSize := d.pageSize
+	if pageSize <= 0 {
+		pageSize = monitorsPageSize
+	}
+	out := productMonitors{}
+	for page := int64(0); page < maxMonitorPages; page++ {
+		opts := datadogV1.NewListMonitorsOptionalParameters().
+			WithMonitorTags(monitors.ProductTag(product) + "," + CriticalTag).
+			WithGroupStates("all").
+			WithPage(page).
+			WithPageSize(pageSize)
+		if err := d.waitForRateLimit(ctx); err != nil {
+			return nil, err
+		}
+		rctx, cancel := d.request(ctx)
+		got, resp, err := d.api.ListMonitors(rctx, *opts)
+		timedOut := context.Cause(rctx) // before cancel: set only on the timeout
+		cancel()
+		d.observeRateLimit(resp)
+		if err != nil {
+			code := 0
+			if resp != nil {
+				code = resp.StatusCode
+			}
+			if timedOut != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%w (%v)", err, timedOut)
+			}
+			return nil, fmt.Errorf("list the %s monitors, page %d (HTTP %d): %w", product, page, code, err)
+		}
+		added := 0
+		for _, m := range got {
+			if _, seen := out[m.GetId()]; seen {
+				continue
+			}
+			added++
+			st := m.GetState()
+			groups := make(map[string]string, len(st.Groups))
+			for name, g := range st.Groups {
+				groups[name] = string(g.GetStatus())
+			}
+			out[m.GetId()] = monitorGroups{name: m.GetName(), groups: groups}
+		}
+		if len(got) < int(pageSize) || added == 0 {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// abandonedRead is a shared read that ended because the context of the
+// check that started it ended (its deadline): the checks that joined it
+// and still have time read again.
+type abandonedRead struct{ err error }
+
+func (e *abandonedRead) Error() string { return e.err.Error() }
+func (e *abandonedRead) Unwrap() error { return e.err }
+
+// productHealth returns a read of the product's critical monitors that
+// began at most the max age before this call asked (after waiting for the
+// rate limit): the last read, the one in flight, or a new one. A new read
+// outlives the caller's cancellation (other checks may be waiting for it)
+// but not its deadline.
+func (d *Datadog) productHealth(ctx context.Context, product string) (productMonitors, fresh.Result, time.Time, error) {
+	for {
+		if err := d.waitForRateLimit(ctx); err != nil {
+			return nil, 0, time.Time{}, err
+		}
+		notBefore := time.Now().Add(-d.maxAge)
+		snap, began, how, err := d.reads.Do(ctx, product, notBefore, func() (productMonitors, error) {
+			rctx, cancel := detach(ctx)
+			defer cancel()
+			snap, err := d.readProduct(rctx, product)
+			if err != nil && rctx.Err() != nil {
+				return nil, &abandonedRead{err}
+			}
+			return snap, err
+		})
+		if err == nil {
+			return snap, how, began, nil
+		}
+		if ctx.Err() != nil {
+			return nil, how, began, fmt.Errorf("read the %s monitors: %w", product, context.Cause(ctx))
+		}
+		var ab *abandonedRead
+		if errors.As(err, &ab) {
+			continue // its starter's deadline passed, not this caller's
+		}
+		return nil, how, began, err
+	}
+}
+
+// detach is ctx without its cancellation but with its deadline.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return context.WithCancel(d)
+}
+
+// clusterFindings answers one cluster from its product's monitors: an
+// alerting group is a finding; OK, Warn and Ignored are fine; No Data is
+// unknown unless the monitor accepts it (NoDataOK); a monitor Datadog does
+// not have, or one without a group for the cluster, is unknown.
+func clusterFindings(clusterID string, expected []monitors.Monitor, got productMonitors) []workflows.Finding {
+	group := monitors.GroupName(clusterID)
+	var findings []workflows.Finding
+	for _, want := range expected {
+		m, ok := got[want.ID]
+		if !ok {
+			findings = append(findings, workflows.Finding{ClusterID: clusterID, Unknown: true, Monitor: want.Name, Status: "missing", Message: "monitor not found in Datadog"})
+			continue
+		}
+		status := m.groups[group]
+		switch datadogV1.MonitorOverallStates(status) {
+		case datadogV1.MONITOROVERALLSTATES_OK, datadogV1.MONITOROVERALLSTATES_WARN, datadogV1.MONITOROVERALLSTATES_IGNORED:
+		case datadogV1.MONITOROVERALLSTATES_ALERT:
+			findings = append(findings, workflows.Finding{ClusterID: clusterID, Monitor: want.Name, Status: status, Message: m.name})
+		default:
+			if want.NoDataOK && status == string(datadogV1.MONITOROVERALLSTATES_NO_DATA) {
+				continue // this monitor is configured to accept no data
+			}
+			if status == "" {
+				status = "no group"
+			}
+			findings = append(findings, workflows.Finding{ClusterID: clusterID, Unknown: true, Monitor: want.Name, Status: status, Message: "no data for " + group})
+		}
+	}
+	return findings
+}
+
+// readFailure classifies a failed monitor read for the metrics.
+func readFailure(err error) string {
+	var rl *RateLimitedError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &rl):
+		return "rate-limited"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "error"
+}
+
+// CheckHealth reads the critical monitors of each cluster: one shared read
+// per product (see productHealth), each cluster answered from its
+// product's. An alert is a finding; no data is an unknown finding; monitors
+// that cannot be read at all fail the activity, which the workflow treats as
+// health unknown.
+func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) (workflows.HealthResult, error) {
+	if a.Datadog == nil {
+		if a.MonitoringOff {
+			a.Log.Warn("health checks skipped: monitoring is off", zap.Int("clusters", len(in.Clusters)))
+		} else {
+			a.Log.Warn("health checks skipped: no Datadog configured", zap.Int("clusters", len(in.Clusters)))
+		}
+		return workflows.HealthResult{}, nil
+	}
+	if activity.IsActivity(ctx) {
+		// The read heartbeats while it runs (a rate limit waited out
+		// included), so a read lost with a stopped worker times out at
+		// its heartbeat timeout and the next read comes in time.
+		stop := heartbeat(ctx, time.Second)
+		defer stop()
+	}
+	expected := map[string][]monitors.Monitor{}
+	var products []string
+	for _, t := range in.Clusters {
+		if _, ok := expected[t.Product]; ok {
+			continue
+		}
+		expected[t.Product] = forProduct(a.Catalog, t.Product)
+		if len(expected[t.Product]) > 0 {
+			products = append(products, t.Product)
+		}
+	}
+	sort.Strings(products)
+	reads := make([]productMonitors, len(products))
+	errs := make([]error, len(products))
+	done := make(chan struct{})
+	for i, p := range products {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			start := time.Now()
+			snap, how, began, err := a.Datadog.productHealth(ctx, p)
+			a.Metrics.ObserveHealthRead(time.Since(start), readFailure(err), err)
+			if err == nil && a.Log != nil {
+				a.Log.Debug("monitors read", zap.String("product", p), zap.Stringer("read", how),
+					zap.Duration("age", time.Since(began)), zap.Int("clusters", len(in.Clusters)))
+			}
+			reads[i], errs[i] = snap, err
+		}()
+	}
+	for range products {
+		<-done
+	}
+	for _, first := range errs { // the first failed product's, in order
+		if first == nil {
+			continue
+		}
+		err := fmt.Errorf("check health of %d clusters: %w", len(in.Clusters), first)
+		var rl *RateLimitedError
+		if errors.As(first, &rl) {
+			return workflows.HealthResult{}, temporal.NewApplicationErrorWithOptions(err.Error(), "RateLimited",
+				temporal.ApplicationErrorOptions{NextRetryDelay: rl.Wait, Cause: err})
+		}
+		return workflows.HealthResult{}, err
+	}
+	byProduct := make(map[string]productMonitors, len(products))
+	for i, p := range products {
+		byProduct[p] = reads[i]
+	}
+	var findings []workflows.Finding
+	for _, t := range in.Clusters {
+		findings = append(findings, clusterFindings(t.ClusterID, expected[t.Product], byProduct[t.Product])...)
+	}
+	sort.Slice(findings, func(i, j int) bool {
+		if findings[i].ClusterID != findings[j].ClusterID {
+			return findings[i].ClusterID < findings[j].ClusterID
+		}
+		return findings[i].Monitor < findings[j].Monitor
+	})
+	return workflows.HealthResult{Findings: findings}, nil
+}
