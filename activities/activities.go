@@ -337,11 +337,10 @@ type Datadog struct {
 	limitedBy string
 
 	// reads shares each product's monitors read between the health checks
-	// on the worker (see productHealth); maxAge is how old a read they
-	// share may be (DatadogConfig.HealthMaxAge), pageSize how many
-	// monitors a page asks for (0: monitorsPageSize).
+	// on the worker (see productHealth), starting one at most every
+	// DatadogConfig.HealthReadSpacing; pageSize is how many monitors a
+	// page asks for (0: monitorsPageSize).
 	reads    fresh.Group[string, productMonitors]
-	maxAge   time.Duration
 	pageSize int32
 }
 
@@ -424,12 +423,12 @@ type DatadogConfig struct {
 	// does the activity's deadline: an endpoint that accepts the connection
 	// and never answers fails the read within it.
 	RequestTimeout time.Duration
-	// HealthMaxAge is how old a monitors read may be for a health check to
-	// use it: the worker reads each product's monitors once for every
-	// batch that asks meanwhile, and a check uses a read that began at
-	// most this long before it asked (default DefaultHealthMaxAge;
-	// negative: only a read begun as it asked, i.e. none shared).
-	HealthMaxAge time.Duration
+	// HealthReadSpacing is the least time between two reads of a
+	// product's monitors: every health check is answered by a read that
+	// began after it asked, and the checks that ask while one is in flight
+	// (every batch on the worker) share the next (default
+	// DefaultHealthReadSpacing; negative: none).
+	HealthReadSpacing time.Duration
 }
 
 // NewDatadog builds a monitors reader.
@@ -452,15 +451,17 @@ func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
 		hc = &cp
 	}
 	c.HTTPClient = hc
-	maxAge := cfg.HealthMaxAge
+	spacing := cfg.HealthReadSpacing
 	switch {
-	case maxAge == 0:
-		maxAge = DefaultHealthMaxAge
-	case maxAge < 0:
-		maxAge = 0
+	case spacing == 0:
+		spacing = DefaultHealthReadSpacing
+	case spacing < 0:
+		spacing = 0
 	}
-	return &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL,
-		timeout: timeout, maxAge: maxAge}, nil
+	d := &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL,
+		timeout: timeout}
+	d.reads.Spacing = spacing
+	return d, nil
 }
 
 // request bounds one request by the request timeout (and ctx's deadline)

@@ -19,17 +19,18 @@ import (
 
 // Health reads are batched: a product's critical monitors are read once,
 // with every group (one per cluster) in the answer, and every cluster of
-// that product is answered from that read. The read is shared by every
-// health check on the worker (every batch in flight) that asks while it is
-// fresh: a check uses a read that began at most the max age before it asked
-// (DatadogConfig.HealthMaxAge), joining the read in flight or starting one
-// otherwise. A worker so makes about one request per product per interval
-// (per page of monitorsPageSize monitors), however many clusters are in
-// flight, where it made one per cluster.
+// that product is answered from that read. Every check is answered by a
+// read that began after it asked (a cluster that has just finished applying
+// is never judged by monitors read before): the checks that ask while a
+// read is in flight (every batch on the worker) share the next one, and a
+// product's monitors are read at most once per DatadogConfig.HealthReadSpacing.
+// A worker so makes a few requests per product per interval (per page of
+// monitorsPageSize monitors), however many clusters are in flight, where it
+// made one per cluster.
 
-// DefaultHealthMaxAge is how old a shared monitors read may be when a
-// health check asks (DatadogConfig.HealthMaxAge).
-const DefaultHealthMaxAge = time.Second
+// DefaultHealthReadSpacing is the least time between two reads of a
+// product's monitors (DatadogConfig.HealthReadSpacing).
+const DefaultHealthReadSpacing = 500 * time.Millisecond
 
 // monitorsPageSize is how many monitors a bulk read asks per page
 // (Datadog's default page size; its maximum is 1000). Each monitor comes
@@ -113,8 +114,8 @@ func (e *abandonedRead) Error() string { return e.err.Error() }
 func (e *abandonedRead) Unwrap() error { return e.err }
 
 // productHealth returns a read of the product's critical monitors that
-// began at most the max age before this call asked (after waiting for the
-// rate limit): the last read, the one in flight, or a new one. A new read
+// began after this call asked (after waiting for the rate limit): one in
+// flight that began since, or the next one. A new read
 // outlives the caller's cancellation (other checks may be waiting for it)
 // but not its deadline.
 func (d *Datadog) productHealth(ctx context.Context, product string) (productMonitors, fresh.Result, time.Time, error) {
@@ -122,7 +123,7 @@ func (d *Datadog) productHealth(ctx context.Context, product string) (productMon
 		if err := d.waitForRateLimit(ctx); err != nil {
 			return nil, 0, time.Time{}, err
 		}
-		notBefore := time.Now().Add(-d.maxAge)
+		notBefore := time.Now()
 		snap, began, how, err := d.reads.Do(ctx, product, notBefore, func() (productMonitors, error) {
 			rctx, cancel := detach(ctx)
 			defer cancel()

@@ -148,9 +148,10 @@ func FromEnv() (Config, error) {
 			URL:    os.Getenv("DD_URL"),
 			// Per-request bound, e.g. "5s" (default activities.DefaultDatadogRequestTimeout).
 			RequestTimeout: envDuration("DD_REQUEST_TIMEOUT", 0),
-			// How old a monitors read shared between batches may be, e.g.
-			// "1s" (default activities.DefaultHealthMaxAge).
-			HealthMaxAge: envDuration("DD_MONITORS_MAX_AGE", 0),
+			// Least time between two reads of a product's monitors, shared
+			// by the batches that ask meanwhile, e.g. "500ms" (default
+			// activities.DefaultHealthReadSpacing).
+			HealthReadSpacing: envDuration("DD_MONITORS_READ_SPACING", 0),
 		},
 		Monitoring:          os.Getenv(MonitoringEnv),
 		SlackToken:          os.Getenv("SLACK_TOKEN"),

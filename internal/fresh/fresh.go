@@ -1,12 +1,15 @@
 // Package fresh shares reads between concurrent callers without serving
 // stale answers: a caller states how old a read may be (notBefore: the read
 // must have begun at or after it) and gets the last successful read when it
-// qualifies, joins the read in flight when that one qualifies, and starts a
-// read otherwise. Failed reads are handed to the callers that waited for
-// them and never kept.
+// qualifies, joins the read in flight when that one qualifies, and otherwise
+// joins the next read, which starts once the one in flight has ended and the
+// key's spacing since the last start has passed. Every caller that asks
+// while a read is in flight so shares one later read, and a key is read at
+// most once per spacing. Failed reads are handed to the callers that waited
+// for them and never kept.
 //
-// It is what lets every batch on a worker read a product's monitors with
-// one Datadog request per interval, where each used to read its own.
+// It is what lets every batch on a worker read a product's monitors with a
+// few Datadog requests per interval, where each used to read its own.
 //
 // The package is pure: no network, no Temporal.
 package fresh
@@ -46,6 +49,9 @@ func (r Result) String() string {
 type Group[K comparable, V any] struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Spacing is the least time between the starts of two reads of a key
+	// (0: a read starts as soon as the one before it has ended).
+	Spacing time.Duration
 
 	mu      sync.Mutex
 	entries map[K]*entry[V]
@@ -53,14 +59,17 @@ type Group[K comparable, V any] struct {
 
 type entry[V any] struct {
 	inflight *call[V] // the newest read in flight, nil when none
+	next     *call[V] // the read callers wait for, not started yet
 	last     *call[V] // the newest successful read, nil when none
+	started  time.Time
 }
 
 type call[V any] struct {
-	began time.Time
-	done  chan struct{}
-	val   V
-	err   error
+	began   time.Time     // set when it starts (closing started)
+	started chan struct{} // closed when the read starts
+	done    chan struct{}
+	val     V
+	err     error
 }
 
 func (g *Group[K, V]) now() time.Time {
@@ -72,14 +81,14 @@ func (g *Group[K, V]) now() time.Time {
 
 // Do returns the value of a read of key that began at or after notBefore:
 // the last successful read if it qualifies, else the read in flight if it
-// qualifies, else a new read, which runs read in a goroutine of its own
-// (so that a caller giving up does not end it for the others). began is
-// when the read that answered began.
+// qualifies, else the next read (started by the first caller that needs it,
+// once the read in flight has ended and the spacing has passed), which runs
+// read in a goroutine of its own (so that a caller giving up does not end it
+// for the others). began is when the read that answered began.
 //
 // Do waits for the read until ctx is done, then returns ctx's error. read
-// must end by itself (bound it with a deadline): a read that never ends
-// keeps its key's later callers waiting for a newer read only if they ask
-// for one (notBefore after its start).
+// must end by itself (bound it with a deadline): the next read waits for
+// the one in flight.
 func (g *Group[K, V]) Do(ctx context.Context, key K, notBefore time.Time, read func() (V, error)) (v V, began time.Time, how Result, err error) {
 	g.mu.Lock()
 	if g.entries == nil {
@@ -96,9 +105,13 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, notBefore time.Time, read f
 	}
 	c, how := e.inflight, Joined
 	if c == nil || c.began.Before(notBefore) {
-		c, how = &call[V]{began: g.now(), done: make(chan struct{})}, Started
-		e.inflight = c
-		go g.run(e, c, read)
+		// The next read begins after this call asked, whenever it starts.
+		c = e.next
+		if c == nil {
+			c, how = &call[V]{done: make(chan struct{}), started: make(chan struct{})}, Started
+			e.next = c
+			go g.start(e, c, e.inflight, read)
+		}
 	}
 	g.mu.Unlock()
 
@@ -107,8 +120,38 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, notBefore time.Time, read f
 		return c.val, c.began, how, c.err
 	case <-ctx.Done():
 		var zero V
-		return zero, c.began, how, ctx.Err()
+		began := time.Time{}
+		select {
+		case <-c.started:
+			began = c.began
+		default:
+		}
+		return zero, began, how, ctx.Err()
 	}
+}
+
+// start runs c once prev (the read in flight when c was made, if any) has
+// ended and the spacing since the key's last start has passed.
+func (g *Group[K, V]) start(e *entry[V], c *call[V], prev *call[V], read func() (V, error)) {
+	if prev != nil {
+		<-prev.done
+	}
+	g.mu.Lock()
+	wait := e.started.Add(g.Spacing).Sub(g.now())
+	g.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	g.mu.Lock()
+	c.began = g.now()
+	e.started = c.began
+	e.inflight = c
+	if e.next == c {
+		e.next = nil
+	}
+	close(c.started)
+	g.mu.Unlock()
+	g.run(e, c, read)
 }
 
 func (g *Group[K, V]) run(e *entry[V], c *call[V], read func() (V, error)) {

@@ -73,7 +73,8 @@ func TestReuseOnlyWithinNotBefore(t *testing.T) {
 }
 
 // Concurrent callers join the read in flight; one asking for a read newer
-// than the one in flight starts its own, which later callers join.
+// than the one in flight gets the next read, which starts only once the one
+// in flight has ended.
 func TestJoinInFlight(t *testing.T) {
 	g, clk := newGroup()
 	ctx := context.Background()
@@ -117,7 +118,13 @@ func TestJoinInFlight(t *testing.T) {
 		assert.Equal(t, Started, how)
 		newer <- v
 	}()
-	require.Eventually(t, func() bool { return n.Load() == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.entries["kafka"].next != nil
+	}, 5*time.Second, time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	assert.EqualValues(t, 1, n.Load(), "the next read waits for the one in flight")
 	close(release)
 	wg.Wait()
 	assert.Equal(t, 1, <-first)
@@ -136,6 +143,68 @@ func TestJoinInFlight(t *testing.T) {
 	assert.Equal(t, 2, v)
 	assert.Equal(t, Reused, how)
 	assert.Equal(t, clk.now(), began)
+}
+
+// Callers that ask while a read is in flight, each wanting one newer than
+// it, share the next read; reads of a key start at least the spacing apart.
+func TestNextReadIsSharedAndSpaced(t *testing.T) {
+	const spacing = 100 * time.Millisecond
+	g := &Group[string, int]{Spacing: spacing}
+	ctx := context.Background()
+	release := make(chan struct{})
+	var n atomic.Int64
+	var mu sync.Mutex
+	var starts []time.Time
+	read := func() (int, error) {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		v := int(n.Add(1))
+		if v == 1 {
+			<-release
+		}
+		return v, nil
+	}
+	first := make(chan int)
+	go func() {
+		v, _, _, err := g.Do(ctx, "kafka", time.Now(), read)
+		assert.NoError(t, err)
+		first <- v
+	}()
+	require.Eventually(t, func() bool { return n.Load() == 1 }, 5*time.Second, time.Millisecond)
+
+	const callers = 20
+	var wg sync.WaitGroup
+	got := make([]int, callers)
+	started := 0
+	var smu sync.Mutex
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, began, how, err := g.Do(ctx, "kafka", time.Now(), read)
+			assert.NoError(t, err)
+			assert.False(t, began.IsZero())
+			got[i] = v
+			if how == Started {
+				smu.Lock()
+				started++
+				smu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	assert.Equal(t, 1, <-first)
+	for i := range callers {
+		assert.Equal(t, 2, got[i], "every caller asked after the first read began: the next read answers")
+	}
+	assert.Equal(t, 1, started, "one caller started it, the others joined")
+	assert.EqualValues(t, 2, n.Load())
+	mu.Lock()
+	defer mu.Unlock()
+	assert.GreaterOrEqual(t, starts[1].Sub(starts[0]), spacing, "the reads start at least the spacing apart")
 }
 
 // A failed read goes to its callers and is not kept.
