@@ -2,10 +2,10 @@
 // stale answers: a caller states how old a read may be (notBefore: the read
 // must have begun at or after it) and gets the last successful read when it
 // qualifies, joins the read in flight when that one qualifies, and otherwise
-// joins the next read, which starts once the one in flight has ended and the
-// key's spacing since the last start has passed. Every caller that asks
-// while a read is in flight so shares one later read, and a key is read at
-// most once per spacing. Failed reads are handed to the callers that waited
+// joins the next read, which starts once the key's spacing since the last
+// start has passed (not waiting for the read in flight, which may hang until
+// its deadline). Every caller that asks within one spacing so shares one
+// read, and a key's reads start at most once per spacing. Failed reads are handed to the callers that waited
 // for them and never kept.
 //
 // It is what lets every batch on a worker read a product's monitors with a
@@ -82,13 +82,12 @@ func (g *Group[K, V]) now() time.Time {
 // Do returns the value of a read of key that began at or after notBefore:
 // the last successful read if it qualifies, else the read in flight if it
 // qualifies, else the next read (started by the first caller that needs it,
-// once the read in flight has ended and the spacing has passed), which runs
+// once the spacing since the key's last start has passed), which runs
 // read in a goroutine of its own (so that a caller giving up does not end it
 // for the others). began is when the read that answered began.
 //
 // Do waits for the read until ctx is done, then returns ctx's error. read
-// must end by itself (bound it with a deadline): the next read waits for
-// the one in flight.
+// must end by itself (bound it with a deadline).
 func (g *Group[K, V]) Do(ctx context.Context, key K, notBefore time.Time, read func() (V, error)) (v V, began time.Time, how Result, err error) {
 	g.mu.Lock()
 	if g.entries == nil {
@@ -110,7 +109,7 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, notBefore time.Time, read f
 		if c == nil {
 			c, how = &call[V]{done: make(chan struct{}), started: make(chan struct{})}, Started
 			e.next = c
-			go g.start(e, c, e.inflight, read)
+			go g.start(e, c, read)
 		}
 	}
 	g.mu.Unlock()
@@ -130,12 +129,8 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, notBefore time.Time, read f
 	}
 }
 
-// start runs c once prev (the read in flight when c was made, if any) has
-// ended and the spacing since the key's last start has passed.
-func (g *Group[K, V]) start(e *entry[V], c *call[V], prev *call[V], read func() (V, error)) {
-	if prev != nil {
-		<-prev.done
-	}
+// start runs c once the spacing since the key's last start has passed.
+func (g *Group[K, V]) start(e *entry[V], c *call[V], read func() (V, error)) {
 	g.mu.Lock()
 	wait := e.started.Add(g.Spacing).Sub(g.now())
 	g.mu.Unlock()
