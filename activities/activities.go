@@ -105,6 +105,9 @@ const (
 	DefaultNotifyTimeout = 20 * time.Second
 	// DefaultDatadogRequestTimeout bounds one Datadog request.
 	DefaultDatadogRequestTimeout = 5 * time.Second
+	// DefaultHealthReadTimeout bounds one shared monitors read (every
+	// page): as long as the longest health check (30 s).
+	DefaultHealthReadTimeout = 30 * time.Second
 )
 
 // listInventory reads the inventory within InventoryTimeout.
@@ -345,7 +348,7 @@ type Datadog struct {
 }
 
 // RateLimitedError is a monitor read that did not go out because Datadog's
-// rate-limit window resets after the read's deadline. CheckHealth returns it
+// rate-limit window resets too late for the read's deadline. CheckHealth returns it
 // as an ApplicationError of type "RateLimited" whose NextRetryDelay is Wait.
 type RateLimitedError struct {
 	// By says what Datadog answered ("HTTP 429", ...); Wait is how long
@@ -355,22 +358,32 @@ type RateLimitedError struct {
 }
 
 func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("Datadog rate limit (%s) resets in %s, after this read's deadline", e.By, e.Wait.Round(time.Millisecond))
+	return fmt.Sprintf("Datadog rate limit (%s) resets in %s, too late for this read's deadline", e.By, e.Wait.Round(time.Millisecond))
+}
+
+// rateLimit is how long until the rate-limit window allows a request (0:
+// now), and what Datadog answered that closed it.
+func (d *Datadog) rateLimit() (time.Duration, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return max(time.Until(d.resumeAt), 0), d.limitedBy
 }
 
 // waitForRateLimit blocks until the rate-limit window allows a request. A
-// window that resets after ctx's deadline fails at once, saying what
+// window that resets too late for a read to follow it within ctx's deadline
+// (after the deadline less the time a read needs: the read spacing and one
+// request timeout, at most half the time left) fails at once, saying what
 // Datadog answered, rather than waiting out the deadline.
 func (d *Datadog) waitForRateLimit(ctx context.Context) error {
-	d.mu.Lock()
-	wait := time.Until(d.resumeAt)
-	by := d.limitedBy
-	d.mu.Unlock()
+	wait, by := d.rateLimit()
 	if wait <= 0 {
 		return nil
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-		return &RateLimitedError{By: by, Wait: wait}
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if wait+min(d.reads.Spacing+d.timeout, left/2) > left {
+			return &RateLimitedError{By: by, Wait: wait}
+		}
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -378,7 +391,7 @@ func (d *Datadog) waitForRateLimit(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("waiting %s for the Datadog rate limit (%s) to reset: %w", wait.Round(time.Millisecond), by, ctx.Err())
+		return fmt.Errorf("waiting %s for the Datadog rate limit (%s) to reset: %w", wait.Round(time.Millisecond), by, context.Cause(ctx))
 	}
 }
 
@@ -429,6 +442,11 @@ type DatadogConfig struct {
 	// (every batch on the worker) share the next (default
 	// DefaultHealthReadSpacing; negative: none).
 	HealthReadSpacing time.Duration
+	// HealthReadTimeout bounds one shared read of a product's monitors
+	// (every page of it), from its start: its own deadline, not that of
+	// the check that happened to start it; each check waits for it only
+	// within its own (default DefaultHealthReadTimeout).
+	HealthReadTimeout time.Duration
 }
 
 // NewDatadog builds a monitors reader.
@@ -461,6 +479,10 @@ func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
 	d := &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL,
 		timeout: timeout}
 	d.reads.Spacing = spacing
+	d.reads.Timeout = cfg.HealthReadTimeout
+	if d.reads.Timeout <= 0 {
+		d.reads.Timeout = DefaultHealthReadTimeout
+	}
 	return d, nil
 }
 

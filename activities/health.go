@@ -54,7 +54,8 @@ type monitorGroups struct {
 // readProduct lists the product's critical monitors with all their group
 // states (ListMonitors: monitor_tags=product:<p>,fleet:rollout-critical,
 // group_states=all), page by page: one request per page, each bounded by
-// the request timeout, waiting for (or failing on) the rate limit first.
+// the request timeout and ctx. A closed rate-limit window fails it at once
+// (RateLimitedError): the checks sharing it wait, each within its deadline.
 func (d *Datadog) readProduct(ctx context.Context, product string) (productMonitors, error) {
 	pageSize := d.pageSize
 	if pageSize <= 0 {
@@ -67,8 +68,8 @@ func (d *Datadog) readProduct(ctx context.Context, product string) (productMonit
 			WithGroupStates("all").
 			WithPage(page).
 			WithPageSize(pageSize)
-		if err := d.waitForRateLimit(ctx); err != nil {
-			return nil, err
+		if wait, by := d.rateLimit(); wait > 0 {
+			return nil, &RateLimitedError{By: by, Wait: wait}
 		}
 		rctx, cancel := d.request(ctx)
 		got, resp, err := d.api.ListMonitors(rctx, *opts)
@@ -105,33 +106,21 @@ func (d *Datadog) readProduct(ctx context.Context, product string) (productMonit
 	return out, nil
 }
 
-// abandonedRead is a shared read that ended because the context of the
-// check that started it ended (its deadline): the checks that joined it
-// and still have time read again.
-type abandonedRead struct{ err error }
-
-func (e *abandonedRead) Error() string { return e.err.Error() }
-func (e *abandonedRead) Unwrap() error { return e.err }
-
 // productHealth returns a read of the product's critical monitors that
-// began after this call asked (after waiting for the rate limit): one in
-// flight that began since, or the next one. A new read
-// outlives the caller's cancellation (other checks may be waiting for it)
-// but not its deadline.
+// began after this call asked: one in flight that began since, or the next
+// one. The read is shared (see fresh.Group): it runs under its own deadline
+// (DatadogConfig.HealthReadTimeout), whatever the deadline of the check that
+// started it, and this check waits for it only until its own ctx ends. A
+// rate limit is waited out here, by each check within its own deadline,
+// never inside the shared read (which fails on it at once).
 func (d *Datadog) productHealth(ctx context.Context, product string) (productMonitors, fresh.Result, time.Time, error) {
 	for {
 		if err := d.waitForRateLimit(ctx); err != nil {
 			return nil, 0, time.Time{}, err
 		}
 		notBefore := time.Now()
-		snap, began, how, err := d.reads.Do(ctx, product, notBefore, func() (productMonitors, error) {
-			rctx, cancel := detach(ctx)
-			defer cancel()
-			snap, err := d.readProduct(rctx, product)
-			if err != nil && rctx.Err() != nil {
-				return nil, &abandonedRead{err}
-			}
-			return snap, err
+		snap, began, how, err := d.reads.Do(ctx, product, notBefore, func(rctx context.Context) (productMonitors, error) {
+			return d.readProduct(rctx, product)
 		})
 		if err == nil {
 			return snap, how, began, nil
@@ -139,22 +128,33 @@ func (d *Datadog) productHealth(ctx context.Context, product string) (productMon
 		if ctx.Err() != nil {
 			return nil, how, began, fmt.Errorf("read the %s monitors: %w", product, context.Cause(ctx))
 		}
-		var ab *abandonedRead
-		if errors.As(err, &ab) {
-			continue // its starter's deadline passed, not this caller's
+		var rl *RateLimitedError
+		if errors.As(err, &rl) {
+			// The shared read met a closed rate-limit window: wait for it
+			// here if this check's deadline leaves room, else fail on it.
+			continue
 		}
 		return nil, how, began, err
 	}
 }
 
-// detach is ctx without its cancellation but with its deadline.
-func detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := context.WithoutCancel(ctx)
-	if dl, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(d, dl)
+// beforeDeadline is ctx with a deadline a margin before its own (a tenth of
+// the time left, between minReportMargin and maxReportMargin), so that
+// what waits on it ends while its caller can still report why.
+func beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
 	}
-	return context.WithCancel(d)
+	margin := min(max(time.Until(dl)/10, minReportMargin), maxReportMargin)
+	return context.WithDeadlineCause(ctx, dl.Add(-margin),
+		fmt.Errorf("monitors not read %s before the check's deadline: %w", margin.Round(time.Millisecond), context.DeadlineExceeded))
 }
+
+const (
+	minReportMargin = 100 * time.Millisecond
+	maxReportMargin = time.Second
+)
 
 // clusterFindings answers one cluster from its product's monitors: an
 // alerting group is a finding; OK, Warn and Ignored are fine; No Data is
@@ -222,6 +222,12 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 		stop := heartbeat(ctx, time.Second)
 		defer stop()
 	}
+	// Answer before the activity's deadline, with room to report: the
+	// worker's deadline runs from when it got the task, later than the
+	// server's StartToClose, so a check that waits until its ctx ends
+	// always loses the race and reports a timeout instead of its cause.
+	ctx, cancel := beforeDeadline(ctx)
+	defer cancel()
 	expected := map[string][]monitors.Monitor{}
 	var products []string
 	for _, t := range in.Clusters {

@@ -54,8 +54,8 @@ func BenchmarkHealthInterval(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				if i > 0 {
-					// Intervals apart: no read of the last one is fresh
-					// enough (the default max age is 1 s).
+					// Intervals apart (a check is answered only by a read
+					// begun after it asked, so none of the last is reused).
 					b.StopTimer()
 					time.Sleep(1100 * time.Millisecond)
 					b.StartTimer()

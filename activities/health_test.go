@@ -342,8 +342,9 @@ func TestCheckHealthWaitsOutA429(t *testing.T) {
 	require.Equal(t, "RateLimited", appErr.Type())
 }
 
-// A check that joined a read whose starter gave up at its (earlier)
-// deadline reads again within its own.
+// A check that asks while a read whose starter gives up at its (earlier)
+// deadline is in flight gets the next read, within its own deadline; the
+// read left by every check is canceled, not waited for.
 func TestCheckHealthOutlivesTheStartersDeadline(t *testing.T) {
 	var n atomic.Int64
 	slowFirst := func(h http.Handler) http.Handler {
@@ -373,12 +374,74 @@ func TestCheckHealthOutlivesTheStartersDeadline(t *testing.T) {
 	require.Eventually(t, func() bool { return n.Load() == 1 }, 5*time.Second, time.Millisecond)
 	long, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
+	start := time.Now()
 	res, err := e.a.CheckHealth(long, in)
 	require.NoError(t, err)
 	require.Len(t, res.Findings, 1)
 	assert.Equal(t, "Alert", res.Findings[0].Status)
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "the slow first read was not waited for")
 	assert.ErrorIs(t, <-starterErr, context.DeadlineExceeded)
-	assert.EqualValues(t, 2, n.Load(), "the joined read ended with its starter's deadline; one more read")
+	assert.EqualValues(t, 2, n.Load(), "the read begun before the long check asked, then the next")
+}
+
+// Regression (CI: TestMonitorsEndpoint500PausesWithHealthUnknown/429 and
+// TestChaosMonitorsUnavailable timed out at StartToClose after a 429
+// period): a check whose rate-limit window resets just before its deadline
+// must not wait for it, since the read that follows could not finish in
+// time; it fails at once as RateLimited, with the wait as retry delay. And
+// whatever it waits for, a check returns before its ctx's deadline: a
+// worker's activity deadline runs from when it got the task, later than the
+// server's StartToClose, so a check that returns only at its ctx's deadline
+// is timed out instead of reporting why.
+func TestCheckHealthLeavesRoomAfterARateLimit(t *testing.T) {
+	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{}, nil)
+	c := firstOf(e.clusters, fleet.ProductKafka, 0)
+	in := workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}}
+	d := e.a.Datadog
+	closeWindow := func(wait time.Duration) {
+		d.mu.Lock()
+		d.resumeAt, d.limitedBy = time.Now().Add(wait), "HTTP 429"
+		d.mu.Unlock()
+	}
+
+	// The window resets 2.9 s into a 3 s check: no time left to read.
+	closeWindow(2900 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := e.a.CheckHealth(ctx, in)
+	took := time.Since(start)
+	require.ErrorContains(t, err, "Datadog rate limit (HTTP 429) resets in")
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%T: %v", err, err)
+	require.Equal(t, "RateLimited", appErr.Type())
+	assert.Less(t, took, 500*time.Millisecond, "failed at once, not after waiting for the window")
+	assert.Zero(t, e.listRequests())
+
+	// Within the time a read needs, the window is waited out and read.
+	closeWindow(500 * time.Millisecond)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel2()
+	start = time.Now()
+	_, err = e.a.CheckHealth(ctx2, in)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond)
+	assert.Equal(t, 1, e.listRequests())
+}
+
+// A check returns before its deadline (a margin before it, to report why)
+// when the shared read hangs, and its error is a timeout.
+func TestCheckHealthReturnsBeforeItsDeadline(t *testing.T) {
+	a := healthActivities(t, DatadogConfig{URL: silentDatadog(t), RequestTimeout: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	_, err := a.CheckHealth(ctx, healthIn)
+	require.Error(t, err)
+	require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+	require.Contains(t, err.Error(), "before the check's deadline")
+	assert.GreaterOrEqual(t, time.Until(dl), 150*time.Millisecond, "returned %s before the deadline", time.Until(dl))
+	require.NoError(t, ctx.Err())
 }
 
 // The bulk read judges every cluster as the per-cluster read did (the

@@ -31,8 +31,8 @@ func newGroup() (*Group[string, int], *clock) {
 }
 
 // counter is a read that counts its calls and answers the count.
-func counter(n *atomic.Int64) func() (int, error) {
-	return func() (int, error) { return int(n.Add(1)), nil }
+func counter(n *atomic.Int64) func(context.Context) (int, error) {
+	return func(context.Context) (int, error) { return int(n.Add(1)), nil }
 }
 
 func TestReuseOnlyWithinNotBefore(t *testing.T) {
@@ -80,7 +80,7 @@ func TestJoinInFlight(t *testing.T) {
 	ctx := context.Background()
 	release := make(chan struct{})
 	var n atomic.Int64
-	slow := func() (int, error) {
+	slow := func(context.Context) (int, error) {
 		v := int(n.Add(1))
 		<-release
 		return v, nil
@@ -149,7 +149,7 @@ func TestNextReadIsSharedAndSpaced(t *testing.T) {
 	var n atomic.Int64
 	var mu sync.Mutex
 	var starts []time.Time
-	read := func() (int, error) {
+	read := func(context.Context) (int, error) {
 		mu.Lock()
 		starts = append(starts, time.Now())
 		mu.Unlock()
@@ -206,9 +206,9 @@ func TestFailuresAreNotKept(t *testing.T) {
 	g, clk := newGroup()
 	ctx := context.Background()
 	boom := errors.New("HTTP 500")
-	_, _, _, err := g.Do(ctx, "kafka", clk.now().Add(-time.Second), func() (int, error) { return 0, boom })
+	_, _, _, err := g.Do(ctx, "kafka", clk.now().Add(-time.Second), func(context.Context) (int, error) { return 0, boom })
 	require.ErrorIs(t, err, boom)
-	v, _, how, err := g.Do(ctx, "kafka", clk.now().Add(-time.Second), func() (int, error) { return 7, nil })
+	v, _, how, err := g.Do(ctx, "kafka", clk.now().Add(-time.Second), func(context.Context) (int, error) { return 7, nil })
 	require.NoError(t, err)
 	assert.Equal(t, 7, v)
 	assert.Equal(t, Started, how)
@@ -222,7 +222,7 @@ func TestCallerGivingUpDoesNotEndTheRead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
-		_, _, _, err := g.Do(ctx, "kafka", clk.now(), func() (int, error) { <-release; return 9, nil })
+		_, _, _, err := g.Do(ctx, "kafka", clk.now(), func(context.Context) (int, error) { <-release; return 9, nil })
 		done <- err
 	}()
 	require.Eventually(t, func() bool {
@@ -232,7 +232,7 @@ func TestCallerGivingUpDoesNotEndTheRead(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 	joined := make(chan int)
 	go func() {
-		v, _, how, err := g.Do(context.Background(), "kafka", clk.now(), func() (int, error) { return -1, nil })
+		v, _, how, err := g.Do(context.Background(), "kafka", clk.now(), func(context.Context) (int, error) { return -1, nil })
 		assert.NoError(t, err)
 		assert.NotEqual(t, Started, how, "the read in flight (or its result) answers")
 		joined <- v
@@ -242,8 +242,119 @@ func TestCallerGivingUpDoesNotEndTheRead(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	close(release)
 	assert.Equal(t, 9, <-joined)
-	v, _, how, err := g.Do(context.Background(), "kafka", clk.now(), func() (int, error) { return -1, nil })
+	v, _, how, err := g.Do(context.Background(), "kafka", clk.now(), func(context.Context) (int, error) { return -1, nil })
 	require.NoError(t, err)
 	assert.Equal(t, 9, v)
 	assert.Equal(t, Reused, how)
+}
+
+// A read runs under a context of its own: the deadline of the caller that
+// happened to start it does not end it for a caller that joined it with
+// more time, and the read has its own deadline, the group's Timeout.
+func TestReadOutlivesItsStartersDeadline(t *testing.T) {
+	g := &Group[string, int]{Timeout: 5 * time.Second}
+	release := make(chan struct{})
+	var readCtx atomic.Pointer[context.Context]
+	read := func(ctx context.Context) (int, error) {
+		readCtx.Store(&ctx)
+		select {
+		case <-release:
+			return 7, nil
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		}
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	asked := time.Now()
+	starter := make(chan error)
+	go func() {
+		_, _, how, err := g.Do(short, "kafka", asked, read)
+		assert.Equal(t, Started, how)
+		starter <- err
+	}()
+	require.Eventually(t, func() bool { return readCtx.Load() != nil }, 5*time.Second, time.Millisecond)
+	dl, ok := (*readCtx.Load()).Deadline()
+	require.True(t, ok, "the read has a deadline of its own")
+	assert.WithinDuration(t, time.Now().Add(5*time.Second), dl, time.Second)
+
+	joined := make(chan int)
+	go func() {
+		v, _, how, err := g.Do(context.Background(), "kafka", asked, read)
+		assert.NoError(t, err)
+		assert.Equal(t, Joined, how)
+		joined <- v
+	}()
+	require.Eventually(t, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.entries["kafka"].inflight.waiters == 2
+	}, 5*time.Second, time.Millisecond)
+	start := time.Now()
+	require.ErrorIs(t, <-starter, context.DeadlineExceeded, "the starter stops at its own deadline")
+	assert.Less(t, time.Since(start), time.Second)
+	time.Sleep(100 * time.Millisecond) // well past the starter's deadline
+	require.NoError(t, (*readCtx.Load()).Err(), "the starter's deadline does not end the read")
+	close(release)
+	assert.Equal(t, 7, <-joined)
+}
+
+// A read that hangs ends at the group's Timeout, and every caller waiting
+// for it gets that error (not kept: the next caller reads anew).
+func TestReadIsBoundedByTheTimeout(t *testing.T) {
+	g := &Group[string, int]{Timeout: 100 * time.Millisecond}
+	hang := func(ctx context.Context) (int, error) { <-ctx.Done(); return 0, context.Cause(ctx) }
+	start := time.Now()
+	_, _, _, err := g.Do(context.Background(), "kafka", start, hang)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Contains(t, err.Error(), "timeout 100ms")
+	took := time.Since(start)
+	assert.GreaterOrEqual(t, took, 100*time.Millisecond)
+	assert.Less(t, took, 2*time.Second)
+	v, _, how, err := g.Do(context.Background(), "kafka", start, func(context.Context) (int, error) { return 3, nil })
+	require.NoError(t, err)
+	assert.Equal(t, 3, v)
+	assert.Equal(t, Started, how)
+}
+
+// When every caller waiting for a read gives up, the read is canceled, and
+// one not started yet (waiting for the spacing) never starts: the next
+// caller gets a read of its own.
+func TestAbandonedReadIsCanceled(t *testing.T) {
+	g := &Group[string, int]{Spacing: 300 * time.Millisecond}
+	var n atomic.Int64
+	canceled := make(chan error, 1)
+	hang := func(ctx context.Context) (int, error) {
+		n.Add(1)
+		<-ctx.Done()
+		canceled <- context.Cause(ctx)
+		return 0, context.Cause(ctx)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, _, _, err := g.Do(ctx, "kafka", time.Now(), hang); done <- err }()
+	require.Eventually(t, func() bool { return n.Load() == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	select {
+	case err := <-canceled:
+		require.ErrorIs(t, err, ErrAbandoned)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the abandoned read was not canceled")
+	}
+
+	// The next read waits for the spacing; its only caller leaves first.
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	_, began, how, err := g.Do(short, "kafka", time.Now(), hang)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, Started, how)
+	assert.True(t, began.IsZero(), "it had not started")
+	time.Sleep(400 * time.Millisecond) // past the spacing
+	assert.EqualValues(t, 1, n.Load(), "an abandoned read that had not started never starts")
+
+	v, _, how, err := g.Do(context.Background(), "kafka", time.Now(), func(context.Context) (int, error) { return 5, nil })
+	require.NoError(t, err)
+	assert.Equal(t, 5, v)
+	assert.Equal(t, Started, how, "a new read, not the abandoned one")
 }
