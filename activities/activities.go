@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/dataplane"
 	"github.com/fleet-rollout/fleet/internal/events"
 	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/fresh"
 	"github.com/fleet-rollout/fleet/internal/inventory"
 	"github.com/fleet-rollout/fleet/internal/metrics"
 	"github.com/fleet-rollout/fleet/internal/monitors"
@@ -80,8 +80,6 @@ type Activities struct {
 	Log     *zap.Logger
 	// Metrics records the monitor reads' latency and failures (nil: none).
 	Metrics *metrics.Metrics
-	// HealthConcurrency bounds the monitor reads in flight per check.
-	HealthConcurrency int
 	// InventoryTimeout bounds one inventory read (default
 	// DefaultInventoryTimeout), within the activity's own deadline.
 	InventoryTimeout time.Duration
@@ -107,6 +105,9 @@ const (
 	DefaultNotifyTimeout = 20 * time.Second
 	// DefaultDatadogRequestTimeout bounds one Datadog request.
 	DefaultDatadogRequestTimeout = 5 * time.Second
+	// DefaultHealthReadTimeout bounds one shared monitors read (every
+	// page): as long as the longest health check (30 s).
+	DefaultHealthReadTimeout = 30 * time.Second
 )
 
 // listInventory reads the inventory within InventoryTimeout.
@@ -337,10 +338,17 @@ type Datadog struct {
 	resumeAt time.Time
 	// limitedBy says what set resumeAt ("HTTP 429", ...).
 	limitedBy string
+
+	// reads shares each product's monitors read between the health checks
+	// on the worker (see productHealth), starting one at most every
+	// DatadogConfig.HealthReadSpacing; pageSize is how many monitors a
+	// page asks for (0: monitorsPageSize).
+	reads    fresh.Group[string, productMonitors]
+	pageSize int32
 }
 
 // RateLimitedError is a monitor read that did not go out because Datadog's
-// rate-limit window resets after the read's deadline. CheckHealth returns it
+// rate-limit window resets too late for the read's deadline. CheckHealth returns it
 // as an ApplicationError of type "RateLimited" whose NextRetryDelay is Wait.
 type RateLimitedError struct {
 	// By says what Datadog answered ("HTTP 429", ...); Wait is how long
@@ -350,22 +358,32 @@ type RateLimitedError struct {
 }
 
 func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("Datadog rate limit (%s) resets in %s, after this read's deadline", e.By, e.Wait.Round(time.Millisecond))
+	return fmt.Sprintf("Datadog rate limit (%s) resets in %s, too late for this read's deadline", e.By, e.Wait.Round(time.Millisecond))
+}
+
+// rateLimit is how long until the rate-limit window allows a request (0:
+// now), and what Datadog answered that closed it.
+func (d *Datadog) rateLimit() (time.Duration, string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return max(time.Until(d.resumeAt), 0), d.limitedBy
 }
 
 // waitForRateLimit blocks until the rate-limit window allows a request. A
-// window that resets after ctx's deadline fails at once, saying what
+// window that resets too late for a read to follow it within ctx's deadline
+// (after the deadline less the time a read needs: the read spacing and one
+// request timeout, at most half the time left) fails at once, saying what
 // Datadog answered, rather than waiting out the deadline.
 func (d *Datadog) waitForRateLimit(ctx context.Context) error {
-	d.mu.Lock()
-	wait := time.Until(d.resumeAt)
-	by := d.limitedBy
-	d.mu.Unlock()
+	wait, by := d.rateLimit()
 	if wait <= 0 {
 		return nil
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-		return &RateLimitedError{By: by, Wait: wait}
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if wait+min(d.reads.Spacing+d.timeout, left/2) > left {
+			return &RateLimitedError{By: by, Wait: wait}
+		}
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -373,7 +391,7 @@ func (d *Datadog) waitForRateLimit(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("waiting %s for the Datadog rate limit (%s) to reset: %w", wait.Round(time.Millisecond), by, ctx.Err())
+		return fmt.Errorf("waiting %s for the Datadog rate limit (%s) to reset: %w", wait.Round(time.Millisecond), by, context.Cause(ctx))
 	}
 }
 
@@ -418,6 +436,17 @@ type DatadogConfig struct {
 	// does the activity's deadline: an endpoint that accepts the connection
 	// and never answers fails the read within it.
 	RequestTimeout time.Duration
+	// HealthReadSpacing is the least time between two reads of a
+	// product's monitors: every health check is answered by a read that
+	// began after it asked, and the checks that ask while one is in flight
+	// (every batch on the worker) share the next (default
+	// DefaultHealthReadSpacing; negative: none).
+	HealthReadSpacing time.Duration
+	// HealthReadTimeout bounds one shared read of a product's monitors
+	// (every page of it), from its start: its own deadline, not that of
+	// the check that happened to start it; each check waits for it only
+	// within its own (default DefaultHealthReadTimeout).
+	HealthReadTimeout time.Duration
 }
 
 // NewDatadog builds a monitors reader.
@@ -440,7 +469,21 @@ func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
 		hc = &cp
 	}
 	c.HTTPClient = hc
-	return &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL, timeout: timeout}, nil
+	spacing := cfg.HealthReadSpacing
+	switch {
+	case spacing == 0:
+		spacing = DefaultHealthReadSpacing
+	case spacing < 0:
+		spacing = 0
+	}
+	d := &Datadog{api: datadogV1.NewMonitorsApi(datadog.NewAPIClient(c)), apiKey: cfg.APIKey, appKey: cfg.AppKey, site: cfg.Site, url: cfg.URL,
+		timeout: timeout}
+	d.reads.Spacing = spacing
+	d.reads.Timeout = cfg.HealthReadTimeout
+	if d.reads.Timeout <= 0 {
+		d.reads.Timeout = DefaultHealthReadTimeout
+	}
+	return d, nil
 }
 
 // request bounds one request by the request timeout (and ctx's deadline)
@@ -470,148 +513,6 @@ func (d *Datadog) context(ctx context.Context) context.Context {
 		ctx = context.WithValue(ctx, datadog.ContextServerVariables, map[string]string{"site": d.site})
 	}
 	return ctx
-}
-
-// clusterHealth reads the critical monitors scoped to one cluster.
-func (d *Datadog) clusterHealth(ctx context.Context, t workflows.HealthTarget, expected []monitors.Monitor) ([]workflows.Finding, error) {
-	opts := datadogV1.NewListMonitorsOptionalParameters().
-		WithTags("cluster:" + t.ClusterID).
-		WithMonitorTags("product:" + t.Product + "," + CriticalTag).
-		WithGroupStates("all")
-	if err := d.waitForRateLimit(ctx); err != nil {
-		return nil, err
-	}
-	rctx, cancel := d.request(ctx)
-	got, resp, err := d.api.ListMonitors(rctx, *opts)
-	timedOut := context.Cause(rctx) // before cancel: set only on the timeout
-	cancel()
-	d.observeRateLimit(resp)
-	if err != nil {
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-		}
-		if timedOut != nil && ctx.Err() == nil {
-			err = fmt.Errorf("%w (%v)", err, timedOut)
-		}
-		return nil, fmt.Errorf("list monitors for %s (HTTP %d): %w", t.ClusterID, code, err)
-	}
-	byID := make(map[int64]datadogV1.Monitor, len(got))
-	for _, m := range got {
-		byID[m.GetId()] = m
-	}
-	group := "cluster:" + t.ClusterID
-	var findings []workflows.Finding
-	for _, want := range expected {
-		m, ok := byID[want.ID]
-		if !ok {
-			findings = append(findings, workflows.Finding{ClusterID: t.ClusterID, Unknown: true, Monitor: want.Name, Status: "missing", Message: "monitor not found in Datadog"})
-			continue
-		}
-		status := ""
-		if st, ok := m.GetStateOk(); ok && st != nil {
-			if g, ok := st.Groups[group]; ok {
-				status = string(g.GetStatus())
-			}
-		}
-		switch datadogV1.MonitorOverallStates(status) {
-		case datadogV1.MONITOROVERALLSTATES_OK, datadogV1.MONITOROVERALLSTATES_WARN, datadogV1.MONITOROVERALLSTATES_IGNORED:
-		case datadogV1.MONITOROVERALLSTATES_ALERT:
-			findings = append(findings, workflows.Finding{ClusterID: t.ClusterID, Monitor: want.Name, Status: status, Message: m.GetName()})
-		default:
-			if want.NoDataOK && status == string(datadogV1.MONITOROVERALLSTATES_NO_DATA) {
-				continue // this monitor is configured to accept no data
-			}
-			if status == "" {
-				status = "no group"
-			}
-			findings = append(findings, workflows.Finding{ClusterID: t.ClusterID, Unknown: true, Monitor: want.Name, Status: status, Message: "no data for " + group})
-		}
-	}
-	return findings, nil
-}
-
-// readFailure classifies a failed monitor read for the metrics.
-func readFailure(err error) string {
-	var rl *RateLimitedError
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &rl):
-		return "rate-limited"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	}
-	return "error"
-}
-
-// CheckHealth reads the critical monitors of each cluster. An alert is a
-// finding; no data is an unknown finding; a monitor that cannot be read at
-// all fails the activity, which the workflow treats as health unknown.
-func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) (workflows.HealthResult, error) {
-	if a.Datadog == nil {
-		if a.MonitoringOff {
-			a.Log.Warn("health checks skipped: monitoring is off", zap.Int("clusters", len(in.Clusters)))
-		} else {
-			a.Log.Warn("health checks skipped: no Datadog configured", zap.Int("clusters", len(in.Clusters)))
-		}
-		return workflows.HealthResult{}, nil
-	}
-	limit := a.HealthConcurrency
-	if limit <= 0 {
-		limit = 16
-	}
-	if activity.IsActivity(ctx) {
-		// The read heartbeats while it runs (a rate limit waited out
-		// included), so a read lost with a stopped worker times out at
-		// its heartbeat timeout and the next read comes in time.
-		stop := heartbeat(ctx, time.Second)
-		defer stop()
-	}
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		findings []workflows.Finding
-		firstErr error
-		sem      = make(chan struct{}, limit)
-	)
-	for _, t := range in.Clusters {
-		expected := forProduct(a.Catalog, t.Product)
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			start := time.Now()
-			f, err := a.Datadog.clusterHealth(ctx, t, expected)
-			a.Metrics.ObserveHealthRead(time.Since(start), readFailure(err), err)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
-			}
-			findings = append(findings, f...)
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		err := fmt.Errorf("check health of %d clusters: %w", len(in.Clusters), firstErr)
-		var rl *RateLimitedError
-		if errors.As(firstErr, &rl) {
-			return workflows.HealthResult{}, temporal.NewApplicationErrorWithOptions(err.Error(), "RateLimited",
-				temporal.ApplicationErrorOptions{NextRetryDelay: rl.Wait, Cause: err})
-		}
-		return workflows.HealthResult{}, err
-	}
-	sort.Slice(findings, func(i, j int) bool {
-		if findings[i].ClusterID != findings[j].ClusterID {
-			return findings[i].ClusterID < findings[j].ClusterID
-		}
-		return findings[i].Monitor < findings[j].Monitor
-	})
-	return workflows.HealthResult{Findings: findings}, nil
 }
 
 // Notify posts one message to the rollout's thread (the first message starts

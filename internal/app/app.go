@@ -148,6 +148,14 @@ func FromEnv() (Config, error) {
 			URL:    os.Getenv("DD_URL"),
 			// Per-request bound, e.g. "5s" (default activities.DefaultDatadogRequestTimeout).
 			RequestTimeout: envDuration("DD_REQUEST_TIMEOUT", 0),
+			// Least time between two reads of a product's monitors, shared
+			// by the batches that ask meanwhile, e.g. "500ms" (default
+			// activities.DefaultHealthReadSpacing).
+			HealthReadSpacing: envDuration("DD_MONITORS_READ_SPACING", 0),
+			// Deadline of one shared read of a product's monitors (all
+			// its pages), e.g. "30s" (default
+			// activities.DefaultHealthReadTimeout).
+			HealthReadTimeout: envDuration("DD_MONITORS_READ_TIMEOUT", 0),
 		},
 		Monitoring:          os.Getenv(MonitoringEnv),
 		SlackToken:          os.Getenv("SLACK_TOKEN"),

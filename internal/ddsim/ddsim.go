@@ -9,6 +9,8 @@
 //	GET /api/v1/monitor/{id}    MonitorsApi.GetMonitor
 //	GET /api/v1/query           MetricsApi.QueryMetrics
 //
+// Requests counts what it was asked, by endpoint.
+//
 // Monitors come from a catalog (monitors.Default()); each is a multi-alert
 // grouped by cluster, with one group "cluster:<id>" per cluster of the
 // monitor's product, whose status the Source reports. A monitor that
@@ -67,7 +69,8 @@ const (
 	StatusNoData = "No Data"
 )
 
-// Rate limit defaults: generous enough for a dev fleet polled per cluster.
+// Rate limit defaults: generous for a dev fleet (the worker reads monitors
+// in bulk, about a request per product per interval; tests poll more).
 const (
 	DefaultRateLimit       = 10000
 	DefaultRateLimitPeriod = 10 * time.Second
@@ -109,6 +112,7 @@ type Server struct {
 	windowCount int
 	history     map[groupKey]*groupHistory
 	now         func() time.Time
+	requests    map[string]int // by endpoint (see Requests)
 }
 
 type groupKey struct {
@@ -139,14 +143,51 @@ func New(catalog []monitors.Monitor, src Source, opts Options) *Server {
 	copy(cat, catalog)
 	sort.Slice(cat, func(i, j int) bool { return cat[i].ID < cat[j].ID })
 	return &Server{
-		catalog: cat,
-		src:     src,
-		opts:    opts,
-		log:     opts.Log,
-		created: time.Now().UTC().Truncate(time.Second),
-		history: map[groupKey]*groupHistory{},
-		now:     time.Now,
+		catalog:  cat,
+		src:      src,
+		opts:     opts,
+		log:      opts.Log,
+		created:  time.Now().UTC().Truncate(time.Second),
+		history:  map[groupKey]*groupHistory{},
+		now:      time.Now,
+		requests: map[string]int{},
 	}
+}
+
+// Endpoints, as Requests counts them: the official client's method names.
+const (
+	EndpointListMonitors = "ListMonitors"
+	EndpointGetMonitor   = "GetMonitor"
+	EndpointQueryMetrics = "QueryMetrics"
+	EndpointValidate     = "Validate"
+	EndpointOther        = "other"
+)
+
+func endpoint(r *http.Request) string {
+	switch p := strings.TrimSuffix(r.URL.Path, "/"); {
+	case p == "/api/v1/monitor":
+		return EndpointListMonitors
+	case strings.HasPrefix(p, "/api/v1/monitor/"):
+		return EndpointGetMonitor
+	case p == "/api/v1/query":
+		return EndpointQueryMetrics
+	case p == "/api/v1/validate":
+		return EndpointValidate
+	}
+	return EndpointOther
+}
+
+// Requests counts the requests received since the server started, by
+// endpoint (EndpointListMonitors, ...): every request, answered or failed
+// (injected failures, 429s, hangs, bad keys and bad parameters included).
+func (s *Server) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.requests))
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
 }
 
 // SetFailure makes the next n requests (n < 0: every request until
@@ -203,6 +244,7 @@ func (s *Server) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		hang := s.hang
+		s.requests[endpoint(r)]++
 		s.mu.Unlock()
 		if hang {
 			<-r.Context().Done()

@@ -586,3 +586,63 @@ func groupStatus(m datadogV1.Monitor, clusterID string) datadogV1.MonitorOverall
 	}
 	return *g.Status
 }
+
+// The bulk form the health checks read each interval: one product's
+// critical monitors, every group (one per cluster of the product) with the
+// status the source gives it, paged; and the requests are counted.
+func TestListMonitorsBulkGroupStates(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.source.set("lkc-00002", "kafka-cpu-high", StatusAlert)
+	e.source.set("lkc-00001", "kafka-consumer-lag", StatusNoData)
+	e.source.set("lkc-00001", "kafka-storage-usage", StatusWarn)
+	kafka := catalogNames(fleet.ProductKafka)
+	require.Greater(t, len(kafka), 5)
+	bulk := func() *datadogV1.ListMonitorsOptionalParameters {
+		return params().WithMonitorTags(monitors.ProductTag(fleet.ProductKafka) + "," + monitors.TagRolloutCritical).WithGroupStates("all")
+	}
+	before := e.srv.Requests()[EndpointListMonitors]
+
+	got := e.list(t, bulk().WithPage(0).WithPageSize(100))
+	assert.Equal(t, kafka, names(got))
+	want := map[string]map[string]datadogV1.MonitorOverallStates{}
+	for _, n := range kafka {
+		want[n] = map[string]datadogV1.MonitorOverallStates{
+			"cluster:lkc-00001": datadogV1.MONITOROVERALLSTATES_OK,
+			"cluster:lkc-00002": datadogV1.MONITOROVERALLSTATES_OK,
+		}
+	}
+	want["kafka-cpu-high"]["cluster:lkc-00002"] = datadogV1.MONITOROVERALLSTATES_ALERT
+	want["kafka-consumer-lag"]["cluster:lkc-00001"] = datadogV1.MONITOROVERALLSTATES_NO_DATA
+	want["kafka-storage-usage"]["cluster:lkc-00001"] = datadogV1.MONITOROVERALLSTATES_WARN
+	for _, m := range got {
+		groups := map[string]datadogV1.MonitorOverallStates{}
+		for name, g := range m.GetState().Groups {
+			assert.Equal(t, name, g.GetName())
+			groups[name] = g.GetStatus()
+		}
+		assert.Equal(t, want[m.GetName()], groups, m.GetName())
+	}
+
+	// Paged: the pages together are the whole answer, a short page ends it.
+	var paged []string
+	for page := int64(0); ; page++ {
+		p := e.list(t, bulk().WithPage(page).WithPageSize(5))
+		paged = append(paged, names(p)...)
+		if len(p) < 5 {
+			break
+		}
+	}
+	assert.Equal(t, kafka, paged)
+	pages := (len(kafka) + 5) / 5 // the last one short (or empty)
+
+	e.srv.SetFailure(http.StatusInternalServerError, 1)
+	_, resp, err := e.api.ListMonitors(e.ctx(t, apiKey, appKey), *bulk())
+	require.Error(t, err)
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	_, _, err = e.api.GetMonitor(e.ctx(t, apiKey, appKey), 1001)
+	require.NoError(t, err)
+
+	reqs := e.srv.Requests()
+	assert.Equal(t, before+1+pages+1, reqs[EndpointListMonitors], "every request counts, the failed one too")
+	assert.Equal(t, 1, reqs[EndpointGetMonitor])
+}

@@ -81,7 +81,7 @@ func New() (*Metrics, error) {
 		}),
 		healthRead: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    HealthReadSeconds,
-			Help:    "Latency of one cluster's monitor read from Datadog (CheckHealth), by result (ok, error).",
+			Help:    "How long a health check (CheckHealth) waited for one product's monitors from Datadog (a read shared between the worker's checks), by result (ok, error).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"result"}),
 		healthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -118,8 +118,9 @@ func (m *Metrics) HTTPHandler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-// ObserveHealthRead records one cluster's monitor read; reason classifies a
-// failure (ignored when err is nil).
+// ObserveHealthRead records one health check's read of one product's
+// monitors (shared with the other checks on the worker while fresh); reason
+// classifies a failure (ignored when err is nil).
 func (m *Metrics) ObserveHealthRead(d time.Duration, reason string, err error) {
 	if m == nil {
 		return

@@ -1,0 +1,497 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV1"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/fleet-rollout/fleet/internal/ddsim"
+	"github.com/fleet-rollout/fleet/internal/fleet"
+	"github.com/fleet-rollout/fleet/internal/monitors"
+	"github.com/fleet-rollout/fleet/internal/sim"
+	"github.com/fleet-rollout/fleet/workflows"
+)
+
+// The findings of one cluster, for every state its monitors' groups can be
+// in (the mapping CheckHealth applies to each cluster of a bulk read).
+func TestClusterFindings(t *testing.T) {
+	cpu := monitors.Monitor{ID: 1, Name: "kafka-cpu-high", Product: fleet.ProductKafka}
+	lag := monitors.Monitor{ID: 2, Name: "kafka-consumer-lag", Product: fleet.ProductKafka, NoDataOK: true}
+	const id, group = "lkc-1", "cluster:lkc-1"
+	read := func(cpuStatus, lagStatus string) productMonitors {
+		out := productMonitors{
+			1: {name: "Kafka CPU high (Datadog's name)", groups: map[string]string{"cluster:lkc-2": "Alert"}},
+			2: {name: "kafka-consumer-lag", groups: map[string]string{"cluster:lkc-2": "No Data"}},
+		}
+		if cpuStatus != "" {
+			out[1].groups[group] = cpuStatus
+		}
+		if lagStatus != "" {
+			out[2].groups[group] = lagStatus
+		}
+		return out
+	}
+	alert := func(m monitors.Monitor, msg string) workflows.Finding {
+		return workflows.Finding{ClusterID: id, Monitor: m.Name, Status: "Alert", Message: msg}
+	}
+	unknown := func(m monitors.Monitor, status, msg string) workflows.Finding {
+		return workflows.Finding{ClusterID: id, Unknown: true, Monitor: m.Name, Status: status, Message: msg}
+	}
+	tests := []struct {
+		name     string
+		expected []monitors.Monitor
+		got      productMonitors
+		want     []workflows.Finding
+	}{
+		{"OK", []monitors.Monitor{cpu, lag}, read("OK", "OK"), nil},
+		{"Warn is fine", []monitors.Monitor{cpu, lag}, read("Warn", "OK"), nil},
+		{"Ignored is fine", []monitors.Monitor{cpu, lag}, read("Ignored", "OK"), nil},
+		{"Alert is a finding, named as Datadog names the monitor", []monitors.Monitor{cpu, lag}, read("Alert", "OK"),
+			[]workflows.Finding{alert(cpu, "Kafka CPU high (Datadog's name)")}},
+		{"Alert on a no-data-ok monitor", []monitors.Monitor{cpu, lag}, read("OK", "Alert"),
+			[]workflows.Finding{alert(lag, "kafka-consumer-lag")}},
+		{"No Data is unknown", []monitors.Monitor{cpu, lag}, read("No Data", "OK"),
+			[]workflows.Finding{unknown(cpu, "No Data", "no data for "+group)}},
+		{"No Data where the monitor accepts it", []monitors.Monitor{cpu, lag}, read("OK", "No Data"), nil},
+		{"Skipped (another status) is unknown", []monitors.Monitor{cpu, lag}, read("Skipped", "OK"),
+			[]workflows.Finding{unknown(cpu, "Skipped", "no data for "+group)}},
+		{"no group for the cluster", []monitors.Monitor{cpu, lag}, read("", "OK"),
+			[]workflows.Finding{unknown(cpu, "no group", "no data for "+group)}},
+		{"no group, even where no data is accepted", []monitors.Monitor{cpu, lag}, read("OK", ""),
+			[]workflows.Finding{unknown(lag, "no group", "no data for "+group)}},
+		{"monitor not in Datadog", []monitors.Monitor{cpu, lag}, productMonitors{2: read("OK", "OK")[2]},
+			[]workflows.Finding{unknown(cpu, "missing", "monitor not found in Datadog")}},
+		{"nothing read", []monitors.Monitor{cpu, lag}, nil,
+			[]workflows.Finding{unknown(cpu, "missing", "monitor not found in Datadog"), unknown(lag, "missing", "monitor not found in Datadog")}},
+		{"monitors not expected are ignored", []monitors.Monitor{lag}, read("Alert", "OK"), nil},
+		{"nothing expected", nil, read("Alert", "Alert"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, clusterFindings(id, tt.expected, tt.got))
+		})
+	}
+}
+
+// overrideSource is the simulator with some groups' statuses set by the
+// test.
+type overrideSource struct {
+	*sim.Simulator
+	mu     sync.Mutex
+	status map[[2]string]string
+}
+
+func (o *overrideSource) set(clusterID, monitor, status string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.status[[2]string{clusterID, monitor}] = status
+}
+
+func (o *overrideSource) MonitorStatus(clusterID, monitor string) string {
+	o.mu.Lock()
+	s, ok := o.status[[2]string{clusterID, monitor}]
+	o.mu.Unlock()
+	if ok {
+		return s
+	}
+	return o.Simulator.MonitorStatus(clusterID, monitor)
+}
+
+// healthEnv is a simulated fleet behind ddsim, and CheckHealth reading it
+// through the official client over HTTP.
+type healthEnv struct {
+	src      *overrideSource
+	srv      *ddsim.Server
+	url      string
+	a        *Activities
+	clusters []fleet.Cluster
+}
+
+func newHealthEnv(t *testing.T, n int, opts ddsim.Options, cfg DatadogConfig, wrap func(http.Handler) http.Handler) *healthEnv {
+	t.Helper()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	clusters := sim.GenerateFleet(n, 3)
+	s, err := sim.New(sim.Config{Clusters: clusters}, log.Named("sim"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	src := &overrideSource{Simulator: s, status: map[[2]string]string{}}
+	opts.APIKey, opts.AppKey, opts.Log = testAPIKey, testAppKey, log.Named("ddsim")
+	srv := ddsim.New(monitors.Default(), src, opts)
+	h := srv.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	cfg.APIKey, cfg.AppKey, cfg.URL = testAPIKey, testAppKey, hs.URL
+	d, err := NewDatadog(cfg)
+	require.NoError(t, err)
+	return &healthEnv{src: src, srv: srv, url: hs.URL, clusters: clusters,
+		a: &Activities{Datadog: d, Catalog: monitors.Default(), Log: log}}
+}
+
+func (e *healthEnv) listRequests() int { return e.srv.Requests()[ddsim.EndpointListMonitors] }
+
+func (e *healthEnv) targets() []workflows.HealthTarget {
+	var out []workflows.HealthTarget
+	for _, c := range e.clusters {
+		out = append(out, workflows.HealthTarget{ClusterID: c.ID, Product: c.Product})
+	}
+	return out
+}
+
+// checkAll runs one CheckHealth per batch, all at once, and returns their
+// findings together, by cluster.
+func (e *healthEnv) checkAll(t *testing.T, batches [][]workflows.HealthTarget) map[string][]workflows.Finding {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = map[string][]workflows.Finding{}
+	)
+	for _, b := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			res, err := e.a.CheckHealth(ctx, workflows.HealthInput{Clusters: b})
+			if !assert.NoError(t, err) {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, f := range res.Findings {
+				out[f.ClusterID] = append(out[f.ClusterID], f)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func firstOf(clusters []fleet.Cluster, product string, skip int) fleet.Cluster {
+	for _, c := range clusters {
+		if c.Product == product {
+			if skip == 0 {
+				return c
+			}
+			skip--
+		}
+	}
+	panic("no " + product + " cluster")
+}
+
+func productsOf(clusters []fleet.Cluster) map[string]int {
+	out := map[string]int{}
+	for _, c := range clusters {
+		out[c.Product]++
+	}
+	return out
+}
+
+// 500 clusters in flight in 21 batches read their health at once: a
+// request or two per product, not per cluster, against a Datadog whose rate limit
+// (50 requests per 10 s) the per-cluster reads would have run into at the
+// 51st cluster; every cluster's findings are its own.
+func TestCheckHealthReadsInBulk(t *testing.T) {
+	e := newHealthEnv(t, 500, ddsim.Options{RateLimit: 50, RateLimitPeriod: 10 * time.Second}, DatadogConfig{}, nil)
+	products := productsOf(e.clusters)
+	require.GreaterOrEqual(t, len(products), 3, "%v", products)
+
+	kafka := fleet.ProductKafka
+	alerting := firstOf(e.clusters, kafka, 0)
+	noData := firstOf(e.clusters, kafka, 1)
+	lagNoData := firstOf(e.clusters, kafka, 2)
+	ksqlAlert := firstOf(e.clusters, fleet.ProductKsqlDB, 0)
+	e.src.set(alerting.ID, "kafka-under-replicated-partitions", ddsim.StatusAlert)
+	e.src.set(noData.ID, "kafka-cpu-high", ddsim.StatusNoData)
+	e.src.set(lagNoData.ID, "kafka-consumer-lag", ddsim.StatusNoData) // accepted
+	e.src.set(ksqlAlert.ID, "ksqldb-liveness", ddsim.StatusAlert)
+	e.src.set(ksqlAlert.ID, "ksqldb-cpu-high", ddsim.StatusWarn) // fine
+
+	targets := e.targets()
+	// A cluster Datadog has no group for, in the last batch.
+	targets = append(targets, workflows.HealthTarget{ClusterID: "lkc-not-in-datadog", Product: kafka})
+	batches := batchesOf(targets, 25)
+	require.Len(t, batches, 21)
+
+	got := e.checkAll(t, batches)
+	reqs := e.listRequests()
+	// The first check of a product reads at once; the checks that ask
+	// while that read is in flight share the next.
+	assert.LessOrEqual(t, reqs, 2*len(products), "at most two reads per product (a page each), shared by %d batches", len(batches))
+	assert.GreaterOrEqual(t, reqs, len(products))
+	t.Logf("%d clusters in %d batches: %d ListMonitors requests", len(targets), len(batches), reqs)
+
+	assert.Equal(t, []workflows.Finding{{ClusterID: alerting.ID, Monitor: "kafka-under-replicated-partitions", Status: "Alert",
+		Message: "kafka-under-replicated-partitions"}}, got[alerting.ID])
+	assert.Equal(t, []workflows.Finding{{ClusterID: noData.ID, Unknown: true, Monitor: "kafka-cpu-high", Status: "No Data",
+		Message: "no data for cluster:" + noData.ID}}, got[noData.ID])
+	assert.Equal(t, []workflows.Finding{{ClusterID: ksqlAlert.ID, Monitor: "ksqldb-liveness", Status: "Alert",
+		Message: "ksqldb-liveness"}}, got[ksqlAlert.ID])
+	unknownCluster := got["lkc-not-in-datadog"]
+	require.Len(t, unknownCluster, len(monitors.ForProduct(kafka)))
+	for _, f := range unknownCluster {
+		assert.True(t, f.Unknown)
+		assert.Equal(t, "no group", f.Status)
+	}
+	assert.Len(t, got, 4, "no other cluster has a finding: %v", got)
+
+	// The same with pages of 5 monitors, from a reader of its own: the
+	// same findings, a request per page.
+	paged, err := NewDatadog(DatadogConfig{APIKey: testAPIKey, AppKey: testAppKey, URL: e.url})
+	require.NoError(t, err)
+	paged.pageSize = 5
+	e.a.Datadog = paged
+	before := e.listRequests()
+	assert.Equal(t, got, e.checkAll(t, batches))
+	pages := 0
+	for p := range products {
+		pages += len(monitors.ForProduct(p))/5 + 1 // the last page short or empty
+	}
+	assert.LessOrEqual(t, e.listRequests()-before, 2*pages)
+	assert.GreaterOrEqual(t, e.listRequests()-before, pages)
+}
+
+// A check is never answered by monitors read before it asked: a cluster
+// that alerts right after a read is seen by the next check, which starts
+// its read no sooner than the spacing after the last; checks that ask
+// together share one read.
+func TestCheckHealthNeverUsesAReadFromBeforeItAsked(t *testing.T) {
+	const spacing = 300 * time.Millisecond
+	e := newHealthEnv(t, 60, ddsim.Options{}, DatadogConfig{HealthReadSpacing: spacing}, nil)
+	c := firstOf(e.clusters, fleet.ProductKafka, 0)
+	in := workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}}
+	ctx := context.Background()
+
+	start := time.Now()
+	res, err := e.a.CheckHealth(ctx, in)
+	require.NoError(t, err)
+	require.Empty(t, res.Findings)
+	require.Equal(t, 1, e.listRequests())
+
+	e.src.set(c.ID, "kafka-offline-partitions", ddsim.StatusAlert)
+	res, err = e.a.CheckHealth(ctx, in)
+	require.NoError(t, err)
+	require.Len(t, res.Findings, 1, "the alert raised after the first read is seen")
+	assert.Equal(t, "kafka-offline-partitions", res.Findings[0].Monitor)
+	assert.Equal(t, "Alert", res.Findings[0].Status)
+	assert.Equal(t, 2, e.listRequests())
+	assert.GreaterOrEqual(t, time.Since(start), spacing, "the second read waited for the spacing")
+
+	// Ten checks asking together share one read.
+	batch := [][]workflows.HealthTarget{}
+	for range 10 {
+		batch = append(batch, in.Clusters)
+	}
+	got := e.checkAll(t, batch)
+	assert.Len(t, got[c.ID], 10)
+	assert.LessOrEqual(t, e.listRequests(), 3, "ten checks asking together: one read")
+}
+
+// A 429 with Datadog's rate-limit headers fails the read that got it (health
+// unknown); the next checks wait for the window to reset, together, and
+// then share one read.
+func TestCheckHealthWaitsOutA429(t *testing.T) {
+	e := newHealthEnv(t, 100, ddsim.Options{RateLimitPeriod: time.Second}, DatadogConfig{}, nil)
+	kafka := []workflows.HealthTarget{}
+	for _, c := range e.clusters {
+		if c.Product == fleet.ProductKafka {
+			kafka = append(kafka, workflows.HealthTarget{ClusterID: c.ID, Product: c.Product})
+		}
+	}
+	e.srv.SetFailure(http.StatusTooManyRequests, 1)
+	_, err := e.a.CheckHealth(context.Background(), workflows.HealthInput{Clusters: kafka})
+	require.ErrorContains(t, err, "HTTP 429")
+	var rl *RateLimitedError
+	require.False(t, errors.As(err, &rl), "the 429 itself is an error of the read")
+	require.Equal(t, 1, e.listRequests())
+
+	start := time.Now()
+	got := e.checkAll(t, batchesOf(kafka, 5))
+	took := time.Since(start)
+	assert.Empty(t, got)
+	assert.Greater(t, took, 200*time.Millisecond, "waited for X-RateLimit-Reset")
+	assert.LessOrEqual(t, e.listRequests(), 3, "the waiting checks shared a read (or two: the first and the next)")
+
+	// A window that resets after the deadline fails at once, as
+	// RateLimited with the wait as the retry delay.
+	e.srv.SetFailure(http.StatusTooManyRequests, 1)
+	_, err = e.a.CheckHealth(context.Background(), workflows.HealthInput{Clusters: kafka})
+	require.ErrorContains(t, err, "HTTP 429")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err = e.a.CheckHealth(ctx, workflows.HealthInput{Clusters: kafka})
+	require.ErrorContains(t, err, "Datadog rate limit (HTTP 429) resets in")
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%T", err)
+	require.Equal(t, "RateLimited", appErr.Type())
+}
+
+// A check that asks while a read whose starter gives up at its (earlier)
+// deadline is in flight gets the next read, within its own deadline; the
+// read left by every check is canceled, not waited for.
+func TestCheckHealthOutlivesTheStartersDeadline(t *testing.T) {
+	var n atomic.Int64
+	slowFirst := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1) == 1 {
+				select {
+				case <-time.After(2 * time.Second):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{}, slowFirst)
+	c := firstOf(e.clusters, fleet.ProductKafka, 0)
+	e.src.set(c.ID, "kafka-cpu-high", ddsim.StatusAlert)
+	in := workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}}
+
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	starterErr := make(chan error, 1)
+	go func() {
+		_, err := e.a.CheckHealth(short, in)
+		starterErr <- err
+	}()
+	require.Eventually(t, func() bool { return n.Load() == 1 }, 5*time.Second, time.Millisecond)
+	long, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	start := time.Now()
+	res, err := e.a.CheckHealth(long, in)
+	require.NoError(t, err)
+	require.Len(t, res.Findings, 1)
+	assert.Equal(t, "Alert", res.Findings[0].Status)
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "the slow first read was not waited for")
+	assert.ErrorIs(t, <-starterErr, context.DeadlineExceeded)
+	assert.EqualValues(t, 2, n.Load(), "the read begun before the long check asked, then the next")
+}
+
+// Regression (CI: TestMonitorsEndpoint500PausesWithHealthUnknown/429 and
+// TestChaosMonitorsUnavailable timed out at StartToClose after a 429
+// period): a check whose rate-limit window resets just before its deadline
+// must not wait for it, since the read that follows could not finish in
+// time; it fails at once as RateLimited, with the wait as retry delay. And
+// whatever it waits for, a check returns before its ctx's deadline: a
+// worker's activity deadline runs from when it got the task, later than the
+// server's StartToClose, so a check that returns only at its ctx's deadline
+// is timed out instead of reporting why.
+func TestCheckHealthLeavesRoomAfterARateLimit(t *testing.T) {
+	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{}, nil)
+	c := firstOf(e.clusters, fleet.ProductKafka, 0)
+	in := workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}}
+	d := e.a.Datadog
+	closeWindow := func(wait time.Duration) {
+		d.mu.Lock()
+		d.resumeAt, d.limitedBy = time.Now().Add(wait), "HTTP 429"
+		d.mu.Unlock()
+	}
+
+	// The window resets 2.9 s into a 3 s check: no time left to read.
+	closeWindow(2900 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := e.a.CheckHealth(ctx, in)
+	took := time.Since(start)
+	require.ErrorContains(t, err, "Datadog rate limit (HTTP 429) resets in")
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%T: %v", err, err)
+	require.Equal(t, "RateLimited", appErr.Type())
+	assert.Less(t, took, 500*time.Millisecond, "failed at once, not after waiting for the window")
+	assert.Zero(t, e.listRequests())
+
+	// Within the time a read needs, the window is waited out and read.
+	closeWindow(500 * time.Millisecond)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel2()
+	start = time.Now()
+	_, err = e.a.CheckHealth(ctx2, in)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond)
+	assert.Equal(t, 1, e.listRequests())
+}
+
+// A check returns before its deadline (a margin before it, to report why)
+// when the shared read hangs, and its error is a timeout.
+func TestCheckHealthReturnsBeforeItsDeadline(t *testing.T) {
+	a := healthActivities(t, DatadogConfig{URL: silentDatadog(t), RequestTimeout: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	_, err := a.CheckHealth(ctx, healthIn)
+	require.Error(t, err)
+	require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+	require.Contains(t, err.Error(), "before the check's deadline")
+	assert.GreaterOrEqual(t, time.Until(dl), 150*time.Millisecond, "returned %s before the deadline", time.Until(dl))
+	require.NoError(t, ctx.Err())
+}
+
+// The bulk read judges every cluster as the per-cluster read did (the
+// query CheckHealth made before: tags=cluster:<id>, one request per
+// cluster), for a fleet whose groups are in every status.
+func TestBulkFindingsMatchPerClusterReads(t *testing.T) {
+	e := newHealthEnv(t, 120, ddsim.Options{}, DatadogConfig{}, nil)
+	statuses := []string{ddsim.StatusOK, ddsim.StatusAlert, ddsim.StatusWarn, ddsim.StatusNoData, "Ignored"}
+	for i, c := range e.clusters {
+		for j, m := range monitors.ForProduct(c.Product) {
+			if (i+j)%4 == 0 {
+				e.src.set(c.ID, m.Name, statuses[(i*7+j)%len(statuses)])
+			}
+		}
+	}
+	targets := e.targets()
+	got, err := e.a.CheckHealth(context.Background(), workflows.HealthInput{Clusters: targets})
+	require.NoError(t, err)
+
+	d := e.a.Datadog
+	var want []workflows.Finding
+	for _, tg := range targets {
+		opts := datadogV1.NewListMonitorsOptionalParameters().
+			WithTags("cluster:" + tg.ClusterID).
+			WithMonitorTags("product:" + tg.Product + "," + CriticalTag).
+			WithGroupStates("all")
+		ms, _, err := d.api.ListMonitors(d.context(context.Background()), *opts)
+		require.NoError(t, err)
+		read := productMonitors{}
+		for _, m := range ms {
+			groups := map[string]string{}
+			for name, g := range m.GetState().Groups {
+				groups[name] = string(g.GetStatus())
+			}
+			read[m.GetId()] = monitorGroups{name: m.GetName(), groups: groups}
+		}
+		want = append(want, clusterFindings(tg.ClusterID, forProduct(monitors.Default(), tg.Product), read)...)
+	}
+	sort.Slice(want, func(i, j int) bool {
+		if want[i].ClusterID != want[j].ClusterID {
+			return want[i].ClusterID < want[j].ClusterID
+		}
+		return want[i].Monitor < want[j].Monitor
+	})
+	require.NotEmpty(t, want)
+	kinds := map[string]int{}
+	for _, f := range want {
+		kinds[f.Status]++
+	}
+	assert.Positive(t, kinds["Alert"], "%v", kinds)
+	assert.Positive(t, kinds["No Data"], "%v", kinds)
+	assert.Equal(t, want, got.Findings)
+}
