@@ -345,6 +345,11 @@ type Datadog struct {
 	// page asks for (0: monitorsPageSize).
 	reads    fresh.Group[string, productMonitors]
 	pageSize int32
+	// rosters shares each product's roster (which groups exist), reused
+	// while at most rosterMaxAge old (DatadogConfig.HealthRosterMaxAge),
+	// read anew for a check that meets a group it lacks.
+	rosters      fresh.Group[string, productRoster]
+	rosterMaxAge time.Duration
 }
 
 // RateLimitedError is a monitor read that did not go out because Datadog's
@@ -447,6 +452,15 @@ type DatadogConfig struct {
 	// the check that happened to start it; each check waits for it only
 	// within its own (default DefaultHealthReadTimeout).
 	HealthReadTimeout time.Duration
+	// HealthRosterMaxAge is how old a product's roster (the read of all
+	// its monitors' groups, which tells which groups exist) may be when a
+	// check uses it: the frequent read asks only the groups that are not
+	// OK, and a group the roster has is OK when the frequent read lacks
+	// it; a group the roster lacks makes the check read it anew (default
+	// DefaultHealthRosterMaxAge; negative: a roster read per check, as
+	// fresh as the frequent read). A roster read runs under
+	// HealthReadTimeout and HealthReadSpacing like the frequent read.
+	HealthRosterMaxAge time.Duration
 }
 
 // NewDatadog builds a monitors reader.
@@ -482,6 +496,13 @@ func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
 	d.reads.Timeout = cfg.HealthReadTimeout
 	if d.reads.Timeout <= 0 {
 		d.reads.Timeout = DefaultHealthReadTimeout
+	}
+	d.rosters.Spacing, d.rosters.Timeout = d.reads.Spacing, d.reads.Timeout
+	switch d.rosterMaxAge = cfg.HealthRosterMaxAge; {
+	case d.rosterMaxAge == 0:
+		d.rosterMaxAge = DefaultHealthRosterMaxAge
+	case d.rosterMaxAge < 0:
+		d.rosterMaxAge = 0
 	}
 	return d, nil
 }

@@ -17,29 +17,51 @@ import (
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
-// Health reads are batched: a product's critical monitors are read once,
-// with every group (one per cluster) in the answer, and every cluster of
-// that product is answered from that read. Every check is answered by a
-// read that began after it asked (a cluster that has just finished applying
-// is never judged by monitors read before): the checks that ask while a
-// read is in flight (every batch on the worker) share the next one, and a
-// product's monitors are read at most once per DatadogConfig.HealthReadSpacing.
-// A worker so makes a few requests per product per interval (per page of
-// monitorsPageSize monitors), however many clusters are in flight, where it
-// made one per cluster.
+// Health reads are batched: a product's critical monitors are read once
+// for every cluster of that product on the worker. Every check is answered
+// by a read that began after it asked (a cluster that has just finished
+// applying is never judged by monitors read before): the checks that ask
+// while a read is in flight (every batch on the worker) share the next one,
+// and a product's monitors are read at most once per
+// DatadogConfig.HealthReadSpacing. A worker so makes a few requests per
+// product per interval (per page of monitorsPageSize monitors), however many
+// clusters are in flight, where it made one per cluster.
+//
+// What a read answers follows the clusters that are not OK, not the fleet:
+// the frequent read (the issues read) asks only the groups in Alert, Warn or
+// No Data (group_states=alert,warn,no data), for every monitor of the
+// product. A rare read (the roster, group_states=all, shared and reused while
+// at most DatadogConfig.HealthRosterMaxAge old) tells which groups exist. A
+// cluster's group is then: its status in the issues read; else OK when the
+// roster has it (never the roster's own, possibly stale, status: a group
+// that is not OK now is in the issues read); else, the group may be new
+// since the roster was read: the check asks once for a roster read begun
+// after it asked, and a group still absent is "no group" (unknown). Decoding
+// every group of every monitor twice a second was most of the worker's CPU
+// at 2,000 clusters.
 
 // DefaultHealthReadSpacing is the least time between two reads of a
 // product's monitors (DatadogConfig.HealthReadSpacing).
 const DefaultHealthReadSpacing = 500 * time.Millisecond
 
+// DefaultHealthRosterMaxAge is how old a product's roster (which groups
+// exist) may be when a check uses it (DatadogConfig.HealthRosterMaxAge).
+const DefaultHealthRosterMaxAge = time.Minute
+
 // monitorsPageSize is how many monitors a bulk read asks per page
-// (Datadog's default page size; its maximum is 1000). Each monitor comes
-// with all its groups, one per cluster of the product.
+// (Datadog's default page size; its maximum is 1000).
 const monitorsPageSize = 100
 
 // maxMonitorPages bounds one bulk read, in case an endpoint ignores paging
 // and answers every page in full.
 const maxMonitorPages = 50
+
+// The group_states of the two reads: the issues read asks the groups that
+// are not OK (Datadog filters state.groups by it), the roster every group.
+const (
+	issueGroupStates  = "alert,warn,no data"
+	rosterGroupStates = "all"
+)
 
 // productMonitors is one read of a product's critical monitors: by monitor
 // ID, its name and its groups' statuses (group name "cluster:<id>" ->
@@ -51,12 +73,29 @@ type monitorGroups struct {
 	groups map[string]string
 }
 
-// readProduct lists the product's critical monitors with all their group
-// states (ListMonitors: monitor_tags=product:<p>,fleet:rollout-critical,
-// group_states=all), page by page: one request per page, each bounded by
-// the request timeout and ctx. A closed rate-limit window fails it at once
-// (RateLimitedError): the checks sharing it wait, each within its deadline.
-func (d *Datadog) readProduct(ctx context.Context, product string) (productMonitors, error) {
+// productRoster is which groups each of a product's critical monitors has
+// (by monitor ID, the group names), without their statuses.
+type productRoster map[int64]map[string]struct{}
+
+func rosterOf(read productMonitors) productRoster {
+	out := make(productRoster, len(read))
+	for id, m := range read {
+		groups := make(map[string]struct{}, len(m.groups))
+		for name := range m.groups {
+			groups[name] = struct{}{}
+		}
+		out[id] = groups
+	}
+	return out
+}
+
+// readProduct lists the product's critical monitors with the groups in
+// groupStates (ListMonitors: monitor_tags=product:<p>,fleet:rollout-critical,
+// group_states=<groupStates>), page by page: one request per page, each
+// bounded by the request timeout and ctx. A closed rate-limit window fails
+// it at once (RateLimitedError): the checks sharing it wait, each within its
+// deadline.
+func (d *Datadog) readProduct(ctx context.Context, product, groupStates string) (productMonitors, error) {
 	pageSize := d.pageSize
 	if pageSize <= 0 {
 		pageSize = monitorsPageSize
@@ -65,7 +104,7 @@ func (d *Datadog) readProduct(ctx context.Context, product string) (productMonit
 	for page := int64(0); page < maxMonitorPages; page++ {
 		opts := datadogV1.NewListMonitorsOptionalParameters().
 			WithMonitorTags(monitors.ProductTag(product) + "," + CriticalTag).
-			WithGroupStates("all").
+			WithGroupStates(groupStates).
 			WithPage(page).
 			WithPageSize(pageSize)
 		if wait, by := d.rateLimit(); wait > 0 {
@@ -84,7 +123,7 @@ func (d *Datadog) readProduct(ctx context.Context, product string) (productMonit
 			if timedOut != nil && ctx.Err() == nil {
 				err = fmt.Errorf("%w (%v)", err, timedOut)
 			}
-			return nil, fmt.Errorf("list the %s monitors, page %d (HTTP %d): %w", product, page, code, err)
+			return nil, fmt.Errorf("list the %s monitors (group_states=%s), page %d (HTTP %d): %w", product, groupStates, page, code, err)
 		}
 		added := 0
 		for _, m := range got {
@@ -106,27 +145,26 @@ func (d *Datadog) readProduct(ctx context.Context, product string) (productMonit
 	return out, nil
 }
 
-// productHealth returns a read of the product's critical monitors that
-// began after this call asked: one in flight that began since, or the next
-// one. The read is shared (see fresh.Group): it runs under its own deadline
-// (DatadogConfig.HealthReadTimeout), whatever the deadline of the check that
-// started it, and this check waits for it only until its own ctx ends. A
-// rate limit is waited out here, by each check within its own deadline,
-// never inside the shared read (which fails on it at once).
-func (d *Datadog) productHealth(ctx context.Context, product string) (productMonitors, fresh.Result, time.Time, error) {
+// sharedRead returns a read of the product through g that began at or
+// after notBefore() (asked anew at each try). The read is shared (see
+// fresh.Group): it runs under its own deadline (DatadogConfig.HealthReadTimeout),
+// whatever the deadline of the check that started it, and this check waits
+// for it only until its own ctx ends. A rate limit is waited out here, by
+// each check within its own deadline, never inside the shared read (which
+// fails on it at once).
+func sharedRead[V any](ctx context.Context, d *Datadog, g *fresh.Group[string, V], product, what string,
+	notBefore func() time.Time, read func(context.Context) (V, error)) (V, fresh.Result, time.Time, error) {
 	for {
 		if err := d.waitForRateLimit(ctx); err != nil {
-			return nil, 0, time.Time{}, err
+			var zero V
+			return zero, 0, time.Time{}, err
 		}
-		notBefore := time.Now()
-		snap, began, how, err := d.reads.Do(ctx, product, notBefore, func(rctx context.Context) (productMonitors, error) {
-			return d.readProduct(rctx, product)
-		})
+		v, began, how, err := g.Do(ctx, product, notBefore(), read)
 		if err == nil {
-			return snap, how, began, nil
+			return v, how, began, nil
 		}
 		if ctx.Err() != nil {
-			return nil, how, began, fmt.Errorf("read the %s monitors: %w", product, context.Cause(ctx))
+			return v, how, began, fmt.Errorf("read the %s monitors (%s): %w", product, what, context.Cause(ctx))
 		}
 		var rl *RateLimitedError
 		if errors.As(err, &rl) {
@@ -134,8 +172,94 @@ func (d *Datadog) productHealth(ctx context.Context, product string) (productMon
 			// here if this check's deadline leaves room, else fail on it.
 			continue
 		}
-		return nil, how, began, err
+		return v, how, began, err
 	}
+}
+
+// productRead is how a check's product was answered, for the logs.
+type productRead struct {
+	how           fresh.Result // the issues read
+	began         time.Time    // the issues read's start
+	rosterBegan   time.Time
+	rosterRefresh bool // a group absent from the roster made it read anew
+}
+
+// productHealth answers the product's clusters: an issues read that began
+// after this call asked, then the last roster while at most
+// HealthRosterMaxAge old (else a roster read begun after this call asked),
+// merged (see merge); a group in neither makes it read the roster once
+// more, a read begun after it asked, and merge again.
+func (d *Datadog) productHealth(ctx context.Context, product string, clusters []string) (productMonitors, productRead, error) {
+	asked := time.Now()
+	var info productRead
+	// A roster read begun after this call asked (the one in flight when it
+	// did, or the next): never one from before, which may hang until its
+	// deadline.
+	readRoster := func() (productRoster, time.Time, error) {
+		roster, _, began, err := sharedRead(ctx, d, &d.rosters, product, "roster", func() time.Time { return asked },
+			func(rctx context.Context) (productRoster, error) {
+				read, err := d.readProduct(rctx, product, rosterGroupStates)
+				if err != nil {
+					return nil, err
+				}
+				return rosterOf(read), nil
+			})
+		return roster, began, err
+	}
+	issues, how, began, err := sharedRead(ctx, d, &d.reads, product, "issues", time.Now,
+		func(rctx context.Context) (productMonitors, error) {
+			return d.readProduct(rctx, product, issueGroupStates)
+		})
+	info.how, info.began = how, began
+	if err != nil {
+		return nil, info, err
+	}
+	// The last roster while at most rosterMaxAge old, else a new one.
+	roster, rosterBegan, ok := d.rosters.Last(product)
+	if !ok || time.Since(rosterBegan) > d.rosterMaxAge {
+		roster, rosterBegan, err = readRoster()
+		if err != nil {
+			return nil, info, err
+		}
+	}
+	info.rosterBegan = rosterBegan
+	got, absent := merge(issues, roster, clusters)
+	if !absent || !rosterBegan.Before(asked) {
+		return got, info, nil
+	}
+	// A group the roster lacks may be new since it was read.
+	roster, rosterBegan, err = readRoster()
+	info.rosterBegan, info.rosterRefresh = rosterBegan, true
+	if err != nil {
+		return nil, info, err
+	}
+	got, _ = merge(issues, roster, clusters)
+	return got, info, nil
+}
+
+// merge answers the clusters from an issues read and a roster: every
+// monitor of the issues read (a monitor it lacks is missing from Datadog),
+// with, for each cluster's group, its status in the issues read, else "OK"
+// when the roster has the group, else no group. absent says whether some
+// cluster's group of some monitor is in neither. Neither read is changed
+// (both are shared).
+func merge(issues productMonitors, roster productRoster, clusters []string) (got productMonitors, absent bool) {
+	got = make(productMonitors, len(issues))
+	for id, m := range issues {
+		groups := make(map[string]string, len(clusters))
+		for _, c := range clusters {
+			g := monitors.GroupName(c)
+			if status, ok := m.groups[g]; ok {
+				groups[g] = status
+			} else if _, ok := roster[id][g]; ok {
+				groups[g] = string(datadogV1.MONITOROVERALLSTATES_OK)
+			} else {
+				absent = true
+			}
+		}
+		got[id] = monitorGroups{name: m.name, groups: groups}
+	}
+	return got, absent
 }
 
 // beforeDeadline is ctx with a deadline a margin before its own (a tenth of
@@ -201,7 +325,7 @@ func readFailure(err error) string {
 	return "error"
 }
 
-// CheckHealth reads the critical monitors of each cluster: one shared read
+// CheckHealth reads the critical monitors of each cluster: shared reads
 // per product (see productHealth), each cluster answered from its
 // product's. An alert is a finding; no data is an unknown finding; monitors
 // that cannot be read at all fail the activity, which the workflow treats as
@@ -229,15 +353,16 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 	ctx, cancel := beforeDeadline(ctx)
 	defer cancel()
 	expected := map[string][]monitors.Monitor{}
+	clusters := map[string][]string{}
 	var products []string
 	for _, t := range in.Clusters {
-		if _, ok := expected[t.Product]; ok {
-			continue
+		if _, ok := expected[t.Product]; !ok {
+			expected[t.Product] = forProduct(a.Catalog, t.Product)
+			if len(expected[t.Product]) > 0 {
+				products = append(products, t.Product)
+			}
 		}
-		expected[t.Product] = forProduct(a.Catalog, t.Product)
-		if len(expected[t.Product]) > 0 {
-			products = append(products, t.Product)
-		}
+		clusters[t.Product] = append(clusters[t.Product], t.ClusterID)
 	}
 	sort.Strings(products)
 	reads := make([]productMonitors, len(products))
@@ -247,11 +372,12 @@ func (a *Activities) CheckHealth(ctx context.Context, in workflows.HealthInput) 
 		go func() {
 			defer func() { done <- struct{}{} }()
 			start := time.Now()
-			snap, how, began, err := a.Datadog.productHealth(ctx, p)
+			snap, info, err := a.Datadog.productHealth(ctx, p, clusters[p])
 			a.Metrics.ObserveHealthRead(time.Since(start), readFailure(err), err)
 			if err == nil && a.Log != nil {
-				a.Log.Debug("monitors read", zap.String("product", p), zap.Stringer("read", how),
-					zap.Duration("age", time.Since(began)), zap.Int("clusters", len(in.Clusters)))
+				a.Log.Debug("monitors read", zap.String("product", p), zap.Stringer("read", info.how),
+					zap.Duration("age", time.Since(info.began)), zap.Duration("roster_age", time.Since(info.rosterBegan)),
+					zap.Bool("roster_refreshed", info.rosterRefresh), zap.Int("clusters", len(in.Clusters)))
 			}
 			reads[i], errs[i] = snap, err
 		}()

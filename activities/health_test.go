@@ -92,6 +92,36 @@ type overrideSource struct {
 	*sim.Simulator
 	mu     sync.Mutex
 	status map[[2]string]string
+	added  map[string]string // clusters Datadog has groups for beyond the simulator's: ID -> product
+}
+
+// add gives Datadog groups for a cluster the simulator does not run (all
+// OK unless set): a cluster new since a roster was read.
+func (o *overrideSource) add(clusterID, product string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.added[clusterID] = product
+}
+
+func (o *overrideSource) ClusterIDs() []string {
+	ids := o.Simulator.ClusterIDs()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id := range o.added {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func (o *overrideSource) ClusterProduct(id string) (string, bool) {
+	o.mu.Lock()
+	p, ok := o.added[id]
+	o.mu.Unlock()
+	if ok {
+		return p, true
+	}
+	return o.Simulator.ClusterProduct(id)
 }
 
 func (o *overrideSource) set(clusterID, monitor, status string) {
@@ -103,9 +133,13 @@ func (o *overrideSource) set(clusterID, monitor, status string) {
 func (o *overrideSource) MonitorStatus(clusterID, monitor string) string {
 	o.mu.Lock()
 	s, ok := o.status[[2]string{clusterID, monitor}]
+	_, added := o.added[clusterID]
 	o.mu.Unlock()
 	if ok {
 		return s
+	}
+	if added {
+		return ddsim.StatusOK
 	}
 	return o.Simulator.MonitorStatus(clusterID, monitor)
 }
@@ -115,6 +149,7 @@ func (o *overrideSource) MonitorStatus(clusterID, monitor string) string {
 type healthEnv struct {
 	src      *overrideSource
 	srv      *ddsim.Server
+	byStates *statesCounter
 	url      string
 	a        *Activities
 	clusters []fleet.Cluster
@@ -127,23 +162,53 @@ func newHealthEnv(t *testing.T, n int, opts ddsim.Options, cfg DatadogConfig, wr
 	s, err := sim.New(sim.Config{Clusters: clusters}, log.Named("sim"))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	src := &overrideSource{Simulator: s, status: map[[2]string]string{}}
+	src := &overrideSource{Simulator: s, status: map[[2]string]string{}, added: map[string]string{}}
 	opts.APIKey, opts.AppKey, opts.Log = testAPIKey, testAppKey, log.Named("ddsim")
 	srv := ddsim.New(monitors.Default(), src, opts)
 	h := srv.Handler()
 	if wrap != nil {
 		h = wrap(h)
 	}
+	byStates := &statesCounter{n: map[string]int{}}
+	h = byStates.wrap(h)
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	cfg.APIKey, cfg.AppKey, cfg.URL = testAPIKey, testAppKey, hs.URL
 	d, err := NewDatadog(cfg)
 	require.NoError(t, err)
-	return &healthEnv{src: src, srv: srv, url: hs.URL, clusters: clusters,
+	return &healthEnv{src: src, srv: srv, byStates: byStates, url: hs.URL, clusters: clusters,
 		a: &Activities{Datadog: d, Catalog: monitors.Default(), Log: log}}
 }
 
 func (e *healthEnv) listRequests() int { return e.srv.Requests()[ddsim.EndpointListMonitors] }
+
+// issueReads and rosterReads count the ListMonitors requests of each kind
+// (by their group_states).
+func (e *healthEnv) issueReads() int  { return e.byStates.get(issueGroupStates) }
+func (e *healthEnv) rosterReads() int { return e.byStates.get(rosterGroupStates) }
+
+// statesCounter counts the ListMonitors requests by group_states.
+type statesCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *statesCounter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/monitor" {
+			c.mu.Lock()
+			c.n[r.URL.Query().Get("group_states")]++
+			c.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *statesCounter) get(states string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[states]
+}
 
 func (e *healthEnv) targets() []workflows.HealthTarget {
 	var out []workflows.HealthTarget
@@ -205,10 +270,10 @@ func productsOf(clusters []fleet.Cluster) map[string]int {
 
 // 500 clusters in flight in 21 batches read their health at once: a
 // request or two per product, not per cluster, against a Datadog whose rate limit
-// (50 requests per 10 s) the per-cluster reads would have run into at the
-// 51st cluster; every cluster's findings are its own.
+// (100 requests per 10 s) the per-cluster reads would have run into at the
+// 101st cluster; every cluster's findings are its own.
 func TestCheckHealthReadsInBulk(t *testing.T) {
-	e := newHealthEnv(t, 500, ddsim.Options{RateLimit: 50, RateLimitPeriod: 10 * time.Second}, DatadogConfig{}, nil)
+	e := newHealthEnv(t, 500, ddsim.Options{RateLimit: 100, RateLimitPeriod: 10 * time.Second}, DatadogConfig{}, nil)
 	products := productsOf(e.clusters)
 	require.GreaterOrEqual(t, len(products), 3, "%v", products)
 
@@ -232,10 +297,16 @@ func TestCheckHealthReadsInBulk(t *testing.T) {
 	got := e.checkAll(t, batches)
 	reqs := e.listRequests()
 	// The first check of a product reads at once; the checks that ask
-	// while that read is in flight share the next.
-	assert.LessOrEqual(t, reqs, 2*len(products), "at most two reads per product (a page each), shared by %d batches", len(batches))
-	assert.GreaterOrEqual(t, reqs, len(products))
-	t.Logf("%d clusters in %d batches: %d ListMonitors requests", len(targets), len(batches), reqs)
+	// while that read is in flight share the next. So with the roster
+	// (which groups exist); the cluster Datadog lacks may make its check
+	// read the roster once more.
+	issues, rosters := e.issueReads(), e.rosterReads()
+	assert.Equal(t, reqs, issues+rosters)
+	assert.LessOrEqual(t, issues, 2*len(products), "at most two issues reads per product (a page each), shared by %d batches", len(batches))
+	assert.GreaterOrEqual(t, issues, len(products))
+	assert.LessOrEqual(t, rosters, 2*len(products)+1, "at most two roster reads per product, and one for the cluster Datadog lacks")
+	assert.GreaterOrEqual(t, rosters, len(products))
+	t.Logf("%d clusters in %d batches: %d ListMonitors requests (%d issues, %d roster)", len(targets), len(batches), reqs, issues, rosters)
 
 	assert.Equal(t, []workflows.Finding{{ClusterID: alerting.ID, Monitor: "kafka-under-replicated-partitions", Status: "Alert",
 		Message: "kafka-under-replicated-partitions"}}, got[alerting.ID])
@@ -257,14 +328,16 @@ func TestCheckHealthReadsInBulk(t *testing.T) {
 	require.NoError(t, err)
 	paged.pageSize = 5
 	e.a.Datadog = paged
-	before := e.listRequests()
+	before, rostersBefore := e.issueReads(), e.rosterReads()
 	assert.Equal(t, got, e.checkAll(t, batches))
 	pages := 0
 	for p := range products {
 		pages += len(monitors.ForProduct(p))/5 + 1 // the last page short or empty
 	}
-	assert.LessOrEqual(t, e.listRequests()-before, 2*pages)
-	assert.GreaterOrEqual(t, e.listRequests()-before, pages)
+	assert.LessOrEqual(t, e.issueReads()-before, 2*pages)
+	assert.GreaterOrEqual(t, e.issueReads()-before, pages)
+	assert.LessOrEqual(t, e.rosterReads()-rostersBefore, 3*pages)
+	assert.GreaterOrEqual(t, e.rosterReads()-rostersBefore, pages)
 }
 
 // A check is never answered by monitors read before it asked: a cluster
@@ -282,7 +355,8 @@ func TestCheckHealthNeverUsesAReadFromBeforeItAsked(t *testing.T) {
 	res, err := e.a.CheckHealth(ctx, in)
 	require.NoError(t, err)
 	require.Empty(t, res.Findings)
-	require.Equal(t, 1, e.listRequests())
+	require.Equal(t, 1, e.issueReads())
+	require.Equal(t, 1, e.rosterReads())
 
 	e.src.set(c.ID, "kafka-offline-partitions", ddsim.StatusAlert)
 	res, err = e.a.CheckHealth(ctx, in)
@@ -290,7 +364,8 @@ func TestCheckHealthNeverUsesAReadFromBeforeItAsked(t *testing.T) {
 	require.Len(t, res.Findings, 1, "the alert raised after the first read is seen")
 	assert.Equal(t, "kafka-offline-partitions", res.Findings[0].Monitor)
 	assert.Equal(t, "Alert", res.Findings[0].Status)
-	assert.Equal(t, 2, e.listRequests())
+	assert.Equal(t, 2, e.issueReads())
+	assert.Equal(t, 1, e.rosterReads(), "the roster is reused")
 	assert.GreaterOrEqual(t, time.Since(start), spacing, "the second read waited for the spacing")
 
 	// Ten checks asking together share one read.
@@ -300,7 +375,8 @@ func TestCheckHealthNeverUsesAReadFromBeforeItAsked(t *testing.T) {
 	}
 	got := e.checkAll(t, batch)
 	assert.Len(t, got[c.ID], 10)
-	assert.LessOrEqual(t, e.listRequests(), 3, "ten checks asking together: one read")
+	assert.LessOrEqual(t, e.issueReads(), 3, "ten checks asking together: one read")
+	assert.Equal(t, 1, e.rosterReads())
 }
 
 // A 429 with Datadog's rate-limit headers fails the read that got it (health
@@ -319,14 +395,16 @@ func TestCheckHealthWaitsOutA429(t *testing.T) {
 	require.ErrorContains(t, err, "HTTP 429")
 	var rl *RateLimitedError
 	require.False(t, errors.As(err, &rl), "the 429 itself is an error of the read")
-	require.Equal(t, 1, e.listRequests())
+	require.Equal(t, 1, e.listRequests(), "the issues read got it; no roster read followed")
+	require.Equal(t, 1, e.issueReads())
 
 	start := time.Now()
 	got := e.checkAll(t, batchesOf(kafka, 5))
 	took := time.Since(start)
 	assert.Empty(t, got)
 	assert.Greater(t, took, 200*time.Millisecond, "waited for X-RateLimit-Reset")
-	assert.LessOrEqual(t, e.listRequests(), 3, "the waiting checks shared a read (or two: the first and the next)")
+	assert.LessOrEqual(t, e.issueReads(), 3, "the waiting checks shared an issues read (or two: the first and the next)")
+	assert.LessOrEqual(t, e.rosterReads(), 2, "the waiting checks shared a roster read (or two)")
 
 	// A window that resets after the deadline fails at once, as
 	// RateLimited with the wait as the retry delay.
@@ -381,7 +459,9 @@ func TestCheckHealthOutlivesTheStartersDeadline(t *testing.T) {
 	assert.Equal(t, "Alert", res.Findings[0].Status)
 	assert.Less(t, time.Since(start), 1500*time.Millisecond, "the slow first read was not waited for")
 	assert.ErrorIs(t, <-starterErr, context.DeadlineExceeded)
-	assert.EqualValues(t, 2, n.Load(), "the read begun before the long check asked, then the next")
+	assert.EqualValues(t, 3, n.Load(), "the (issues) read begun before the long check asked, then the next, then the roster")
+	assert.Equal(t, 2, e.issueReads())
+	assert.Equal(t, 1, e.rosterReads())
 }
 
 // Regression (CI: TestMonitorsEndpoint500PausesWithHealthUnknown/429 and
@@ -426,7 +506,7 @@ func TestCheckHealthLeavesRoomAfterARateLimit(t *testing.T) {
 	_, err = e.a.CheckHealth(ctx2, in)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond)
-	assert.Equal(t, 1, e.listRequests())
+	assert.Equal(t, 2, e.listRequests(), "the roster and the issues read")
 }
 
 // A check returns before its deadline (a margin before it, to report why)
@@ -494,4 +574,188 @@ func TestBulkFindingsMatchPerClusterReads(t *testing.T) {
 	assert.Positive(t, kinds["Alert"], "%v", kinds)
 	assert.Positive(t, kinds["No Data"], "%v", kinds)
 	assert.Equal(t, want, got.Findings)
+}
+
+// nonOK counts the groups of the product's critical monitors that are not
+// OK in the source: what the issues read answers.
+func (e *healthEnv) nonOK(product string) int {
+	n := 0
+	for _, id := range e.src.ClusterIDs() {
+		if p, _ := e.src.ClusterProduct(id); p != product {
+			continue
+		}
+		for _, m := range monitors.ForProduct(product) {
+			if !m.HasTag(CriticalTag) {
+				continue
+			}
+			if e.src.MonitorStatus(id, m.Name) != ddsim.StatusOK {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (e *healthEnv) groupsSent() int { return e.srv.GroupsSent()[ddsim.EndpointListMonitors] }
+
+// The frequent read carries only the groups that are not OK; a cluster
+// the roster has and the issues read lacks is OK, answered by an issues
+// read that began after the check asked.
+func TestIssuesReadCarriesOnlyNonOKGroups(t *testing.T) {
+	const spacing = 100 * time.Millisecond
+	e := newHealthEnv(t, 80, ddsim.Options{}, DatadogConfig{HealthReadSpacing: spacing}, nil)
+	kafka := fleet.ProductKafka
+	ok := firstOf(e.clusters, kafka, 0)
+	alerting := firstOf(e.clusters, kafka, 1)
+	e.src.set(alerting.ID, "kafka-cpu-high", ddsim.StatusAlert)
+	e.src.set(firstOf(e.clusters, kafka, 2).ID, "kafka-storage-usage", ddsim.StatusWarn)
+	in := workflows.HealthInput{Clusters: []workflows.HealthTarget{
+		{ClusterID: ok.ID, Product: kafka}, {ClusterID: alerting.ID, Product: kafka}}}
+	critical := 0
+	for _, m := range monitors.ForProduct(kafka) {
+		if m.HasTag(CriticalTag) {
+			critical++
+		}
+	}
+	all := critical * productsOf(e.clusters)[kafka]
+	require.Equal(t, 2, e.nonOK(kafka))
+
+	res, err := e.a.CheckHealth(context.Background(), in)
+	require.NoError(t, err)
+	require.Equal(t, []workflows.Finding{{ClusterID: alerting.ID, Monitor: "kafka-cpu-high", Status: "Alert", Message: "kafka-cpu-high"}}, res.Findings)
+	require.Equal(t, 1, e.issueReads())
+	require.Equal(t, 1, e.rosterReads())
+	assert.Equal(t, 2+all, e.groupsSent(), "the issues read: the 2 non-OK groups; the roster: every group")
+
+	// The next check reads the issues anew, reuses the roster: 2 groups.
+	before := e.groupsSent()
+	asked := time.Now()
+	res, err = e.a.CheckHealth(context.Background(), in)
+	require.NoError(t, err)
+	assert.Len(t, res.Findings, 1)
+	assert.Equal(t, 2, e.issueReads())
+	assert.Equal(t, 1, e.rosterReads())
+	assert.Equal(t, 2, e.groupsSent()-before, "only the non-OK groups")
+	_, began, ok2 := e.a.Datadog.reads.Last(kafka)
+	require.True(t, ok2)
+	assert.False(t, began.Before(asked), "answered by an issues read begun after the check asked")
+
+	// The alert resolves: the issues read lacks the group, the roster has
+	// it: OK.
+	e.src.set(alerting.ID, "kafka-cpu-high", ddsim.StatusOK)
+	res, err = e.a.CheckHealth(context.Background(), in)
+	require.NoError(t, err)
+	assert.Empty(t, res.Findings)
+	assert.Equal(t, 1, e.rosterReads())
+}
+
+// An alert raised after the roster was read is seen: the roster says only
+// that the group exists, the issues read (fresh) its status.
+func TestAlertAfterTheRosterIsSeen(t *testing.T) {
+	e := newHealthEnv(t, 60, ddsim.Options{}, DatadogConfig{HealthReadSpacing: -1}, nil)
+	c := firstOf(e.clusters, fleet.ProductKafka, 0)
+	in := workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}}
+	res, err := e.a.CheckHealth(context.Background(), in)
+	require.NoError(t, err)
+	require.Empty(t, res.Findings)
+	require.Equal(t, 1, e.rosterReads())
+
+	e.src.set(c.ID, "kafka-offline-partitions", ddsim.StatusAlert)
+	e.src.set(c.ID, "kafka-cpu-high", ddsim.StatusNoData)
+	res, err = e.a.CheckHealth(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, []workflows.Finding{
+		{ClusterID: c.ID, Unknown: true, Monitor: "kafka-cpu-high", Status: "No Data", Message: "no data for cluster:" + c.ID},
+		{ClusterID: c.ID, Monitor: "kafka-offline-partitions", Status: "Alert", Message: "kafka-offline-partitions"},
+	}, res.Findings)
+	assert.Equal(t, 1, e.rosterReads(), "the roster (stale: every group OK) was reused")
+	assert.Equal(t, 2, e.issueReads())
+}
+
+// A group the cached roster lacks (a cluster new since) makes the check read
+// the roster once more, and is then OK; a group in neither read is "no
+// group", after one roster read.
+func TestNewGroupRefreshesTheRosterOnce(t *testing.T) {
+	e := newHealthEnv(t, 60, ddsim.Options{}, DatadogConfig{HealthReadSpacing: 50 * time.Millisecond}, nil)
+	kafka := fleet.ProductKafka
+	old := firstOf(e.clusters, kafka, 0)
+	check := func(ids ...string) []workflows.Finding {
+		t.Helper()
+		in := workflows.HealthInput{}
+		for _, id := range ids {
+			in.Clusters = append(in.Clusters, workflows.HealthTarget{ClusterID: id, Product: kafka})
+		}
+		res, err := e.a.CheckHealth(context.Background(), in)
+		require.NoError(t, err)
+		return res.Findings
+	}
+	require.Empty(t, check(old.ID))
+	require.Equal(t, 1, e.rosterReads())
+	require.Empty(t, check(old.ID))
+	require.Equal(t, 1, e.rosterReads(), "the roster is reused")
+
+	e.src.add("lkc-new", kafka)
+	assert.Empty(t, check(old.ID, "lkc-new"), "the new cluster's groups are OK")
+	assert.Equal(t, 2, e.rosterReads(), "one roster read for the new group")
+	assert.Empty(t, check("lkc-new"))
+	assert.Equal(t, 2, e.rosterReads(), "the refreshed roster has it")
+
+	ghost := check(old.ID, "lkc-ghost")
+	assert.Equal(t, 3, e.rosterReads(), "one roster read for the group in neither")
+	require.Len(t, ghost, len(monitors.ForProduct(kafka)))
+	for _, f := range ghost {
+		assert.Equal(t, "lkc-ghost", f.ClusterID)
+		assert.True(t, f.Unknown)
+		assert.Equal(t, "no group", f.Status)
+	}
+
+	// A new cluster that alerts is in the issues read: no roster read.
+	e.src.add("lkc-new-alerting", kafka)
+	for _, m := range monitors.ForProduct(kafka) {
+		e.src.set("lkc-new-alerting", m.Name, ddsim.StatusAlert)
+	}
+	got := check("lkc-new-alerting")
+	assert.Len(t, got, len(monitors.ForProduct(kafka)))
+	assert.Equal(t, 3, e.rosterReads())
+}
+
+// What the frequent read answers grows with the clusters that are not OK,
+// not with the fleet: with the same two clusters alerting, a fleet eight
+// times larger sends the same groups an interval (once the roster is read),
+// and each cluster that alerts adds its groups. An interval here is one
+// check of the whole fleet: one issues read per product.
+func TestFrequentReadFollowsNonOKClusters(t *testing.T) {
+	perInterval := func(n, alerting int) (groups, bytes, rosterGroups int) {
+		e := newHealthEnv(t, n, ddsim.Options{RateLimit: 1 << 20}, DatadogConfig{HealthReadSpacing: -1}, nil)
+		for i := range alerting {
+			e.src.set(firstOf(e.clusters, fleet.ProductKafka, i).ID, "kafka-cpu-high", ddsim.StatusAlert)
+		}
+		nonOK := 0
+		for p := range productsOf(e.clusters) {
+			nonOK += e.nonOK(p)
+		}
+		require.Equal(t, alerting, nonOK)
+		all := [][]workflows.HealthTarget{e.targets()}
+		e.checkAll(t, all) // reads the rosters
+		rosterGroups = e.groupsSent() - nonOK
+		g0, b0, r0, i0 := e.groupsSent(), e.srv.BytesSent()[ddsim.EndpointListMonitors], e.rosterReads(), e.issueReads()
+		const intervals = 3
+		for range intervals {
+			e.checkAll(t, all)
+		}
+		require.Equal(t, r0, e.rosterReads(), "no roster read once the rosters are had")
+		require.Equal(t, i0+intervals*len(productsOf(e.clusters)), e.issueReads(), "an issues read per product an interval")
+		return (e.groupsSent() - g0) / intervals, (e.srv.BytesSent()[ddsim.EndpointListMonitors] - b0) / intervals, rosterGroups
+	}
+	smallG, smallB, smallRoster := perInterval(100, 2)
+	largeG, largeB, largeRoster := perInterval(800, 2)
+	moreG, moreB, _ := perInterval(800, 20)
+	t.Logf("an interval: 100 clusters, 2 alerting: %d groups, %d bytes; 800 clusters, 2 alerting: %d groups, %d bytes; 800, 20 alerting: %d groups, %d bytes; roster groups %d and %d",
+		smallG, smallB, largeG, largeB, moreG, moreB, smallRoster, largeRoster)
+	assert.Greater(t, largeRoster, 6*smallRoster, "the roster follows the fleet")
+	assert.Equal(t, 2, smallG)
+	assert.Equal(t, 2, largeG, "the frequent read does not grow with the fleet")
+	assert.Equal(t, 20, moreG, "it grows with the clusters alerting")
+	assert.Less(t, largeB, smallB+smallB/10, "nor do its bytes")
+	assert.Greater(t, moreB, largeB)
 }

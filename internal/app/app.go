@@ -156,6 +156,11 @@ func FromEnv() (Config, error) {
 			// its pages), e.g. "30s" (default
 			// activities.DefaultHealthReadTimeout).
 			HealthReadTimeout: envDuration("DD_MONITORS_READ_TIMEOUT", 0),
+			// How old a product's roster (which monitor groups exist, read
+			// with every group) may be; the frequent read asks only the
+			// groups not OK, e.g. "60s" (default
+			// activities.DefaultHealthRosterMaxAge).
+			HealthRosterMaxAge: envDuration("DD_MONITORS_ROSTER_MAX_AGE", 0),
 		},
 		Monitoring:          os.Getenv(MonitoringEnv),
 		SlackToken:          os.Getenv("SLACK_TOKEN"),

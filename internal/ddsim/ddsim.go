@@ -33,6 +33,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"sort"
@@ -113,6 +114,8 @@ type Server struct {
 	history     map[groupKey]*groupHistory
 	now         func() time.Time
 	requests    map[string]int // by endpoint (see Requests)
+	groupsSent  map[string]int // by endpoint (see GroupsSent)
+	bytesSent   map[string]int // by endpoint (see BytesSent)
 }
 
 type groupKey struct {
@@ -143,14 +146,16 @@ func New(catalog []monitors.Monitor, src Source, opts Options) *Server {
 	copy(cat, catalog)
 	sort.Slice(cat, func(i, j int) bool { return cat[i].ID < cat[j].ID })
 	return &Server{
-		catalog:  cat,
-		src:      src,
-		opts:     opts,
-		log:      opts.Log,
-		created:  time.Now().UTC().Truncate(time.Second),
-		history:  map[groupKey]*groupHistory{},
-		now:      time.Now,
-		requests: map[string]int{},
+		catalog:    cat,
+		src:        src,
+		opts:       opts,
+		log:        opts.Log,
+		created:    time.Now().UTC().Truncate(time.Second),
+		history:    map[groupKey]*groupHistory{},
+		now:        time.Now,
+		requests:   map[string]int{},
+		groupsSent: map[string]int{},
+		bytesSent:  map[string]int{},
 	}
 }
 
@@ -188,6 +193,41 @@ func (s *Server) Requests() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// GroupsSent counts the monitor groups (state.groups entries) answered
+// since the server started, by endpoint: what a client decodes grows with
+// it.
+func (s *Server) GroupsSent() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.groupsSent)
+}
+
+// BytesSent counts the bytes of the response bodies written since the
+// server started, by endpoint (errors included).
+func (s *Server) BytesSent() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.bytesSent)
+}
+
+func (s *Server) countGroups(ep string, n int) {
+	s.mu.Lock()
+	s.groupsSent[ep] += n
+	s.mu.Unlock()
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n int
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += n
+	return n, err
 }
 
 // SetFailure makes the next n requests (n < 0: every request until
@@ -241,11 +281,18 @@ func (s *Server) Handler() http.Handler {
 
 // gate applies failure injection and rate limiting to every request.
 func (s *Server) gate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		ep := endpoint(r)
 		s.mu.Lock()
 		hang := s.hang
-		s.requests[endpoint(r)]++
+		s.requests[ep]++
 		s.mu.Unlock()
+		w := &countingWriter{ResponseWriter: rw}
+		defer func() {
+			s.mu.Lock()
+			s.bytesSent[ep] += w.n
+			s.mu.Unlock()
+		}()
 		if hang {
 			<-r.Context().Done()
 			return
@@ -464,6 +511,13 @@ func (s *Server) listMonitors(w http.ResponseWriter, r *http.Request) {
 		end := min(start+lq.pageSize, int64(len(out)))
 		out = out[start:end]
 	}
+	n := 0
+	for _, m := range out {
+		if m.State != nil {
+			n += len(m.State.Groups)
+		}
+	}
+	s.countGroups(EndpointListMonitors, n)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -525,7 +579,11 @@ func (s *Server) getMonitor(w http.ResponseWriter, r *http.Request) {
 	}
 	m := s.catalog[i]
 	clusters := s.clustersByProduct(listQuery{})[m.Product]
-	writeJSON(w, http.StatusOK, s.render(m, clusters, groups))
+	mj := s.render(m, clusters, groups)
+	if mj.State != nil {
+		s.countGroups(EndpointGetMonitor, len(mj.State.Groups))
+	}
+	writeJSON(w, http.StatusOK, mj)
 }
 
 // severity orders statuses for overall_state: Alert > No Data > Warn > OK.

@@ -646,3 +646,32 @@ func TestListMonitorsBulkGroupStates(t *testing.T) {
 	assert.Equal(t, before+1+pages+1, reqs[EndpointListMonitors], "every request counts, the failed one too")
 	assert.Equal(t, 1, reqs[EndpointGetMonitor])
 }
+
+func TestGroupsAndBytesSent(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.source.set("lkc-00002", "kafka-cpu-high", StatusAlert)
+	e.source.set("lkc-00001", "kafka-consumer-lag", StatusNoData)
+	kafka := catalogNames(fleet.ProductKafka)
+	bulk := func(states string) *datadogV1.ListMonitorsOptionalParameters {
+		return params().WithMonitorTags(monitors.ProductTag(fleet.ProductKafka) + "," + monitors.TagRolloutCritical).WithGroupStates(states)
+	}
+
+	got := e.list(t, bulk("all"))
+	require.Len(t, got, len(kafka))
+	all := e.srv.GroupsSent()[EndpointListMonitors]
+	allBytes := e.srv.BytesSent()[EndpointListMonitors]
+	assert.Equal(t, 2*len(kafka), all, "every group of every monitor: two kafka clusters")
+	assert.Positive(t, allBytes)
+
+	got = e.list(t, bulk("alert,warn,no data"))
+	require.Len(t, got, len(kafka), "every monitor, with only its non-OK groups")
+	issues := e.srv.GroupsSent()[EndpointListMonitors] - all
+	assert.Equal(t, 2, issues, "the alert and the no data")
+	issuesBytes := e.srv.BytesSent()[EndpointListMonitors] - allBytes
+	assert.Less(t, issuesBytes, allBytes)
+
+	_, _, err := e.api.GetMonitor(e.ctx(t, apiKey, appKey), 1001, *datadogV1.NewGetMonitorOptionalParameters().WithGroupStates("all"))
+	require.NoError(t, err)
+	assert.Equal(t, 2, e.srv.GroupsSent()[EndpointGetMonitor])
+	assert.Positive(t, e.srv.BytesSent()[EndpointGetMonitor])
+}

@@ -177,6 +177,19 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, notBefore time.Time, read f
 	return v, began, how, context.Cause(ctx)
 }
 
+// Last returns the key's newest successful read and when it began (ok
+// false when none): for a caller that may use a read up to some age but
+// would rather not join one in flight, which may hang until its Timeout
+// (it then calls Do with a notBefore of its own).
+func (g *Group[K, V]) Last(key K) (v V, began time.Time, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e := g.entries[key]; e != nil && e.last != nil {
+		return e.last.val, e.last.began, true
+	}
+	return v, began, false
+}
+
 // start runs c once the spacing since the key's last start has passed,
 // unless every caller waiting for it has given up meanwhile.
 func (g *Group[K, V]) start(e *entry[V], c *call[V], read func(context.Context) (V, error)) {

@@ -358,3 +358,43 @@ func TestAbandonedReadIsCanceled(t *testing.T) {
 	assert.Equal(t, 5, v)
 	assert.Equal(t, Started, how, "a new read, not the abandoned one")
 }
+
+// Last is the newest successful read, never a failed one nor one in flight.
+func TestLast(t *testing.T) {
+	g, clk := newGroup()
+	ctx := context.Background()
+	_, _, ok := g.Last("kafka")
+	assert.False(t, ok, "nothing read yet")
+
+	var n atomic.Int64
+	_, began, _, err := g.Do(ctx, "kafka", clk.now(), counter(&n))
+	require.NoError(t, err)
+	v, at, ok := g.Last("kafka")
+	require.True(t, ok)
+	assert.Equal(t, 1, v)
+	assert.Equal(t, began, at)
+
+	clk.add(time.Second)
+	_, _, _, err = g.Do(ctx, "kafka", clk.now(), func(context.Context) (int, error) { return 0, errors.New("boom") })
+	require.Error(t, err)
+	v, at, ok = g.Last("kafka")
+	require.True(t, ok)
+	assert.Equal(t, 1, v, "a failed read is not kept")
+	assert.Equal(t, began, at)
+
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _, _ = g.Do(ctx, "kafka", clk.now().Add(time.Nanosecond), func(context.Context) (int, error) { <-release; return 7, nil })
+	}()
+	time.Sleep(20 * time.Millisecond)
+	v, _, _ = g.Last("kafka")
+	assert.Equal(t, 1, v, "a read in flight is not the last")
+	close(release)
+	<-done
+	v, _, _ = g.Last("kafka")
+	assert.Equal(t, 7, v)
+	_, _, ok = g.Last("ksqldb")
+	assert.False(t, ok, "keys apart")
+}
