@@ -350,6 +350,9 @@ type Datadog struct {
 	// read anew for a check that meets a group it lacks.
 	rosters      fresh.Group[string, productRoster]
 	rosterMaxAge time.Duration
+	// refreshing holds the products whose roster is being read in the
+	// background (see refreshRoster).
+	refreshing map[string]bool
 }
 
 // RateLimitedError is a monitor read that did not go out because Datadog's

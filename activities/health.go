@@ -214,13 +214,19 @@ func (d *Datadog) productHealth(ctx context.Context, product string, clusters []
 	if err != nil {
 		return nil, info, err
 	}
-	// The last roster while at most rosterMaxAge old, else a new one.
+	// The last roster while at most rosterMaxAge old. An older one is
+	// still used, up to rosterStaleLimit times that age, while a new one
+	// is read in the background: no check waits for the whole fleet's
+	// groups to be read (a group it lacks still makes the check read anew,
+	// below). Without one, or past that, the check reads a new one.
 	roster, rosterBegan, ok := d.rosters.Last(product)
-	if !ok || time.Since(rosterBegan) > d.rosterMaxAge {
+	if age := time.Since(rosterBegan); !ok || age > rosterStaleLimit*d.rosterMaxAge {
 		roster, rosterBegan, err = readRoster()
 		if err != nil {
 			return nil, info, err
 		}
+	} else if age > d.rosterMaxAge {
+		d.refreshRoster(product)
 	}
 	info.rosterBegan = rosterBegan
 	got, absent := merge(issues, roster, clusters)
@@ -235,6 +241,46 @@ func (d *Datadog) productHealth(ctx context.Context, product string, clusters []
 	}
 	got, _ = merge(issues, roster, clusters)
 	return got, info, nil
+}
+
+// rosterStaleLimit is how many times HealthRosterMaxAge a roster may be old
+// while a new one is read in the background.
+const rosterStaleLimit = 3
+
+// refreshRoster reads the product's roster in the background (one read at
+// a time per product), under the shared read's own deadline.
+func (d *Datadog) refreshRoster(product string) {
+	d.mu.Lock()
+	if d.refreshing[product] {
+		d.mu.Unlock()
+		return
+	}
+	if d.refreshing == nil {
+		d.refreshing = map[string]bool{}
+	}
+	d.refreshing[product] = true
+	d.mu.Unlock()
+	go func() {
+		defer func() {
+			d.mu.Lock()
+			delete(d.refreshing, product)
+			d.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), d.rosters.Timeout)
+		defer cancel()
+		asked := time.Now()
+		// A failed read leaves the last roster, which checks use while it
+		// is young enough; past that, a check reads one itself and fails
+		// with the cause.
+		_, _, _, _ = sharedRead(ctx, d, &d.rosters, product, "roster", func() time.Time { return asked },
+			func(rctx context.Context) (productRoster, error) {
+				read, err := d.readProduct(rctx, product, rosterGroupStates)
+				if err != nil {
+					return nil, err
+				}
+				return rosterOf(read), nil
+			})
+	}()
 }
 
 // merge answers the clusters from an issues read and a roster: every

@@ -759,3 +759,49 @@ func TestFrequentReadFollowsNonOKClusters(t *testing.T) {
 	assert.Less(t, largeB, smallB+smallB/10, "nor do its bytes")
 	assert.Greater(t, moreB, largeB)
 }
+
+// A roster past its max age is still used (up to rosterStaleLimit times
+// that age) while a new one is read in the background: a check does not
+// wait for the whole fleet's groups. Past that limit the check reads one.
+func TestStaleRosterIsRefreshedInTheBackground(t *testing.T) {
+	const maxAge = 300 * time.Millisecond
+	var slow atomic.Bool
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slow.Load() && r.URL.Query().Get("group_states") == rosterGroupStates {
+				time.Sleep(time.Second)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{HealthReadSpacing: 10 * time.Millisecond, HealthRosterMaxAge: maxAge}, wrap)
+	in := workflows.HealthInput{}
+	for _, c := range e.clusters[:5] {
+		in.Clusters = append(in.Clusters, workflows.HealthTarget{ClusterID: c.ID, Product: c.Product})
+	}
+	check := func() time.Duration {
+		t.Helper()
+		start := time.Now()
+		res, err := e.a.CheckHealth(context.Background(), in)
+		require.NoError(t, err)
+		require.Empty(t, res.Findings)
+		return time.Since(start)
+	}
+	check()
+	first := e.rosterReads()
+	require.Positive(t, first)
+
+	slow.Store(true)
+	time.Sleep(maxAge + 50*time.Millisecond)
+	took := check()
+	assert.Less(t, took, 500*time.Millisecond, "the stale roster answers while a new one is read")
+	require.Eventually(t, func() bool { return e.rosterReads() > first }, 5*time.Second, 20*time.Millisecond,
+		"a new roster is read in the background")
+	time.Sleep(1500 * time.Millisecond) // the background reads end
+	refreshed := e.rosterReads()
+
+	time.Sleep(rosterStaleLimit*maxAge + 100*time.Millisecond)
+	took = check()
+	assert.GreaterOrEqual(t, took, time.Second, "past the stale limit the check waits for a new roster")
+	assert.Greater(t, e.rosterReads(), refreshed)
+}

@@ -463,7 +463,16 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	}
 	if d, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
 		info := d.GetWorkflowExecutionInfo()
-		if st, ct := info.GetStartTime(), info.GetCloseTime(); st != nil && ct != nil && ct.AsTime().After(st.AsTime()) {
+		st := info.GetStartTime()
+		if first := info.GetFirstRunId(); first != "" && first != info.GetExecution().GetRunId() {
+			// The rollout continued as new: its makespan runs from its
+			// first run's start, not from the last run's.
+			st = nil
+			if fd, ferr := s.Temporal.DescribeWorkflowExecution(ctx, id, first); ferr == nil {
+				st = fd.GetWorkflowExecutionInfo().GetStartTime()
+			}
+		}
+		if ct := info.GetCloseTime(); st != nil && ct != nil && ct.AsTime().After(st.AsTime()) {
 			// Temporal's own start and close times: the workflow's makespan.
 			res.Makespan = secs(ct.AsTime().Sub(st.AsTime()))
 		}
