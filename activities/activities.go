@@ -350,6 +350,8 @@ type Datadog struct {
 	// read anew for a check that meets a group it lacks.
 	rosters      fresh.Group[string, productRoster]
 	rosterMaxAge time.Duration
+	// rosterPageSize is how many monitors a page of a roster read asks for.
+	rosterPageSize int32
 	// refreshing holds the products whose roster is being read in the
 	// background (see refreshRoster).
 	refreshing map[string]bool
@@ -464,7 +466,16 @@ type DatadogConfig struct {
 	// fresh as the frequent read). A roster read runs under
 	// HealthReadTimeout and HealthReadSpacing like the frequent read.
 	HealthRosterMaxAge time.Duration
+	// HealthRosterPageSize is how many monitors a page of a roster read
+	// asks for (default DefaultHealthRosterPageSize): a roster page holds
+	// every group of its monitors, one per cluster of the product, so
+	// small pages bound what one response holds in the worker's memory.
+	HealthRosterPageSize int32
 }
+
+// DefaultHealthRosterPageSize is DatadogConfig.HealthRosterPageSize's
+// default: at 20,000 clusters a page of 2 monitors is about 2 MB of JSON.
+const DefaultHealthRosterPageSize = 2
 
 // NewDatadog builds a monitors reader.
 func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
@@ -501,6 +512,9 @@ func NewDatadog(cfg DatadogConfig) (*Datadog, error) {
 		d.reads.Timeout = DefaultHealthReadTimeout
 	}
 	d.rosters.Spacing, d.rosters.Timeout = d.reads.Spacing, d.reads.Timeout
+	if d.rosterPageSize = cfg.HealthRosterPageSize; d.rosterPageSize <= 0 {
+		d.rosterPageSize = DefaultHealthRosterPageSize
+	}
 	switch d.rosterMaxAge = cfg.HealthRosterMaxAge; {
 	case d.rosterMaxAge == 0:
 		d.rosterMaxAge = DefaultHealthRosterMaxAge

@@ -97,7 +97,11 @@ func rosterOf(read productMonitors) productRoster {
 // deadline.
 func (d *Datadog) readProduct(ctx context.Context, product, groupStates string) (productMonitors, error) {
 	pageSize := d.pageSize
-	if pageSize <= 0 {
+	switch {
+	case pageSize > 0:
+	case groupStates == rosterGroupStates && d.rosterPageSize > 0:
+		pageSize = d.rosterPageSize
+	default:
 		pageSize = monitorsPageSize
 	}
 	out := productMonitors{}

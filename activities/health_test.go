@@ -174,6 +174,11 @@ func newHealthEnv(t *testing.T, n int, opts ddsim.Options, cfg DatadogConfig, wr
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	cfg.APIKey, cfg.AppKey, cfg.URL = testAPIKey, testAppKey, hs.URL
+	if cfg.HealthRosterPageSize == 0 {
+		// A roster read in one page, so the tests count reads as
+		// requests (TestRosterReadsInSmallPages has the default).
+		cfg.HealthRosterPageSize = monitorsPageSize
+	}
 	d, err := NewDatadog(cfg)
 	require.NoError(t, err)
 	return &healthEnv{src: src, srv: srv, byStates: byStates, url: hs.URL, clusters: clusters,
@@ -804,4 +809,26 @@ func TestStaleRosterIsRefreshedInTheBackground(t *testing.T) {
 	took = check()
 	assert.GreaterOrEqual(t, took, time.Second, "past the stale limit the check waits for a new roster")
 	assert.Greater(t, e.rosterReads(), refreshed)
+}
+
+// A roster is read DefaultHealthRosterPageSize monitors a page: each page
+// holds every group of its monitors (a cluster each), so small pages bound
+// what one response holds in memory. The answers are the same.
+func TestRosterReadsInSmallPages(t *testing.T) {
+	e := newHealthEnv(t, 60, ddsim.Options{}, DatadogConfig{HealthRosterPageSize: DefaultHealthRosterPageSize}, nil)
+	kafka := fleet.ProductKafka
+	c := firstOf(e.clusters, kafka, 0)
+	monitorsOfKafka := len(forProduct(monitors.Default(), kafka))
+	require.Greater(t, monitorsOfKafka, DefaultHealthRosterPageSize)
+	before := e.listRequests()
+	res, err := e.a.CheckHealth(context.Background(), workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: kafka}}})
+	require.NoError(t, err)
+	require.Empty(t, res.Findings)
+	pages := (monitorsOfKafka + DefaultHealthRosterPageSize - 1) / DefaultHealthRosterPageSize
+	// The issues read in one page, the roster in pages of
+	// DefaultHealthRosterPageSize (a short or empty last page ends it).
+	assert.Equal(t, 1, e.issueReads())
+	assert.GreaterOrEqual(t, e.rosterReads(), pages)
+	assert.LessOrEqual(t, e.rosterReads(), pages+1)
+	assert.Equal(t, e.listRequests()-before, e.issueReads()+e.rosterReads())
 }
