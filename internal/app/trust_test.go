@@ -203,6 +203,9 @@ func TestSignedIdentityEndToEnd(t *testing.T) {
 		require.Equal(t, "finish", last.Action)
 		require.Contains(t, last.Reason, "start: ")
 		require.Zero(t, st.Counts.Done)
+		// The status reads failed as the rollout finishes; the next start
+		// under its ID waits for its workflow to close.
+		waitClosed(t, s, id)
 	}
 
 	signed := s.client.WithSigner(alice)
@@ -291,4 +294,16 @@ func TestDashboardSignedIdentity(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	st = s.waitFor(t, id, "the end", terminal)
 	require.Equal(t, workflows.StateCompleted, st.State)
+}
+
+// waitClosed waits until the rollout's workflow has closed, however it ended.
+func waitClosed(t *testing.T, s *stack, id string) {
+	t.Helper()
+	raw, err := sdkclient.Dial(sdkclient.Options{HostPort: s.dev.Config.TemporalAddress})
+	require.NoError(t, err)
+	defer raw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = raw.GetWorkflow(ctx, id, "").Get(ctx, nil)
+	require.NoError(t, ctx.Err(), "%s closes (it ended: %v)", id, err)
 }

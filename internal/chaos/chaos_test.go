@@ -20,6 +20,7 @@ import (
 	"github.com/fleet-rollout/fleet/internal/app"
 	"github.com/fleet-rollout/fleet/internal/bench/stack"
 	"github.com/fleet-rollout/fleet/internal/chaos"
+	"github.com/fleet-rollout/fleet/internal/ddsim"
 	"github.com/fleet-rollout/fleet/workflows"
 )
 
@@ -230,6 +231,10 @@ func TestChaosMonitorsUnavailable(t *testing.T) {
 	paused := h.status("a health-unknown pause", func(st *workflows.RolloutStatus) bool { return st.Paused != nil })
 	time.Sleep(2 * time.Second) // some more 429s while paused
 	h.s.Dev.Datadog.ClearFailure()
+	// The last 429 said when Datadog's rate-limit window reopens (up to a
+	// period away), and the worker honours it: a person resumes once it
+	// has, as resuming earlier meets the closed window and pauses again.
+	reopens := time.Now().Add(ddsim.DefaultRateLimitPeriod)
 	require.NotNil(t, paused.Paused.Incident, chaos.Outcome(paused))
 	require.Equal(t, workflows.IncidentHealthUnknown, paused.Paused.Incident.Kind)
 	require.Contains(t, paused.Paused.Reason, "health unknown")
@@ -237,6 +242,7 @@ func TestChaosMonitorsUnavailable(t *testing.T) {
 
 	held := h.status("every in-flight cluster held", func(st *workflows.RolloutStatus) bool { return st.Counts.InFlight == 0 })
 	require.Equal(t, workflows.StatePaused, held.State)
+	time.Sleep(time.Until(reopens))
 	_, err := h.s.Fleet.Resume(context.Background(), h.id, workflows.ActionRequest{Actor: "chaos-test", Reason: "monitors are back"})
 	require.NoError(t, err)
 	final := h.waitTerminal()
