@@ -411,7 +411,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	// apply time, and the batch-gated bound.
 	norm := *r
 	norm.Normalize()
-	p, err := plan.Build(&norm, s.Dev.Sim.Clusters(), plan.Options{})
+	p, err := plan.Build(&norm, s.Dev.Sim.Clusters(), plan.Options{Outline: true})
 	if err != nil {
 		return res, fmt.Errorf("plan: %w", err)
 	}
