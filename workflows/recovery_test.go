@@ -214,15 +214,26 @@ func TestRetryUpdateRequeuesAFailedCluster(t *testing.T) {
 	h.env.RegisterDelayedCallback(func() {
 		early = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice"})
 	}, 1*time.Second)
-	h.env.RegisterDelayedCallback(func() {
-		named = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice", Clusters: []string{"lkc-001"}})
-		ok = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice", Reason: "flaky broker"})
-	}, 12*time.Second)
+	// As soon as the failure shows (every half second on the test clock),
+	// while the rollout still runs: a fixed time raced its completion.
+	for at := 1500 * time.Millisecond; at <= 20*time.Second; at += 500 * time.Millisecond {
+		h.env.RegisterDelayedCallback(func() {
+			if ok != nil {
+				return
+			}
+			if st := h.status(t); st.Failures == 0 || st.State.Terminal() {
+				return
+			}
+			named = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice", Clusters: []string{"lkc-001"}})
+			ok = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice", Reason: "flaky broker"})
+		}, at)
+	}
 	h.env.ExecuteWorkflow(workflows.WorkflowRollout, in)
 	require.NoError(t, h.env.GetWorkflowError())
 	var st workflows.RolloutStatus
 	require.NoError(t, h.env.GetWorkflowResult(&st))
 	require.ErrorContains(t, early.err, "no cluster has failed")
+	require.NotNil(t, ok, "the retry was asked while the rollout ran")
 	require.ErrorContains(t, named.err, "lkc-001")
 	require.NoError(t, ok.err)
 	require.Contains(t, ok.res.Message, "retry-1")
