@@ -200,15 +200,7 @@ func (d *Datadog) productHealth(ctx context.Context, product string, clusters []
 	// did, or the next): never one from before, which may hang until its
 	// deadline.
 	readRoster := func() (productRoster, time.Time, error) {
-		roster, _, began, err := sharedRead(ctx, d, &d.rosters, product, "roster", func() time.Time { return asked },
-			func(rctx context.Context) (productRoster, error) {
-				read, err := d.readProduct(rctx, product, rosterGroupStates)
-				if err != nil {
-					return nil, err
-				}
-				return rosterOf(read), nil
-			})
-		return roster, began, err
+		return d.rosterSince(ctx, product, asked)
 	}
 	issues, how, began, err := sharedRead(ctx, d, &d.reads, product, "issues", time.Now,
 		func(rctx context.Context) (productMonitors, error) {
@@ -272,19 +264,25 @@ func (d *Datadog) refreshRoster(product string) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), d.rosters.Timeout)
 		defer cancel()
-		asked := time.Now()
 		// A failed read leaves the last roster, which checks use while it
 		// is young enough; past that, a check reads one itself and fails
 		// with the cause.
-		_, _, _, _ = sharedRead(ctx, d, &d.rosters, product, "roster", func() time.Time { return asked },
-			func(rctx context.Context) (productRoster, error) {
-				read, err := d.readProduct(rctx, product, rosterGroupStates)
-				if err != nil {
-					return nil, err
-				}
-				return rosterOf(read), nil
-			})
+		_, _, _ = d.rosterSince(ctx, product, time.Now())
 	}()
+}
+
+// rosterSince returns a roster of the product read (shared) from asked on:
+// the one in flight that began since, or the next.
+func (d *Datadog) rosterSince(ctx context.Context, product string, asked time.Time) (productRoster, time.Time, error) {
+	roster, _, began, err := sharedRead(ctx, d, &d.rosters, product, "roster", func() time.Time { return asked },
+		func(rctx context.Context) (productRoster, error) {
+			read, err := d.readProduct(rctx, product, rosterGroupStates)
+			if err != nil {
+				return nil, err
+			}
+			return rosterOf(read), nil
+		})
+	return roster, began, err
 }
 
 // merge answers the clusters from an issues read and a roster: every
