@@ -335,6 +335,11 @@ type BatchInput struct {
 	// Carry is the state of the previous run after a continue-as-new; nil
 	// on the first run.
 	Carry *BatchCarry `json:"carry,omitempty"`
+	// CompactResult asks for a result of counts and exceptions: the
+	// clusters that ended done are counted (BatchResult.Done), the others
+	// listed. Set for rollouts above DetailLimit clusters, whose status
+	// lists only the clusters that did not end done anyway.
+	CompactResult bool `json:"compactResult,omitempty"`
 }
 
 // DefaultHistoryBudget is the history length (events) past which a rollout

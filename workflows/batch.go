@@ -451,6 +451,9 @@ func (b *batch) result() BatchResult {
 	for i, c := range b.clusters {
 		r.Clusters[i] = *c
 	}
+	if b.in.CompactResult {
+		return r.compact()
+	}
 	return r
 }
 

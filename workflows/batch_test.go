@@ -273,3 +273,41 @@ func TestBatchMonitorAlertStopsTheClusterAndHoldsTheBatch(t *testing.T) {
 		}
 	}
 }
+
+// A compact result (BatchInput.CompactResult, what rollouts above
+// DetailLimit ask) counts the clusters that ended done and lists only the
+// others: the same outcome as the full result, without a row per success.
+func TestBatchCompactResultCountsDoneAndListsExceptions(t *testing.T) {
+	run := func(compact bool) workflows.BatchResult {
+		h := newBatchHarness(t, 10)
+		h.plane.run(h.env, time.Second, 5*time.Minute)
+		h.env.RegisterDelayedCallback(func() {
+			h.env.SignalWorkflow(workflows.Abort, workflows.ActionRequest{Actor: "bob", Reason: "wrong version"})
+		}, 25*time.Second)
+		in := batchInput(8, 2)
+		in.CompactResult = compact
+		h.env.ExecuteWorkflow(workflows.WorkflowBatch, in)
+		require.NoError(t, h.env.GetWorkflowError())
+		var res workflows.BatchResult
+		require.NoError(t, h.env.GetWorkflowResult(&res))
+		return res
+	}
+	full, compact := run(false), run(true)
+	done, others := 0, map[string]workflows.ClusterState{}
+	for _, c := range full.Clusters {
+		if c.State == workflows.ClusterDone {
+			done++
+			continue
+		}
+		others[c.ID] = c.State
+	}
+	require.Positive(t, done, "some clusters ended done before the abort")
+	require.NotEmpty(t, others, "some did not")
+	require.Equal(t, done, compact.Done, "the done clusters are counted")
+	got := map[string]workflows.ClusterState{}
+	for _, c := range compact.Clusters {
+		got[c.ID] = c.State
+	}
+	require.Equal(t, others, got, "only the exceptions are listed")
+	require.True(t, compact.Aborted)
+}

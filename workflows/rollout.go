@@ -885,6 +885,9 @@ func (r *rollout) startBatch(ctx workflow.Context, ph *plan.Phase, b plan.Batch,
 		HealthInterval: r.in.Spec.Monitoring.Interval.D(),
 		Lane:           lane,
 		HistoryBudget:  r.in.HistoryBudget,
+		// Counts and exceptions: what the status and a continue-as-new
+		// keep of a rollout this size (no command changes, so no version).
+		CompactResult: r.st.Total > detailLimit,
 	}
 	if b.Outlined() {
 		in.Plan, in.PlanHash = r.plan.Stored, r.plan.Hash
