@@ -171,6 +171,13 @@ type Result struct {
 	// flight, sampled every 250 ms from the rollout's start to its end.
 	MeanInFlight float64 `json:"meanInFlight"`
 	MaxInFlight  int     `json:"maxInFlight"`
+	// FirstApply is when, after the start, the data plane first had a
+	// cluster in flight; Ramp when it first had 90 % of Concurrency in
+	// flight; InFlight holds the in-flight count once a second (where a
+	// rollout loses its window: the start, a drain, the tail).
+	FirstApply Seconds `json:"firstApplySeconds"`
+	Ramp       Seconds `json:"rampSeconds"`
+	InFlight   []int   `json:"inFlightPerSecond,omitempty"`
 	// ExactlyOnce counts selected clusters applied exactly once and now on
 	// the target; Violations lists the others (first few).
 	ExactlyOnce int      `json:"exactlyOnce"`
@@ -452,7 +459,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 		return res, fmt.Errorf("start rollout: %w", err)
 	}
 	stopProgress := o.watchVersions(s, lbl, n, "99.0.0", t0)
-	stopSampling := sampleInFlight(s, &res)
+	stopSampling := sampleInFlight(s, &res, t0, o.Concurrency)
 	var final workflows.RolloutStatus
 	werr := s.Temporal.GetWorkflow(rctx, id, "").Get(rctx, &final)
 	stopSampling()
@@ -611,11 +618,20 @@ func (o Options) watchVersions(s *stack.Stack, lbl string, n int, version string
 
 // sampleInFlight samples the data plane's clusters in flight every 250 ms
 // until the returned function is called, which records mean and max in res.
-func sampleInFlight(s *stack.Stack, res *Result) func() {
+func sampleInFlight(s *stack.Stack, res *Result, t0 time.Time, concurrency int) func() {
 	var sum, samples, most int
 	stop := every(250*time.Millisecond, func() {
 		n := s.Dev.Sim.InFlight()
 		sum, samples, most = sum+n, samples+1, max(most, n)
+		if n > 0 && res.FirstApply == 0 {
+			res.FirstApply = secs(time.Since(t0))
+		}
+		if n*10 >= concurrency*9 && res.Ramp == 0 {
+			res.Ramp = secs(time.Since(t0))
+		}
+		if samples%4 == 1 {
+			res.InFlight = append(res.InFlight, n)
+		}
 	})
 	return func() {
 		stop()

@@ -152,3 +152,14 @@ func mustJSON(t *testing.T, v any) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+func TestSaveWaitKeepsSavingUnderATenthOfTheTime(t *testing.T) {
+	for _, tc := range []struct{ took, want time.Duration }{
+		{0, saveInterval},
+		{10 * time.Millisecond, saveInterval},
+		{200 * time.Millisecond, 1800 * time.Millisecond},
+		{time.Second, 9 * time.Second},
+	} {
+		assert.Equal(t, tc.want, saveWait(tc.took), "after a save of %s", tc.took)
+	}
+}

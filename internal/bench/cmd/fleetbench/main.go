@@ -178,6 +178,9 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("clusters in flight mean / max", func(r bench.Result) string {
 		return fmt.Sprintf("%.0f / %d", r.MeanInFlight, r.MaxInFlight)
 	})
+	row("first apply / 90 % of C in flight after", func(r bench.Result) string {
+		return fmt.Sprintf("%s / %s", s(r.FirstApply), s(r.Ramp))
+	})
 	row("makespan / ideal (target <= 1.15)", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioIdeal) })
 	row("makespan / batch-gated bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioBatchBound) })
 	row("makespan / window bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioWindowBound) })
