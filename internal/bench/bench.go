@@ -198,10 +198,13 @@ type Result struct {
 	// metadata included, as serialized) in any event of the rollout's and
 	// its batches' histories, every run; MaxPayloadAt says where (workflow,
 	// event type). HistoriesScanned counts the histories read.
-	MaxPayloadBytes   int64  `json:"maxPayloadBytes"`
-	MaxPayloadAt      string `json:"maxPayloadAt,omitempty"`
-	HistoriesScanned  int    `json:"historiesScanned"`
-	BareHistoryEvents int64  `json:"bareMaxHistoryEvents"`
+	MaxPayloadBytes  int64  `json:"maxPayloadBytes"`
+	MaxPayloadAt     string `json:"maxPayloadAt,omitempty"`
+	HistoriesScanned int    `json:"historiesScanned"`
+	// EventTypes counts the events of the histories scanned by type (what
+	// the server wrote per cluster: divide by Selected).
+	EventTypes        map[string]int `json:"eventTypes,omitempty"`
+	BareHistoryEvents int64          `json:"bareMaxHistoryEvents"`
 	// RolloutEvents counts the rollout's history events by type.
 	RolloutEvents map[string]int `json:"rolloutEvents,omitempty"`
 	// PeakRSSMB is VmHWM of this process over this run (reset before each
@@ -693,7 +696,10 @@ func histories(ctx context.Context, c sdkclient.Client, query string, res *Resul
 				res.MaxBatchHistory = max(res.MaxBatchHistory, h)
 			}
 			if scan {
-				size, typ, err := largestPayload(ctx, c, wid, rid)
+				if res.EventTypes == nil {
+					res.EventTypes = map[string]int{}
+				}
+				size, typ, err := largestPayload(ctx, c, wid, rid, res.EventTypes)
 				if err != nil {
 					return fmt.Errorf("history of %s: %w", wid, err)
 				}

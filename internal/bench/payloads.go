@@ -14,7 +14,7 @@ import (
 
 // largestPayload reads one run's history and returns the size of its
 // largest payload and the type of the event that holds it.
-func largestPayload(ctx context.Context, c sdkclient.Client, workflowID, runID string) (int, string, error) {
+func largestPayload(ctx context.Context, c sdkclient.Client, workflowID, runID string, types map[string]int) (int, string, error) {
 	it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	most, where := 0, ""
 	for it.HasNext() {
@@ -22,6 +22,7 @@ func largestPayload(ctx context.Context, c sdkclient.Client, workflowID, runID s
 		if err != nil {
 			return most, where, err
 		}
+		types[strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")]++
 		if n := eventLargestPayload(e); n > most {
 			most, where = n, strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
 		}
