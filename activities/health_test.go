@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,68 @@ func (o *overrideSource) MonitorStatus(clusterID, monitor string) string {
 		return ddsim.StatusOK
 	}
 	return o.Simulator.MonitorStatus(clusterID, monitor)
+}
+
+// The simulator's group index (ddsim.GroupIndex) is overridden too, so
+// that ddsim reads these overrides through it (as it reads the simulator's
+// in production) rather than group by group: the promoted methods would
+// ignore them, and ddsim reads an index only when GroupIndexOwner is the
+// source it was given.
+var _ ddsim.GroupIndex = (*overrideSource)(nil)
+
+func (o *overrideSource) GroupIndexOwner() any { return o }
+
+func (o *overrideSource) ProductClusters(product string) []string {
+	ids := slices.Clone(o.Simulator.ProductClusters(product))
+	o.mu.Lock()
+	for id, p := range o.added {
+		if p == product {
+			ids = append(ids, id)
+		}
+	}
+	o.mu.Unlock()
+	sort.Strings(ids)
+	return ids
+}
+
+func (o *overrideSource) MonitorStatuses(monitor string, clusterIDs []string) []string {
+	out := o.Simulator.MonitorStatuses(monitor, clusterIDs)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, id := range clusterIDs {
+		if s, ok := o.status[[2]string{id, monitor}]; ok {
+			out[i] = s
+		} else if _, added := o.added[id]; added {
+			out[i] = ddsim.StatusOK
+		}
+	}
+	return out
+}
+
+func (o *overrideSource) NotOKGroups(monitor, product string) (map[string]string, bool) {
+	base, ok := o.Simulator.NotOKGroups(monitor, product)
+	if !ok {
+		return nil, false
+	}
+	o.mu.Lock()
+	set := map[string]string{}
+	for k, s := range o.status {
+		if k[1] == monitor {
+			set[k[0]] = s
+		}
+	}
+	o.mu.Unlock()
+	for id, s := range set {
+		if p, ok := o.ClusterProduct(id); !ok || p != product {
+			continue // not a group of this monitor
+		}
+		if s == ddsim.StatusOK {
+			delete(base, id)
+		} else {
+			base[id] = s
+		}
+	}
+	return base, true
 }
 
 // healthEnv is a simulated fleet behind ddsim, and CheckHealth reading it

@@ -15,7 +15,12 @@
 // grouped by cluster, with one group "cluster:<id>" per cluster of the
 // monitor's product, whose status the Source reports. A monitor that
 // accepts no data (monitors.Monitor.NoDataOK) is served with
-// notify_no_data false.
+// notify_no_data false. A ListMonitors read selects its monitors and pages
+// them before rendering any group. A Source that keeps a group index
+// (GroupIndex, as *sim.Simulator does) serves a read that keeps no OK group
+// (the worker's frequent read) in the cost of its non-OK groups, and a read
+// of every group (the roster) with one source call and one history lock
+// per monitor; other sources are read a group at a time.
 //
 // Metrics are the ordering metrics of monitors.Metrics(), each product's
 // under its own Datadog metric name, valued by Source.Metric. The query
@@ -62,6 +67,31 @@ type Source interface {
 	Metric(clusterID, name string) (float64, bool)
 }
 
+// GroupIndex is an optional extension of Source (*sim.Simulator implements
+// it) that lets a read cost what it returns rather than the whole fleet:
+// the frequent bulk read (non-OK groups of a product's monitors) is served
+// from NotOKGroups, and a read of every group takes one MonitorStatuses
+// call per monitor instead of one MonitorStatus per group. Its answers must
+// agree with ClusterIDs, ClusterProduct and MonitorStatus.
+type GroupIndex interface {
+	// GroupIndexOwner returns the source the index belongs to. The server
+	// uses the index only if that is the Source it was given: a type that
+	// embeds an indexed source and overrides MonitorStatus or
+	// ClusterProduct would otherwise get the embedded index by promotion,
+	// which ignores its overrides (such a type overrides these methods
+	// too, or is read group by group).
+	GroupIndexOwner() any
+	// ProductClusters returns the IDs of the product's clusters (those
+	// ClusterProduct places in it), sorted. The caller does not modify it.
+	ProductClusters(product string) []string
+	// MonitorStatuses is MonitorStatus for each cluster, in order.
+	MonitorStatuses(monitorName string, clusterIDs []string) []string
+	// NotOKGroups returns the clusters of the product whose group of the
+	// monitor is not OK, with their status; false when it cannot tell (the
+	// server then reads every group).
+	NotOKGroups(monitorName, product string) (map[string]string, bool)
+}
+
 // Monitor group statuses.
 const (
 	StatusOK     = "OK"
@@ -101,6 +131,7 @@ type Options struct {
 type Server struct {
 	catalog []monitors.Monitor
 	src     Source
+	idx     GroupIndex // nil: src keeps no index (or not its own)
 	opts    Options
 	log     *zap.Logger
 	created time.Time
@@ -112,10 +143,15 @@ type Server struct {
 	windowStart time.Time
 	windowCount int
 	history     map[groupKey]*groupHistory
-	now         func() time.Time
-	requests    map[string]int // by endpoint (see Requests)
-	groupsSent  map[string]int // by endpoint (see GroupsSent)
-	bytesSent   map[string]int // by endpoint (see BytesSent)
+	// notOK remembers, by monitor ID, the clusters whose group history
+	// last saw not OK: a read served from the source's index of non-OK
+	// groups also observes these, so a group that resolved is observed OK
+	// (last_resolved_ts) although the index no longer lists it.
+	notOK      map[int64]map[string]bool
+	now        func() time.Time
+	requests   map[string]int // by endpoint (see Requests)
+	groupsSent map[string]int // by endpoint (see GroupsSent)
+	bytesSent  map[string]int // by endpoint (see BytesSent)
 }
 
 type groupKey struct {
@@ -145,13 +181,20 @@ func New(catalog []monitors.Monitor, src Source, opts Options) *Server {
 	cat := make([]monitors.Monitor, len(catalog))
 	copy(cat, catalog)
 	sort.Slice(cat, func(i, j int) bool { return cat[i].ID < cat[j].ID })
+	idx, _ := src.(GroupIndex)
+	if idx != nil && idx.GroupIndexOwner() != any(src) {
+		opts.Log.Info("the source's group index belongs to another source (an embedded one): reading groups one at a time")
+		idx = nil
+	}
 	return &Server{
 		catalog:    cat,
 		src:        src,
+		idx:        idx,
 		opts:       opts,
 		log:        opts.Log,
 		created:    time.Now().UTC().Truncate(time.Second),
 		history:    map[groupKey]*groupHistory{},
+		notOK:      map[int64]map[string]bool{},
 		now:        time.Now,
 		requests:   map[string]int{},
 		groupsSent: map[string]int{},
@@ -492,30 +535,34 @@ func (s *Server) listMonitors(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	out := []monitorJSON{}
+	// Select the monitors and slice the page first, then render only the
+	// page's monitors: a group costs a status read and a history update.
+	sel := []monitors.Monitor{}
+	sc := s.newScope(lq)
 	if !lq.noMatch {
-		byProduct := s.clustersByProduct(lq)
 		for _, m := range s.catalog {
 			if m.ID <= lq.idOffset || !lq.matches(m) {
 				continue
 			}
-			clusters := byProduct[m.Product]
-			if lq.scoped && len(clusters) == 0 {
+			if lq.scoped && sc.count(m.Product) == 0 {
 				continue // the scope names no cluster this monitor watches
 			}
-			out = append(out, s.render(m, clusters, lq.groups))
+			sel = append(sel, m)
 		}
 	}
 	if lq.page >= 0 {
-		start := min(lq.page*lq.pageSize, int64(len(out)))
-		end := min(start+lq.pageSize, int64(len(out)))
-		out = out[start:end]
+		start := min(lq.page*lq.pageSize, int64(len(sel)))
+		end := min(start+lq.pageSize, int64(len(sel)))
+		sel = sel[start:end]
 	}
+	out := make([]monitorJSON, 0, len(sel))
 	n := 0
-	for _, m := range out {
-		if m.State != nil {
-			n += len(m.State.Groups)
+	for _, m := range sel {
+		mj := s.render(m, sc, lq.groups)
+		if mj.State != nil {
+			n += len(mj.State.Groups)
 		}
+		out = append(out, mj)
 	}
 	s.countGroups(EndpointListMonitors, n)
 	writeJSON(w, http.StatusOK, out)
@@ -535,6 +582,35 @@ func (lq listQuery) matches(m monitors.Monitor) bool {
 	}
 	return true
 }
+
+// scope is the clusters one request reads, by product: from the source's
+// index when it keeps one and the request names no clusters, else listed
+// once per request (clustersByProduct), when first needed.
+type scope struct {
+	s         *Server
+	lq        listQuery
+	byProduct map[string][]string
+}
+
+func (s *Server) newScope(lq listQuery) *scope { return &scope{s: s, lq: lq} }
+
+// indexed reports whether the scope's clusters come from the index: the
+// whole fleet (a product tag only narrows the monitors) and an index.
+func (sc *scope) indexed() bool { return sc.s.idx != nil && sc.lq.clusters == nil }
+
+// clusters lists the product's clusters in scope, sorted; not modified by
+// the caller.
+func (sc *scope) clusters(product string) []string {
+	if sc.indexed() {
+		return sc.s.idx.ProductClusters(product)
+	}
+	if sc.byProduct == nil {
+		sc.byProduct = sc.s.clustersByProduct(sc.lq)
+	}
+	return sc.byProduct[product]
+}
+
+func (sc *scope) count(product string) int { return len(sc.clusters(product)) }
 
 // clustersByProduct lists the clusters in scope, by product, sorted.
 func (s *Server) clustersByProduct(lq listQuery) map[string][]string {
@@ -577,9 +653,7 @@ func (s *Server) getMonitor(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusNotFound, "Monitor not found")
 		return
 	}
-	m := s.catalog[i]
-	clusters := s.clustersByProduct(listQuery{})[m.Product]
-	mj := s.render(m, clusters, groups)
+	mj := s.render(s.catalog[i], s.newScope(listQuery{}), groups)
 	if mj.State != nil {
 		s.countGroups(EndpointGetMonitor, len(mj.State.Groups))
 	}
@@ -608,32 +682,52 @@ func normalize(status string) string {
 	return StatusNoData
 }
 
-// render builds the Datadog JSON of monitor m over the clusters' groups.
-// overall_state is the worst status of those groups ("No Data" when there
-// are none); state.groups holds the groups the filter keeps.
-func (s *Server) render(m monitors.Monitor, clusters []string, filter groupFilter) monitorJSON {
+// keepsOK reports whether the filter keeps OK groups; a read whose filter
+// does not needs only the groups that are not OK (overall_state is OK
+// unless one is not).
+func (g groupFilter) keepsOK() bool { return g.keep(StatusOK) }
+
+// render builds the Datadog JSON of monitor m over the groups of the
+// scope's clusters of its product. overall_state is the worst status of
+// those groups ("No Data" when there are none); state.groups holds the
+// groups the filter keeps. Every group read is observed (its history
+// updated), except that a read keeping no OK group, over the whole fleet
+// of an indexed source, reads only the groups not OK and those the history
+// last saw not OK: an OK group's history changes only when it was not OK
+// before (or on its first sight, which sets no timestamp), so what is
+// answered is the same.
+func (s *Server) render(m monitors.Monitor, sc *scope, filter groupFilter) monitorJSON {
 	now := s.now().Unix()
+	clusters := sc.clusters(m.Product)
 	overall := StatusOK
 	if len(clusters) == 0 {
 		overall = StatusNoData
 	}
+	ids, statuses, ok := s.notOKGroups(m, sc, filter)
+	if !ok {
+		ids, statuses = clusters, s.statuses(m.Name, clusters)
+	}
+	for _, status := range statuses {
+		if severity(status) > severity(overall) {
+			overall = status
+		}
+	}
+	hist := s.observeAll(m.ID, ids, statuses, now)
 	var groups map[string]groupJSON
 	if filter != nil {
 		groups = map[string]groupJSON{}
 	}
-	for _, id := range clusters {
-		status := normalize(s.src.MonitorStatus(id, m.Name))
-		if severity(status) > severity(overall) {
-			overall = status
+	for i, id := range ids {
+		status := statuses[i]
+		if !filter.keep(status) {
+			continue
 		}
-		h := s.observe(groupKey{m.ID, id}, status, now)
-		if filter.keep(status) {
-			name := monitors.GroupName(id)
-			groups[name] = groupJSON{
-				Name: name, Status: status,
-				LastTriggeredTs: h.lastTriggered, LastNotifiedTs: h.lastTriggered,
-				LastResolvedTs: h.lastResolved, LastNodataTs: h.lastNoData,
-			}
+		h := hist[i]
+		name := monitors.GroupName(id)
+		groups[name] = groupJSON{
+			Name: name, Status: status,
+			LastTriggeredTs: h.lastTriggered, LastNotifiedTs: h.lastTriggered,
+			LastResolvedTs: h.lastResolved, LastNodataTs: h.lastNoData,
 		}
 	}
 	mj := monitorJSON{
@@ -653,10 +747,78 @@ func (s *Server) render(m monitors.Monitor, clusters []string, filter groupFilte
 	return mj
 }
 
-// observe records the group's status and returns its history.
-func (s *Server) observe(k groupKey, status string, now int64) groupHistory {
+// notOKGroups reads, from the source's index, the groups of m that are not
+// OK and those the history last saw not OK (now OK unless the index lists
+// them), with their (normalized) statuses; false when the read needs every
+// group: the filter keeps OK groups, the scope names clusters, or there is
+// no index that can answer.
+func (s *Server) notOKGroups(m monitors.Monitor, sc *scope, filter groupFilter) ([]string, []string, bool) {
+	if filter.keepsOK() || !sc.indexed() {
+		return nil, nil, false
+	}
+	idx, ok := s.idx.NotOKGroups(m.Name, m.Product)
+	if !ok {
+		return nil, nil, false
+	}
+	byID := make(map[string]string, len(idx))
+	for id, status := range idx {
+		if status = normalize(status); status != StatusOK {
+			byID[id] = status
+		}
+	}
+	s.mu.Lock()
+	for id := range s.notOK[m.ID] {
+		if _, ok := byID[id]; !ok {
+			byID[id] = StatusOK
+		}
+	}
+	s.mu.Unlock()
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	statuses := make([]string, len(ids))
+	for i, id := range ids {
+		statuses[i] = byID[id]
+	}
+	return ids, statuses, true
+}
+
+// statuses reads the monitor's (normalized) status for each cluster: one
+// source call with an index, else one per cluster.
+func (s *Server) statuses(monitorName string, clusters []string) []string {
+	var out []string
+	if s.idx != nil {
+		out = s.idx.MonitorStatuses(monitorName, clusters)
+	}
+	if len(out) != len(clusters) {
+		out = make([]string, len(clusters))
+		for i, id := range clusters {
+			out[i] = s.src.MonitorStatus(id, monitorName)
+		}
+	}
+	for i := range out {
+		out[i] = normalize(out[i])
+	}
+	return out
+}
+
+// observeAll records the statuses of monitor m's groups for the clusters
+// and returns their histories, in order, under one lock.
+func (s *Server) observeAll(monitorID int64, clusters, statuses []string, now int64) []groupHistory {
+	out := make([]groupHistory, len(clusters))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for i, id := range clusters {
+		out[i] = s.observeLocked(groupKey{monitorID, id}, statuses[i], now)
+	}
+	return out
+}
+
+// observeLocked records the group's status and returns its history. Called
+// with s.mu held.
+func (s *Server) observeLocked(k groupKey, status string, now int64) groupHistory {
 	h := s.history[k]
 	if h == nil {
 		h = &groupHistory{}
@@ -674,6 +836,15 @@ func (s *Server) observe(k groupKey, status string, now int64) groupHistory {
 			}
 		}
 		h.status = status
+		set := s.notOK[k.monitor]
+		switch {
+		case status != StatusOK && set == nil:
+			s.notOK[k.monitor] = map[string]bool{k.cluster: true}
+		case status != StatusOK:
+			set[k.cluster] = true
+		default:
+			delete(set, k.cluster)
+		}
 	}
 	return *h
 }

@@ -92,8 +92,17 @@ type Simulator struct {
 	partitions int32
 	kafkaOpts  []kgo.Opt
 
-	mu        sync.Mutex
-	clusters  map[string]*clusterState
+	mu       sync.Mutex
+	clusters map[string]*clusterState
+	// byProduct lists each product's cluster IDs, sorted. The clusters are
+	// fixed once New returns (New and its state load are the only places
+	// that add any), so it is built then and only read afterwards.
+	byProduct map[string][]string
+	// alerting indexes cs.alerts: monitor name -> IDs of the clusters of
+	// the monitor's product on which it alerts. Kept by setAlerts (an
+	// apply's completion) and tripFaults, the only writers of cs.alerts
+	// after New; built by New from the clusters and the state loaded.
+	alerting  map[string]map[string]bool
 	faults    []Fault
 	runActive bool            // Run is executing
 	running   bool            // apply runners may start
@@ -193,14 +202,74 @@ func New(cfg Config, log *zap.Logger) (*Simulator, error) {
 		if err != nil {
 			return nil, err
 		}
-		go s.saver()
 		if loaded > 0 {
 			log.Info("sim state loaded", zap.String("path", s.statePath), zap.Int("clusters", loaded))
 		}
+	}
+	s.buildIndexes()
+	if s.statePath != "" {
+		go s.saver()
 	} else {
 		close(s.saverDone)
 	}
 	return s, nil
+}
+
+// buildIndexes builds byProduct and alerting from the clusters; New calls
+// it once every cluster is in (the state loaded).
+func (s *Simulator) buildIndexes() {
+	s.byProduct = map[string][]string{}
+	s.alerting = map[string]map[string]bool{}
+	for id, cs := range s.clusters {
+		s.byProduct[cs.c.Product] = append(s.byProduct[cs.c.Product], id)
+		for m, on := range cs.alerts {
+			if on {
+				s.indexAlert(cs, m, true)
+			}
+		}
+	}
+	for _, ids := range s.byProduct {
+		sort.Strings(ids)
+	}
+}
+
+// indexAlert records in the alerting index that monitor m alerts (on) or
+// not on cs. Only a monitor of the cluster's product is indexed: on a
+// cluster of another product its group is No Data whatever the alerts say
+// (see MonitorStatus). Called with s.mu held (or from New).
+func (s *Simulator) indexAlert(cs *clusterState, m string, on bool) {
+	if p, ok := monitorProduct[m]; !ok || p != cs.c.Product {
+		return
+	}
+	set := s.alerting[m]
+	if on {
+		if set == nil {
+			set = map[string]bool{}
+			s.alerting[m] = set
+		}
+		set[cs.c.ID] = true
+		return
+	}
+	delete(set, cs.c.ID)
+	if len(set) == 0 {
+		delete(s.alerting, m)
+	}
+}
+
+// setAlerts replaces the monitors alerting on cs, keeping the index right.
+// Called with s.mu held.
+func (s *Simulator) setAlerts(cs *clusterState, alerts map[string]bool) {
+	for m, on := range cs.alerts {
+		if on && !alerts[m] {
+			s.indexAlert(cs, m, false)
+		}
+	}
+	for m, on := range alerts {
+		if on {
+			s.indexAlert(cs, m, true)
+		}
+	}
+	cs.alerts = alerts
 }
 
 // Close writes the state file (if configured) and stops background saving.
@@ -535,7 +604,7 @@ func (s *Simulator) runApply(ctx context.Context, cs *clusterState, a *apply) {
 			cs.c.Version = a.Spec.Version
 			cs.c.Config = mergeConfig(cs.c.Config, a.Spec.Config)
 			cs.c.Generation = a.Generation
-			cs.alerts = s.alertsFor(cs.c, a.Spec.Version)
+			s.setAlerts(cs, s.alertsFor(cs.c, a.Spec.Version))
 			s.finish(cs, a, dataplane.Completed, "")
 			s.mu.Unlock()
 			return
@@ -558,6 +627,7 @@ func (s *Simulator) tripFaults(cs *clusterState, a *apply) (fail bool) {
 		}
 		if f.Monitor != "" && !cs.alerts[f.Monitor] {
 			cs.alerts[f.Monitor] = true
+			s.indexAlert(cs, f.Monitor, true)
 			s.log.Info("monitor tripped by fault",
 				zap.String("cluster", cs.c.ID), zap.String("monitor", f.Monitor), zap.String("version", a.Spec.Version))
 		}
@@ -691,6 +761,60 @@ func (s *Simulator) MonitorStatus(clusterID, monitorName string) string {
 	}
 	return StatusOK
 }
+
+// ProductClusters returns the IDs of the product's clusters, sorted. The
+// slice is shared and must not be modified; it does not change, as the
+// simulator's clusters are fixed once New returns.
+func (s *Simulator) ProductClusters(product string) []string {
+	return s.byProduct[product]
+}
+
+// MonitorStatuses is MonitorStatus for each of the clusters, in order, read
+// under one lock.
+func (s *Simulator) MonitorStatuses(monitorName string, clusterIDs []string) []string {
+	out := make([]string, len(clusterIDs))
+	product, known := monitorProduct[monitorName]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, id := range clusterIDs {
+		cs, ok := s.clusters[id]
+		switch {
+		case !known || !ok || cs.c.Product != product:
+			out[i] = StatusNoData
+		case cs.alerts[monitorName]:
+			out[i] = StatusAlert
+		default:
+			out[i] = StatusOK
+		}
+	}
+	return out
+}
+
+// NotOKGroups returns the clusters of the product whose group of the
+// monitor is not OK, with its status (what MonitorStatus says), from an
+// index: the cost is in the groups returned, not in the fleet. It answers
+// false when the index does not apply: a monitor the simulator does not
+// know, or one watching another product (every group is then No Data).
+func (s *Simulator) NotOKGroups(monitorName, product string) (map[string]string, bool) {
+	if p, ok := monitorProduct[monitorName]; !ok || p != product {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.alerting[monitorName]
+	out := make(map[string]string, len(set))
+	for id := range set {
+		out[id] = StatusAlert
+	}
+	return out, true
+}
+
+// GroupIndexOwner returns the simulator itself: a reader of its group index
+// (ProductClusters, MonitorStatuses, NotOKGroups) checks that the index
+// belongs to the source it reads, not to a *Simulator embedded in a type
+// that overrides MonitorStatus or ClusterProduct (the promoted index would
+// ignore the overrides).
+func (s *Simulator) GroupIndexOwner() any { return s }
 
 // SetFaults replaces the injected faults. Faults are evaluated when an
 // apply restarts its first broker and when it completes.

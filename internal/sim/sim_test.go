@@ -340,11 +340,13 @@ func TestFaultTripsMonitor(t *testing.T) {
 	assert.Equal(t, StatusOK, s.MonitorStatus(hit, "kafka-cpu-high"), "other monitors stay OK")
 	assert.Equal(t, StatusOK, s.MonitorStatus(spared, urp.Monitor))
 	assert.Equal(t, StatusOK, s.MonitorStatus(ksql.ID, "ksqldb-cpu-high"), "the fault is scoped to its monitor's product")
+	assert.Equal(t, map[string]map[string]string{urp.Monitor: {hit: StatusAlert}}, requireIndexAgrees(t, s), "indexed by tripFaults")
 
 	t.Run("back to OK after a version without the fault", func(t *testing.T) {
 		cmd.send(t, applyCmd(hit, 3, "3.6.1"))
 		statuses.wait(t, hit, 3, is(dataplane.Completed))
 		assert.Equal(t, StatusOK, s.MonitorStatus(hit, urp.Monitor))
+		assert.Empty(t, requireIndexAgrees(t, s), "cleared by the apply's completion")
 	})
 
 	t.Run("fail apply after the first broker, monitor trips on it", func(t *testing.T) {
@@ -357,6 +359,7 @@ func TestFaultTripsMonitor(t *testing.T) {
 		assert.Equal(t, "3.6.1", c.Version)
 		assert.Equal(t, int64(1), c.Generation)
 		assert.Equal(t, StatusAlert, s.MonitorStatus(failing, "kafka-offline-partitions"), "tripped from the first broker restart")
+		assert.Equal(t, map[string]map[string]string{"kafka-offline-partitions": {failing: StatusAlert}}, requireIndexAgrees(t, s))
 
 		// A Report learns the outcome.
 		cmd.send(t, ctlCmd(dataplane.Report, failing, 2))
@@ -430,6 +433,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 	assert.Equal(t, "3.7.0", c1.Version)
 	assert.Equal(t, int64(2), c1.Generation)
 	assert.Equal(t, StatusAlert, s2.MonitorStatus("lkc-00001", "kafka-cpu-high"), "alerts survive")
+	// (lkc-00003 alerts too, tripped at its first broker; lkc-00002 if its
+	// hold came after its first broker.)
+	assert.Equal(t, StatusAlert, requireIndexAgrees(t, s2)["kafka-cpu-high"]["lkc-00001"], "indexed from the state loaded")
 	for _, id := range []string{"lkc-00001", "lkc-00002", "lkc-00003"} {
 		assert.Equal(t, 1, s2.ApplyStarts(id), id)
 	}

@@ -138,7 +138,9 @@ func (s *Simulator) save() error {
 
 // load merges the state file into the configured clusters: a saved cluster
 // replaces the configured one with the same ID. A missing file is not an
-// error; a corrupt one is. It returns how many clusters were loaded.
+// error; a corrupt one is. It returns how many clusters were loaded. Only
+// New calls it, before it builds the indexes (buildIndexes) from the
+// clusters and their alerts.
 func (s *Simulator) load() (int, error) {
 	b, err := os.ReadFile(s.statePath)
 	if errors.Is(err, fs.ErrNotExist) {
