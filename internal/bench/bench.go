@@ -55,6 +55,9 @@ type Options struct {
 	// Idle is the window over which the history growth of a paused rollout
 	// (every in-flight cluster held) is measured (0: skip).
 	Idle time.Duration
+	// SkipBare leaves out the bare no-op fan-out (at N=100,000 it takes
+	// minutes of a run's budget).
+	SkipBare bool
 	// BareApply also runs a bare fan-out whose activities each sleep the
 	// mean apply time (the rollout's work with no rollout logic).
 	BareApply bool
@@ -535,26 +538,28 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 		res.Errors = append(res.Errors, "rollout history: "+err.Error())
 	}
 
-	// The bare fan-out on the same server.
-	o.progress("%s: bare fan-out of %d no-op activities", lbl, n)
-	if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-noop-%d", n), BareInput{N: n, Concurrency: o.Concurrency}); err != nil {
-		res.Errors = append(res.Errors, "bare no-op fan-out: "+err.Error())
-	} else {
-		res.BareNoop = secs(d)
-		res.BareHistoryEvents = h
-		if d > 0 {
-			res.OverheadVsNoop = round3(float64(res.Makespan) / d.Seconds())
-		}
-	}
-	if o.BareApply {
-		o.progress("%s: bare fan-out of %d activities of %s each", lbl, n, meanApply)
-		if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-apply-%d", n), BareInput{N: n, Concurrency: o.Concurrency, Sleep: meanApply}); err != nil {
-			res.Errors = append(res.Errors, "bare apply-shaped fan-out: "+err.Error())
+	// The bare fan-outs on the same server (SkipBare: neither).
+	if !o.SkipBare {
+		o.progress("%s: bare fan-out of %d no-op activities", lbl, n)
+		if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-noop-%d", n), BareInput{N: n, Concurrency: o.Concurrency}); err != nil {
+			res.Errors = append(res.Errors, "bare no-op fan-out: "+err.Error())
 		} else {
-			res.BareApply = secs(d)
-			res.BareHistoryEvents = max(res.BareHistoryEvents, h)
+			res.BareNoop = secs(d)
+			res.BareHistoryEvents = h
 			if d > 0 {
-				res.OverheadVsApply = round3(float64(res.Makespan) / d.Seconds())
+				res.OverheadVsNoop = round3(float64(res.Makespan) / d.Seconds())
+			}
+		}
+		if o.BareApply {
+			o.progress("%s: bare fan-out of %d activities of %s each", lbl, n, meanApply)
+			if d, h, err := bare(ctx, s.Temporal, fmt.Sprintf("bench/bare-apply-%d", n), BareInput{N: n, Concurrency: o.Concurrency, Sleep: meanApply}); err != nil {
+				res.Errors = append(res.Errors, "bare apply-shaped fan-out: "+err.Error())
+			} else {
+				res.BareApply = secs(d)
+				res.BareHistoryEvents = max(res.BareHistoryEvents, h)
+				if d > 0 {
+					res.OverheadVsApply = round3(float64(res.Makespan) / d.Seconds())
+				}
 			}
 		}
 	}

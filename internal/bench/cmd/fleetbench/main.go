@@ -49,6 +49,7 @@ func run() error {
 		interval = flag.Duration("monitor-interval", time.Second, "the rollout's monitoring.interval (monitoring is on)")
 		pauses   = flag.Int("pauses", 5, "pauses for the pause-latency measurement (0: skip)")
 		idle     = flag.Duration("idle", time.Minute, "window of the idle-history measurement on a paused rollout, at every N (0: skip)")
+		bareNo   = flag.Bool("bare", true, "run the bare no-op fan-out (the engine's floor on this server); false also skips -bare-apply")
 		bareAp   = flag.Bool("bare-apply", true, "also run a bare fan-out whose activities sleep the mean apply time")
 		seed     = flag.Int64("seed", 1, "seed of the simulated fleet")
 		orderBy  = flag.String("order-by", "brokers", "the rollout's orderBy metric (brokers: largest clusters first); \"\" keeps the planner's order")
@@ -97,7 +98,7 @@ func run() error {
 	}
 	o := bench.Options{
 		Ns: sizes, Cases: cases, BrokerTime: *bt, MonitorInterval: *interval,
-		Pauses: *pauses, Idle: *idle, BareApply: *bareAp, Seed: *seed, OrderBy: *orderBy, Timeout: *timeout, Log: log,
+		Pauses: *pauses, Idle: *idle, BareApply: *bareAp, SkipBare: !*bareNo, Seed: *seed, OrderBy: *orderBy, Timeout: *timeout, Log: log,
 		Progress: progress,
 	}
 	if *procW {
