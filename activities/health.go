@@ -114,7 +114,12 @@ func (d *Datadog) readProduct(ctx context.Context, product, groupStates string) 
 		if wait, by := d.rateLimit(); wait > 0 {
 			return nil, &RateLimitedError{By: by, Wait: wait}
 		}
-		rctx, cancel := d.request(ctx)
+		var within time.Duration
+		if groupStates == rosterGroupStates {
+			// A roster page holds a group per cluster of the product.
+			within = d.rosters.Timeout
+		}
+		rctx, cancel := d.requestWithin(ctx, within)
 		got, resp, err := d.api.ListMonitors(rctx, *opts)
 		timedOut := context.Cause(rctx) // before cancel: set only on the timeout
 		cancel()
@@ -216,13 +221,18 @@ func (d *Datadog) productHealth(ctx context.Context, product string, clusters []
 	// groups to be read (a group it lacks still makes the check read anew,
 	// below). Without one, or past that, the check reads a new one.
 	roster, rosterBegan, ok := d.rosters.Last(product)
-	if age := time.Since(rosterBegan); !ok || age > rosterStaleLimit*d.rosterMaxAge {
+	maxAge := d.rosterAge(product)
+	if age := time.Since(rosterBegan); !ok || age > rosterStaleLimit*maxAge {
+		// Read in the background, so a read longer than this check's
+		// deadline still ends and serves the next checks; this check
+		// waits for it (or one begun after it asked) within its own.
+		d.refreshRoster(product, asked)
 		roster, rosterBegan, err = readRoster()
 		if err != nil {
 			return nil, info, err
 		}
-	} else if age > d.rosterMaxAge {
-		d.refreshRoster(product)
+	} else if age > maxAge {
+		d.refreshRoster(product, time.Now())
 	}
 	info.rosterBegan = rosterBegan
 	got, absent := merge(issues, roster, clusters)
@@ -239,13 +249,26 @@ func (d *Datadog) productHealth(ctx context.Context, product string, clusters []
 	return got, info, nil
 }
 
-// rosterStaleLimit is how many times HealthRosterMaxAge a roster may be old
-// while a new one is read in the background.
+// rosterStaleLimit is how many times its max age (rosterAge) a roster may be
+// old while a new one is read in the background.
 const rosterStaleLimit = 3
 
+// rosterAge is how old the product's roster may be when a check uses it:
+// HealthRosterMaxAge, or HealthRosterReadShare times its last read's duration
+// when that is longer (at 100,000 clusters the kafka roster takes seconds
+// to read: read every minute it would keep a core busy, and under load
+// never finish).
+func (d *Datadog) rosterAge(product string) time.Duration {
+	d.mu.Lock()
+	took := d.rosterTook[product]
+	d.mu.Unlock()
+	return max(d.rosterMaxAge, time.Duration(d.rosterShare)*took)
+}
+
 // refreshRoster reads the product's roster in the background (one read at
-// a time per product), under the shared read's own deadline.
-func (d *Datadog) refreshRoster(product string) {
+// a time per product), under the roster read's own deadline: a read begun
+// at or after notBefore (one in flight since then, or the next).
+func (d *Datadog) refreshRoster(product string, notBefore time.Time) {
 	d.mu.Lock()
 	if d.refreshing[product] {
 		d.mu.Unlock()
@@ -267,7 +290,7 @@ func (d *Datadog) refreshRoster(product string) {
 		// A failed read leaves the last roster, which checks use while it
 		// is young enough; past that, a check reads one itself and fails
 		// with the cause.
-		_, _, _ = d.rosterSince(ctx, product, time.Now())
+		_, _, _ = d.rosterSince(ctx, product, notBefore)
 	}()
 }
 
@@ -276,10 +299,17 @@ func (d *Datadog) refreshRoster(product string) {
 func (d *Datadog) rosterSince(ctx context.Context, product string, asked time.Time) (productRoster, time.Time, error) {
 	roster, _, began, err := sharedRead(ctx, d, &d.rosters, product, "roster", func() time.Time { return asked },
 		func(rctx context.Context) (productRoster, error) {
+			began := time.Now()
 			read, err := d.readProduct(rctx, product, rosterGroupStates)
 			if err != nil {
 				return nil, err
 			}
+			d.mu.Lock()
+			if d.rosterTook == nil {
+				d.rosterTook = map[string]time.Duration{}
+			}
+			d.rosterTook[product] = time.Since(began)
+			d.mu.Unlock()
 			return rosterOf(read), nil
 		})
 	return roster, began, err

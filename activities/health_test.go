@@ -842,7 +842,8 @@ func TestStaleRosterIsRefreshedInTheBackground(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	}
-	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{HealthReadSpacing: 10 * time.Millisecond, HealthRosterMaxAge: maxAge}, wrap)
+	// The max age as set (a roster read of a second does not make it ten).
+	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{HealthReadSpacing: 10 * time.Millisecond, HealthRosterMaxAge: maxAge, HealthRosterReadShare: -1}, wrap)
 	in := workflows.HealthInput{}
 	for _, c := range e.clusters[:5] {
 		in.Clusters = append(in.Clusters, workflows.HealthTarget{ClusterID: c.ID, Product: c.Product})
@@ -894,4 +895,87 @@ func TestRosterReadsInSmallPages(t *testing.T) {
 	assert.GreaterOrEqual(t, e.rosterReads(), pages)
 	assert.LessOrEqual(t, e.rosterReads(), pages+1)
 	assert.Equal(t, e.listRequests()-before, e.issueReads()+e.rosterReads())
+}
+
+// A roster read that takes longer than the check that needed it (100,000
+// clusters: seconds a page) still ends and serves the next checks: it runs
+// in the background under its own deadline, not the check's. Before, the
+// read was cancelled with the check and every check after it started again
+// and failed the same way, until the rollout paused on unknown health.
+func TestRosterReadOutlivesTheCheckThatStartedIt(t *testing.T) {
+	var delayed atomic.Int64
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("group_states") == rosterGroupStates && delayed.Add(1) == 1 {
+				select {
+				case <-time.After(2500 * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{}, wrap)
+	c := firstOf(e.clusters, fleet.ProductKafka, 0)
+	in := workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}}
+
+	short, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := e.a.CheckHealth(short, in)
+	require.Error(t, err, "the roster did not come within the check's deadline")
+
+	require.Eventually(t, func() bool {
+		_, _, ok := e.a.Datadog.rosters.Last(c.Product)
+		return ok
+	}, 5*time.Second, 20*time.Millisecond, "the roster read ends after the check gave up")
+	start := time.Now()
+	res, err := e.a.CheckHealth(context.Background(), in)
+	require.NoError(t, err)
+	assert.Empty(t, res.Findings)
+	assert.Less(t, time.Since(start), time.Second, "the next check uses it")
+	assert.Equal(t, 1, e.rosterReads(), "one roster read, not one per check")
+}
+
+// A roster may be as old as HealthRosterReadShare times its last read took,
+// when that is longer than HealthRosterMaxAge: a large fleet's roster is
+// not read again every minute (at 100,000 clusters that kept the worker
+// reading it and, under load, never finishing).
+func TestRosterMaxAgeGrowsWithItsReadTime(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		share  int
+		reread bool
+	}{
+		{"max age as set", -1, true},
+		{"ten times the read", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wrap := func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Query().Get("group_states") == rosterGroupStates {
+						time.Sleep(200 * time.Millisecond)
+					}
+					h.ServeHTTP(w, r)
+				})
+			}
+			e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{HealthReadSpacing: 10 * time.Millisecond,
+				HealthRosterMaxAge: 100 * time.Millisecond, HealthRosterReadShare: tc.share}, wrap)
+			c := firstOf(e.clusters, fleet.ProductKafka, 0)
+			in := workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}}
+			_, err := e.a.CheckHealth(context.Background(), in)
+			require.NoError(t, err)
+			require.Equal(t, 1, e.rosterReads())
+			time.Sleep(400 * time.Millisecond) // past 100 ms and 3x it, within 10x 200 ms
+			_, err = e.a.CheckHealth(context.Background(), in)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return !tc.reread || e.rosterReads() == 2 }, 3*time.Second, 10*time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
+			if tc.reread {
+				assert.Equal(t, 2, e.rosterReads(), "read again past its max age")
+			} else {
+				assert.Equal(t, 1, e.rosterReads(), "still young: it took 200 ms to read")
+			}
+		})
+	}
 }

@@ -161,6 +161,9 @@ func FromEnv() (Config, error) {
 			// groups not OK, e.g. "60s" (default
 			// activities.DefaultHealthRosterMaxAge).
 			HealthRosterMaxAge: envDuration("DD_MONITORS_ROSTER_MAX_AGE", 0),
+			// Deadline of one roster read (every page, and each page),
+			// e.g. "2m" (default activities.DefaultHealthRosterTimeout).
+			HealthRosterTimeout: envDuration("DD_MONITORS_ROSTER_TIMEOUT", 0),
 		},
 		Monitoring:          os.Getenv(MonitoringEnv),
 		SlackToken:          os.Getenv("SLACK_TOKEN"),
