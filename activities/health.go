@@ -223,11 +223,15 @@ func (d *Datadog) productHealth(ctx context.Context, product string, clusters []
 	roster, rosterBegan, ok := d.rosters.Last(product)
 	maxAge := d.rosterAge(product)
 	if age := time.Since(rosterBegan); !ok || age > rosterStaleLimit*maxAge {
-		// Read in the background, so a read longer than this check's
-		// deadline still ends and serves the next checks; this check
-		// waits for it (or one begun after it asked) within its own.
-		d.refreshRoster(product, asked)
-		roster, rosterBegan, err = readRoster()
+		// Any roster newer than the last will do (it says which groups
+		// exist; freshness is the frequent read's): the checks that find
+		// none share the one in flight, however long it takes. It is read
+		// in the background, so a read longer than this check's deadline
+		// still ends and serves the next checks; this check waits for it
+		// within its own.
+		newer := rosterBegan.Add(time.Nanosecond)
+		d.refreshRoster(product, newer)
+		roster, rosterBegan, err = d.rosterSince(ctx, product, newer)
 		if err != nil {
 			return nil, info, err
 		}

@@ -979,3 +979,32 @@ func TestRosterMaxAgeGrowsWithItsReadTime(t *testing.T) {
 		})
 	}
 }
+
+// The checks that find no roster share the one roster read in flight,
+// whenever each asked: a roster says which groups exist, so one begun
+// before a check asked serves it (at 100,000 clusters, every batch starting
+// a read of its own made none of them finish within the checks' deadlines).
+func TestChecksWithoutARosterShareOneRead(t *testing.T) {
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("group_states") == rosterGroupStates {
+				time.Sleep(time.Second)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	e := newHealthEnv(t, 40, ddsim.Options{}, DatadogConfig{HealthReadSpacing: 10 * time.Millisecond}, wrap)
+	var wg sync.WaitGroup
+	for i := range 5 {
+		c := firstOf(e.clusters, fleet.ProductKafka, i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.a.CheckHealth(context.Background(), workflows.HealthInput{Clusters: []workflows.HealthTarget{{ClusterID: c.ID, Product: c.Product}}})
+			assert.NoError(t, err)
+		}()
+		time.Sleep(150 * time.Millisecond)
+	}
+	wg.Wait()
+	assert.Equal(t, 1, e.rosterReads(), "one roster read for the five checks")
+}
