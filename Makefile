@@ -50,14 +50,13 @@ bench: ## planner benchmark, then fleetbench: makespan vs ideal and window bound
 
 # N=100,000 (not run by CI). The mean cluster has 4.27 brokers, so at
 # concurrency 250 the rollout's window bound is about 100,000 x 4.27 x BROKER
-# / 250: 769 s (12.8 min) at 450 ms. On 2 cores the embedded server (one
-# SQLite connection) completes about 50 clusters a second, so the rollout
-# takes about half an hour whatever the broker time; the bare fan-outs, the
-# pauses and the idle window are left out, the history scan (~4,000 batch
-# histories) is not. README, "Benchmarks".
+# / 250: 769 s (12.8 min) at 450 ms. Measured on 2 cores: the rollout took
+# 1,311 s, the whole run 23 minutes with the history scan (~4,000 batch
+# histories); the bare fan-outs, the pauses and the idle window are left out.
+# README, "Benchmarks".
 BENCH100K_BROKER ?= 450ms
 
-bench-100k: ## fleetbench at N=100,000 (about 40 minutes; writes bench-results/bench-100k.json)
+bench-100k: ## fleetbench at N=100,000 (about 25 minutes; writes bench-results/bench-100k.json)
 	$(GO) run ./internal/bench/cmd/fleetbench -n 100000 -concurrency 250 -broker-time $(BENCH100K_BROKER) \
 		-bare=false -bare-apply=false -pauses 0 -idle 0 -timeout 50m \
 		-json bench-results/bench-100k.json -log bench-results/bench-100k.log
