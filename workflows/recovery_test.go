@@ -268,22 +268,25 @@ func TestSignedRecoveryUpdates(t *testing.T) {
 	in.Spec.ErrorBudget = &spec.ErrorBudget{Max: "1"}
 	const id = "rollout/test"
 	out := map[string]*updateOutcome{}
-	h.env.RegisterDelayedCallback(func() {
-		out["unsigned"] = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice"})
-		viewer := workflows.RetryRequest{Actor: "vic"}
-		viewer.Auth = k.sign("vic", "vic", id, workflows.UpdateRetry, viewer, 0)
-		out["viewer"] = h.update(workflows.UpdateRetry, viewer)
-		retry := workflows.RetryRequest{Actor: "alice", Reason: "flaky broker"}
-		retry.Auth = k.sign("alice", "alice", id, workflows.UpdateRetry, retry, 0)
-		out["retry"] = h.update(workflows.UpdateRetry, retry)
-		out["replayed"] = h.update(workflows.UpdateRetry, retry)
-		sup := workflows.SupersedeRequest{Actor: "alice", By: "rollout/hotfix"}
-		sup.Auth = k.sign("alice", "alice", id, workflows.UpdateSupersede, sup, 0)
-		sup.By = "rollout/other" // tampered after signing
-		out["tampered-supersede"] = h.update(workflows.UpdateSupersede, sup)
-	}, 12*time.Second)
+	// As soon as the failure shows (every half second on the test clock),
+	// while the rollout still runs: a fixed 12 s raced its completion and
+	// failed a clean CI run ("not retried: rollout is completed").
+	asked := false
+	for at := 1500 * time.Millisecond; at <= 20*time.Second; at += 500 * time.Millisecond {
+		h.env.RegisterDelayedCallback(func() {
+			if asked {
+				return
+			}
+			if st := h.status(t); st.Failures == 0 || st.State.Terminal() {
+				return
+			}
+			asked = true
+			askSigned(h, k, id, out)
+		}, at)
+	}
 	h.env.ExecuteWorkflow(workflows.WorkflowRollout, in)
 	require.NoError(t, h.env.GetWorkflowError())
+	require.True(t, asked, "the updates were asked while the rollout ran")
 	require.ErrorIs(t, out["unsigned"].err, policy.ErrUnsigned)
 	require.ErrorContains(t, out["viewer"].err, "vic holds viewer")
 	require.NoError(t, out["retry"].err)
@@ -295,4 +298,21 @@ func TestSignedRecoveryUpdates(t *testing.T) {
 	require.Equal(t, workflows.StateCompleted, st.State)
 	require.Equal(t, "retry-1", st.Phases[len(st.Phases)-1].Name)
 	require.Equal(t, 2, h.plane.starts["lkc-003"])
+}
+
+// askSigned asks TestSignedRecoveryUpdates' updates: unsigned, by a viewer,
+// a signed retry and its replay, a supersede tampered after signing.
+func askSigned(h *rolloutHarness, k *keyring, id string, out map[string]*updateOutcome) {
+	out["unsigned"] = h.update(workflows.UpdateRetry, workflows.RetryRequest{Actor: "alice"})
+	viewer := workflows.RetryRequest{Actor: "vic"}
+	viewer.Auth = k.sign("vic", "vic", id, workflows.UpdateRetry, viewer, 0)
+	out["viewer"] = h.update(workflows.UpdateRetry, viewer)
+	retry := workflows.RetryRequest{Actor: "alice", Reason: "flaky broker"}
+	retry.Auth = k.sign("alice", "alice", id, workflows.UpdateRetry, retry, 0)
+	out["retry"] = h.update(workflows.UpdateRetry, retry)
+	out["replayed"] = h.update(workflows.UpdateRetry, retry)
+	sup := workflows.SupersedeRequest{Actor: "alice", By: "rollout/hotfix"}
+	sup.Auth = k.sign("alice", "alice", id, workflows.UpdateSupersede, sup, 0)
+	sup.By = "rollout/other" // tampered after signing
+	out["tampered-supersede"] = h.update(workflows.UpdateSupersede, sup)
 }
