@@ -452,6 +452,17 @@ func TestFrequentReadOverTheSimulator(t *testing.T) {
 		assert.Zero(t, g.LastResolvedTs, g.Name)
 	}
 
+	// The faulty applies end first: the simulator refuses an apply while
+	// another is in flight ("busy"), which left the alert up in a CI run.
+	require.Eventually(t, func() bool {
+		for _, c := range targets {
+			if got, _ := s.Cluster(c.ID); got.Version != "9.0.0-bad" {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "the faulty applies complete")
+
 	// One alert clears; only frequent reads run until it shows.
 	clock.Store(2_000_000)
 	cleared := targets[0]
