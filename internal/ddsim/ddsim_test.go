@@ -74,6 +74,11 @@ func (f *fakeSource) ClusterProduct(id string) (string, bool) {
 func (f *fakeSource) MonitorStatus(clusterID, monitorName string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.statusLocked(clusterID, monitorName)
+}
+
+// statusLocked is MonitorStatus with f.mu held.
+func (f *fakeSource) statusLocked(clusterID, monitorName string) string {
 	p, ok := f.products[clusterID]
 	m, known := monitors.ByName(monitorName)
 	if !ok || !known || m.Product != p {

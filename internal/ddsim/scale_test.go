@@ -9,9 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,65 +126,20 @@ func BenchmarkListMonitors100k(b *testing.B) {
 	}
 }
 
-// indexedFake is a fleet whose statuses the test sets, with a group index
-// that honours them (the index's answers agree with MonitorStatus).
+// indexedFake is a fleet whose statuses the test sets (fakeSource), with a
+// group index that honours them (the index's answers agree with
+// MonitorStatus).
 type indexedFake struct {
-	mu       sync.Mutex
-	products map[string]string    // cluster -> product
-	status   map[[2]string]string // cluster, monitor -> status (OK if unset)
+	*fakeSource
 }
 
 func newIndexedFake(clusters []fleet.Cluster) *indexedFake {
-	f := &indexedFake{products: map[string]string{}, status: map[[2]string]string{}}
+	f := &fakeSource{products: map[string]string{}, status: map[[2]string]string{}, metrics: map[[2]string]float64{}}
 	for _, c := range clusters {
 		f.products[c.ID] = c.Product
 	}
-	return f
+	return &indexedFake{f}
 }
-
-func (f *indexedFake) set(clusterID, monitorName, status string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status[[2]string{clusterID, monitorName}] = status
-}
-
-func (f *indexedFake) ClusterProduct(id string) (string, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p, ok := f.products[id]
-	return p, ok
-}
-
-func (f *indexedFake) MonitorStatus(clusterID, monitorName string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.statusLocked(clusterID, monitorName)
-}
-
-func (f *indexedFake) statusLocked(clusterID, monitorName string) string {
-	p, ok := f.products[clusterID]
-	m, known := monitors.ByName(monitorName)
-	if !ok || !known || m.Product != p {
-		return StatusNoData
-	}
-	if st, ok := f.status[[2]string{clusterID, monitorName}]; ok {
-		return st
-	}
-	return StatusOK
-}
-
-func (f *indexedFake) ClusterIDs() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]string, 0, len(f.products))
-	for id := range f.products {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (f *indexedFake) Metric(string, string) (float64, bool) { return 0, false }
 
 func (f *indexedFake) GroupIndexOwner() any { return f }
 
