@@ -157,6 +157,7 @@ func (a *Activities) Register(r interface {
 	r.RegisterActivityWithOptions(a.Notify, activity.RegisterOptions{Name: workflows.ActivityNotify})
 	r.RegisterActivityWithOptions(a.Emit, activity.RegisterOptions{Name: workflows.ActivityEmit})
 	r.RegisterActivityWithOptions(a.AwaitHandover, activity.RegisterOptions{Name: workflows.ActivityAwaitHandover})
+	r.RegisterActivityWithOptions(a.GrantSlots, activity.RegisterOptions{Name: workflows.ActivityGrantSlots})
 	a.registerPolicy(r)
 	a.registerPlanStore(r)
 }

@@ -374,6 +374,8 @@ type BatchCarry struct {
 	Heir            string                   `json:"heir,omitempty"`
 	HealthRead      bool                     `json:"healthRead,omitempty"`
 	DonorDone       bool                     `json:"donorDone,omitempty"`
+	GrantSeq        int                      `json:"grantSeq,omitempty"`
+	GrantsTaken     map[int]bool             `json:"grantsTaken,omitempty"`
 	PollDue         time.Time                `json:"pollDue,omitzero"`
 	// Runs counts the continue-as-news so far.
 	Runs int `json:"runs"`
@@ -427,6 +429,10 @@ type SlotGrant struct {
 	// them (BatchResult.RolloutSlots), so the rollout gives again what a
 	// batch that finished as the grant arrived never took.
 	FromRollout bool `json:"fromRollout,omitempty"`
+	// Seq numbers the grants of a batch to its heir (from
+	// versionDirectGrants; 0 on other grants): the heir takes each number
+	// once.
+	Seq int `json:"seq,omitempty"`
 }
 
 // LaneReturn gives the rollout every slot a batch with no heir still owns as

@@ -33,7 +33,16 @@ const (
 	// ActivityPlanTargets loads some clusters' targets from the plan store
 	// (PlanTargetsInput; returns PlanTargetsResult): a retry's.
 	ActivityPlanTargets = "PlanTargets"
+	// ActivityGrantSlots signals a SlotGrant to a batch through the client
+	// (GrantSlotsInput), from a local activity: see versionDirectGrants.
+	ActivityGrantSlots = "GrantSlots"
 )
+
+// GrantSlotsInput is a grant of slots to the batch WorkflowID.
+type GrantSlotsInput struct {
+	WorkflowID string    `json:"workflowId"`
+	Grant      SlotGrant `json:"grant"`
+}
 
 // BatchTargetsInput names one batch of a stored plan.
 type BatchTargetsInput struct {
@@ -138,6 +147,15 @@ const (
 	// plan store (BatchInput.Plan) at the start of every run.
 	versionPlanStore    = "plan-store"
 	versionPlanStoreMax = 1
+	// versionDirectGrants: a batch passes slots to its heir from a local
+	// activity that signals it through the client (ActivityGrantSlots),
+	// one grant in flight at a time and numbered, so the heir drops a grant
+	// it already took; a grant the activity cannot deliver goes as a
+	// signal from the workflow, as before. A grant reaches the heir in one
+	// call instead of the server's signal-external path, and the donor no
+	// longer wakes to the server's "signaled" event.
+	versionDirectGrants    = "direct-grants"
+	versionDirectGrantsMax = 1
 )
 
 // control is a signal channel handled before anything else in a batch's loop.
@@ -310,6 +328,15 @@ type batch struct {
 	healthRead bool
 	donorDone  bool
 	grants     []workflow.Future
+	// From versionDirectGrants (vg): grantSeq numbers the grants sent to
+	// the heir, grantPending is the last one until delivered (the next
+	// waits for it, so grants arrive in order), and grantsTaken holds the
+	// numbers of the donor's grants taken (a grant delivered twice counts
+	// once).
+	vg           workflow.Version
+	grantSeq     int
+	grantPending workflow.Future
+	grantsTaken  map[int]bool
 	// v is the workflow version this run follows (versionLongLived).
 	v workflow.Version
 	// vw is versionWatchWhilePublishing's version in this run; awaiting
@@ -599,6 +626,7 @@ func (b *batch) await(ctx workflow.Context, f workflow.Future) error {
 func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	b.v = workflow.GetVersion(ctx, versionLongLived, workflow.DefaultVersion, versionLongLivedMax)
 	b.vw = workflow.GetVersion(ctx, versionWatchWhilePublishing, workflow.DefaultVersion, versionWatchWhilePublishingMax)
+	b.vg = workflow.GetVersion(ctx, versionDirectGrants, workflow.DefaultVersion, versionDirectGrantsMax)
 	err := b.loop(ctx)
 	var can *workflow.ContinueAsNewError
 	switch {
@@ -712,6 +740,10 @@ func (b *batch) loop(ctx workflow.Context) error {
 			// Health is read without blocking the loop: a pause is handled
 			// while monitors are being read (or a rate limit waited out).
 			sel.AddFuture(b.health, b.healthDone(ctx))
+		}
+		if b.grantPending != nil && !b.grantPending.IsReady() {
+			// Slots freed meanwhile go on as soon as it is delivered.
+			sel.AddFuture(b.grantPending, func(workflow.Future) {})
 		}
 		sel.Select(ctx)
 		b.collectEvents(ctx)

@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleet-rollout/fleet/internal/plan"
@@ -39,8 +41,17 @@ func (b *batch) announce(ctx workflow.Context) {
 	}
 }
 
-// take adds a grant's slots.
+// take adds a grant's slots, once per numbered grant.
 func (b *batch) take(g SlotGrant) {
+	if g.Seq > 0 {
+		if b.grantsTaken[g.Seq] {
+			return
+		}
+		if b.grantsTaken == nil {
+			b.grantsTaken = map[int]bool{}
+		}
+		b.grantsTaken[g.Seq] = true
+	}
 	b.slots += g.N
 	if g.FromRollout {
 		b.rolloutSlots += g.N
@@ -92,8 +103,43 @@ func (b *batch) donate(ctx workflow.Context) {
 	if n <= 0 {
 		return
 	}
+	if b.vg < 1 {
+		b.slots -= n
+		b.grants = append(b.grants, workflow.SignalExternalWorkflow(ctx, b.heir, "", SignalLaneSlots, SlotGrant{N: n}))
+		return
+	}
+	if b.grantPending != nil && !b.grantPending.IsReady() {
+		return // sent when the grant in flight is delivered (the loop waits for it)
+	}
 	b.slots -= n
-	b.grants = append(b.grants, workflow.SignalExternalWorkflow(ctx, b.heir, "", SignalLaneSlots, SlotGrant{N: n}))
+	b.grantSeq++
+	b.grantPending = b.grant(ctx, b.heir, SlotGrant{N: n, Seq: b.grantSeq})
+	b.grants = append(b.grants, b.grantPending)
+}
+
+// grantFor bounds the local activity that delivers a grant; past it (or
+// when it fails) the grant goes as a signal from the workflow.
+const grantFor = 30 * time.Second
+
+// grant delivers g to heir from a local activity (one call to the server,
+// while this workflow task runs), or, if that fails, as a signal from the
+// workflow (durable; the heir drops a grant number it already took).
+func (b *batch) grant(ctx workflow.Context, heir string, g SlotGrant) workflow.Future {
+	f, set := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		lctx := workflow.WithLocalActivityOptions(gctx, workflow.LocalActivityOptions{
+			ScheduleToCloseTimeout: grantFor,
+			StartToCloseTimeout:    5 * time.Second,
+			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
+		})
+		err := workflow.ExecuteLocalActivity(lctx, ActivityGrantSlots, GrantSlotsInput{WorkflowID: heir, Grant: g}).Get(gctx, nil)
+		if err != nil {
+			workflow.GetLogger(gctx).Info("grant by signal from the workflow", "heir", heir, "error", err)
+			err = workflow.SignalExternalWorkflow(gctx, heir, "", SignalLaneSlots, g).Get(gctx, nil)
+		}
+		set.Set(nil, err)
+	})
+	return f
 }
 
 // giveBack returns slots to the rollout as the batch finishes.

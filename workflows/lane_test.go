@@ -1,11 +1,14 @@
 package workflows_test
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 
 	"github.com/fleet-rollout/fleet/internal/plan"
 	"github.com/fleet-rollout/fleet/workflows"
@@ -136,4 +139,35 @@ func TestLaneSlotsMoveToTheLaneWithWorkLeft(t *testing.T) {
 		require.Less(t, times[id][1].Sub(t0), 25*time.Second, "%s finished while batch 1 was still applying", id)
 	}
 	require.Greater(t, times["lkc-001"][1].Sub(t0), 29*time.Second)
+}
+
+func TestDirectGrantDeliveredTwiceIsTakenOnce(t *testing.T) {
+	h := newRolloutHarness(t, 2, lanePlan(24, 4, 4))
+	for i := 1; i <= 24; i += 4 {
+		h.plane.brokersOf[fmt.Sprintf("lkc-%03d", i)] = 12
+	}
+	// The local activity delivers every grant twice, as a retry does when
+	// the first answer was lost.
+	var delivered atomic.Int32
+	h.env.RegisterActivityWithOptions(func(_ context.Context, in workflows.GrantSlotsInput) error {
+		require.Positive(t, in.Grant.Seq, "a donor's grants are numbered")
+		for range 2 {
+			if err := h.env.SignalWorkflowByID(in.WorkflowID, workflows.SignalLaneSlots, in.Grant); err != nil {
+				return err
+			}
+		}
+		delivered.Add(1)
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivityGrantSlots})
+	h.plane.run(h.env, time.Second, 20*time.Minute)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, rolloutInput())
+	require.NoError(t, h.env.GetWorkflowError())
+	st := h.status(t)
+	require.Equal(t, workflows.StateCompleted, st.State)
+	require.Equal(t, 24, st.Counts.Done)
+	require.Positive(t, delivered.Load(), "grants went through the local activity")
+	for i := 1; i <= 24; i++ {
+		require.Equal(t, 1, h.plane.applies(fmt.Sprintf("lkc-%03d", i)), "lkc-%03d applied once", i)
+	}
+	require.Equal(t, 4, h.plane.maxInFlight(0, h.plane.steps), "a grant delivered twice adds its slots once")
 }

@@ -113,6 +113,7 @@ func (b *batch) continueAsNew(ctx workflow.Context, controls []control, statusCh
 			}
 		}
 		b.grants = nil
+		b.grantPending = nil
 		handled := 0
 		for _, c := range controls {
 			for c.try() {
@@ -168,6 +169,8 @@ func (b *batch) carry() *BatchCarry {
 		Heir:            b.heir,
 		HealthRead:      b.healthRead,
 		DonorDone:       b.donorDone,
+		GrantSeq:        b.grantSeq,
+		GrantsTaken:     b.grantsTaken,
 		PollDue:         b.pollDue,
 		Runs:            b.runs + 1,
 	}
@@ -212,6 +215,7 @@ func (b *batch) restore(c *BatchCarry) {
 	b.slots, b.rolloutSlots = c.Slots, c.RolloutSlots
 	b.heir = c.Heir
 	b.healthRead, b.donorDone = c.HealthRead, c.DonorDone
+	b.grantSeq, b.grantsTaken = c.GrantSeq, c.GrantsTaken
 	b.pollDue = c.PollDue
 	b.runs = c.Runs
 }

@@ -181,6 +181,8 @@ type Result struct {
 	FirstApply Seconds `json:"firstApplySeconds"`
 	Ramp       Seconds `json:"rampSeconds"`
 	InFlight   []int   `json:"inFlightPerSecond,omitempty"`
+	// Turnover is how long a freed slot stayed empty (see Turnover).
+	Turnover Turnover `json:"turnover"`
 	// ExactlyOnce counts selected clusters applied exactly once and now on
 	// the target; Violations lists the others (first few).
 	ExactlyOnce int      `json:"exactlyOnce"`
@@ -459,9 +461,11 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 		lbl, p.Total, res.Batches, o.Concurrency, o.BrokerTime, float64(res.Ideal), float64(res.WindowBound))
 	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	stopObserving := observeApplies(s.Dev.Sim)
 	t0 := time.Now()
 	id, err := s.Fleet.Start(rctx, r, "fleetbench")
 	if err != nil {
+		stopObserving()
 		return res, fmt.Errorf("start rollout: %w", err)
 	}
 	stopProgress := o.watchVersions(s, lbl, n, "99.0.0", t0)
@@ -469,6 +473,7 @@ func RunOne(ctx context.Context, o Options, n int) (res Result, err error) {
 	var final workflows.RolloutStatus
 	werr := s.Temporal.GetWorkflow(rctx, id, "").Get(rctx, &final)
 	stopSampling()
+	res.Turnover = turnover(stopObserving(), o.Concurrency)
 	stopProgress()
 	res.Makespan = secs(time.Since(t0))
 	if s.WorkerProcess() {

@@ -94,6 +94,9 @@ type Simulator struct {
 
 	mu       sync.Mutex
 	clusters map[string]*clusterState
+	// observe, when set (Observe), is told of every apply that starts or
+	// ends; called with mu held.
+	observe func(ApplyEvent)
 	// byProduct lists each product's cluster IDs, sorted. The clusters are
 	// fixed once New returns (New and its state load are the only places
 	// that add any), so it is built then and only read afterwards.
@@ -349,6 +352,9 @@ func (s *Simulator) handleApply(cs *clusterState, cmd dataplane.Command) {
 		a.Last = s.statusOf(cs, a, dataplane.Progress, "")
 		cs.inflight = a
 		cs.starts++
+		if s.observe != nil {
+			s.observe(ApplyEvent{ClusterID: cs.c.ID, ReplyTo: cmd.ReplyTo, Start: true, IssuedAt: cmd.IssuedAt, At: time.Now()})
+		}
 		s.log.Info("apply started",
 			zap.String("cluster", cs.c.ID), zap.Int64("generation", g),
 			zap.String("from", cs.c.Version), zap.String("to", a.Spec.Version),
@@ -485,6 +491,9 @@ func (s *Simulator) finish(cs *clusterState, a *apply, state dataplane.State, ms
 	cs.inflight = nil
 	a.running = false
 	s.emit(st)
+	if s.observe != nil {
+		s.observe(ApplyEvent{ClusterID: cs.c.ID, ReplyTo: a.ReplyTo, At: time.Now()})
+	}
 	s.markDirty()
 	s.log.Info("apply "+string(state),
 		zap.String("cluster", cs.c.ID), zap.Int64("generation", a.Generation),
@@ -645,6 +654,26 @@ func (s *Simulator) alertsFor(c fleet.Cluster, version string) map[string]bool {
 		}
 	}
 	return alerts
+}
+
+// ApplyEvent is an apply that started (Start, with its command's IssuedAt)
+// or ended, At when the simulator saw it; ReplyTo is the workflow the
+// command came from.
+type ApplyEvent struct {
+	ClusterID string
+	ReplyTo   string
+	Start     bool
+	IssuedAt  time.Time
+	At        time.Time
+}
+
+// Observe has f told of every apply that starts or ends from now on (nil
+// stops it). f is called with the simulator's lock held: it must be quick
+// and must not call the simulator.
+func (s *Simulator) Observe(f func(ApplyEvent)) {
+	s.mu.Lock()
+	s.observe = f
+	s.mu.Unlock()
 }
 
 // InFlight is how many clusters have an apply in flight (applying or held).

@@ -182,6 +182,17 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("first apply / 90 % of C in flight after", func(r bench.Result) string {
 		return fmt.Sprintf("%s / %s", s(r.FirstApply), s(r.Ramp))
 	})
+	row("slot empty after an apply ends p50 / p90 / mean", func(r bench.Result) string {
+		t := r.Turnover
+		return fmt.Sprintf("%.0f / %.0f / %.0f ms", t.P50MS, t.P90MS, t.MeanMS)
+	})
+	row("  of which until issued / in transit, p50", func(r bench.Result) string {
+		return fmt.Sprintf("%.0f / %.0f ms", r.Turnover.IssueP50MS, r.Turnover.TransitP50MS)
+	})
+	row("  same batch (p50) / across batches (p50)", func(r bench.Result) string {
+		t := r.Turnover
+		return fmt.Sprintf("%d (%.0f ms) / %d (%.0f ms)", t.SameBatch, t.SameP50MS, t.Pairs-t.SameBatch, t.CrossP50MS)
+	})
 	row("makespan / ideal (target <= 1.15)", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioIdeal) })
 	row("makespan / batch-gated bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioBatchBound) })
 	row("makespan / window bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioWindowBound) })
