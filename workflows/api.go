@@ -347,6 +347,14 @@ type BatchInput struct {
 // events and its limit at 51,200, and small enough to replay in milliseconds.
 const DefaultHistoryBudget = 4000
 
+// DefaultSegmentBudget is the history length a rollout's phase segment may
+// fill before the rollout continues as new (a rollout with no HistoryBudget
+// of its own): a segment drains the window as it ends, so it is as long as
+// stays well under the server's 10,240-event warning (a segment is planned
+// at eight events a batch, and a batch takes about seven): 20,000 clusters
+// in batches of 25 run in one segment, 100,000 in five.
+const DefaultSegmentBudget = 8000
+
 // BatchCarry is everything a batch knows, handed from one run to the next
 // across a continue-as-new: each cluster's state and generation, when the data
 // plane last spoke of it, the inventory records and policy read when the batch

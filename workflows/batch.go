@@ -156,6 +156,12 @@ const (
 	// longer wakes to the server's "signaled" event.
 	versionDirectGrants    = "direct-grants"
 	versionDirectGrantsMax = 1
+	// versionSegmentBudget: a phase's segments (plan-store rollouts) fill
+	// DefaultSegmentBudget events, not DefaultHistoryBudget: each
+	// continue-as-new between segments drains the phase's window for
+	// seconds, and this halves how many there are.
+	versionSegmentBudget    = "segment-budget"
+	versionSegmentBudgetMax = 1
 )
 
 // control is a signal channel handled before anything else in a batch's loop.

@@ -306,3 +306,32 @@ func sum(xs []int) int {
 	}
 	return t
 }
+
+// Without a budget of its own, a rollout's phase segment fills
+// DefaultSegmentBudget: 520 batches, more than the 4,000-event history
+// budget has room for (a segment ends with a drain of the window), run in
+// one segment, with no continue-as-new.
+func TestPhaseSegmentFillsTheSegmentBudget(t *testing.T) {
+	const n = 520
+	ts := make([]plan.Target, n)
+	for i := range ts {
+		ts[i] = plan.Target{ClusterID: fmt.Sprintf("lkc-%05d", i+1), Product: "kafka", Generation: 2, FromVersion: "3.6.0"}
+	}
+	p := &plan.Plan{Version: "3.7.0", Total: n}
+	prod := plan.Phase{Name: "prod", Concurrency: 20}
+	for i := range ts {
+		prod.Batches = append(prod.Batches, plan.Batch{Number: i + 1, Clusters: ts[i : i+1]})
+	}
+	p.Phases = []plan.Phase{prod}
+	p.Hash = p.ComputeHash()
+	require.Greater(t, n*8, workflows.DefaultHistoryBudget, "more batches than the history budget has room for")
+
+	h := newRolloutHarness(t, 1, p)
+	h.plane.run(h.env, time.Second, time.Hour)
+	h.env.ExecuteWorkflow(workflows.WorkflowRollout, rolloutInput())
+	require.NoError(t, h.env.GetWorkflowError(), "one segment: no continue-as-new")
+	var st workflows.RolloutStatus
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.Equal(t, workflows.StateCompleted, st.State)
+	require.Equal(t, n, st.Counts.Done)
+}

@@ -752,8 +752,12 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 	}
 	// A plan in the store may be of any size: the phase runs in segments
 	// that fit the history budget, continuing as new between them.
+	budget := historyBudget(r.in.HistoryBudget)
+	if r.in.HistoryBudget <= 0 && workflow.GetVersion(ctx, versionSegmentBudget, workflow.DefaultVersion, versionSegmentBudgetMax) >= 1 {
+		budget = DefaultSegmentBudget
+	}
 	for r.nextBatch < len(ph.Batches) {
-		end := segmentEnd(len(ph.Batches), r.nextBatch, historyBudget(r.in.HistoryBudget), workflow.GetInfo(ctx).GetCurrentHistoryLength())
+		end := segmentEnd(len(ph.Batches), r.nextBatch, budget, workflow.GetInfo(ctx).GetCurrentHistoryLength())
 		seg := *ph
 		seg.Batches = ph.Batches[r.nextBatch:end]
 		if err := r.runBatches(ctx, &seg); err != nil {
@@ -777,7 +781,8 @@ func (r *rollout) runPhase(ctx workflow.Context, ph *plan.Phase) error {
 // many batches in one run as its history budget has room for (at least
 // minSegment), then continues as new before the next segment. Each segment
 // ends when its last batch has, so its tail runs below the phase's
-// concurrency: one such drain per segment.
+// concurrency: one such drain per segment. From versionSegmentBudget on, a
+// segment fills DefaultSegmentBudget unless the rollout sets its own budget.
 const (
 	eventsPerBatch = 8
 	minSegment     = 50

@@ -3,7 +3,10 @@
 // workflow that asked (each command names it in ReplyTo). The events of one
 // poll are grouped by workflow, in order, one signal per workflow (split when
 // it would exceed Config.MaxSignalBytes), so the busier the fleet the fewer
-// signals per event.
+// signals per event. A workflow's progress events (a broker done: nothing to
+// act on) wait up to Config.ProgressHold to go with its next event; any
+// other event goes at once, with the progress held before it. A signal and a
+// workflow task per broker restart would be most of what the server writes.
 //
 // An event that cannot be delivered is never dropped silently: it goes to
 // the dead-letter topic (dataplane.StatusDeadTopic) wrapped in a DeadLetter
@@ -23,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +80,11 @@ type Config struct {
 	MaxSignalBytes int
 	// ExtraOpts are added to the Kafka client's options (TLS, SASL, ...).
 	ExtraOpts []kgo.Opt
+	// ProgressHold is how long a workflow's dataplane.Progress events may
+	// wait for its next event (default DefaultProgressHold; negative: they
+	// go at once). Every other state goes at once, with the progress held
+	// before it. Offsets are committed only up to the first event held.
+	ProgressHold time.Duration
 	// Accept, when set, says whether a status may be signalled to its
 	// ReplyTo (a workflow of this system, a reply token that verifies);
 	// nil errors are accepted. Refused statuses are dead-lettered with
@@ -90,6 +99,10 @@ const (
 	// that long are recovered by the resync once they are dead-lettered.
 	DefaultRetryFor       = 30 * time.Second
 	DefaultMaxSignalBytes = 256 << 10
+	// DefaultProgressHold keeps a broker counter at most a second behind
+	// (a broker restart takes longer), far inside the batch's 30 s status
+	// resync.
+	DefaultProgressHold = time.Second
 )
 
 // Dead-letter reasons (DeadLetter.Reason).
@@ -175,6 +188,9 @@ func New(cfg Config, sig Signaler, log *zap.Logger) (*Bridge, error) {
 	if cfg.MaxSignalBytes <= 0 {
 		cfg.MaxSignalBytes = DefaultMaxSignalBytes
 	}
+	if cfg.ProgressHold == 0 {
+		cfg.ProgressHold = DefaultProgressHold
+	}
 	return &Bridge{cfg: cfg, sig: sig, log: log, dead: map[string]int64{}}, nil
 }
 
@@ -246,23 +262,102 @@ func (b *Bridge) Run(ctx context.Context) error {
 		cl.Close()
 	}()
 	b.ensureTopic(ctx, cl)
-	b.log.Info("status bridge started", zap.Strings("brokers", b.cfg.Brokers), zap.String("group", b.cfg.Group), zap.String("deadLetterTopic", b.cfg.DeadLetterTopic))
+	b.log.Info("status bridge started", zap.Strings("brokers", b.cfg.Brokers), zap.String("group", b.cfg.Group),
+		zap.String("deadLetterTopic", b.cfg.DeadLetterTopic), zap.Duration("progressHold", b.cfg.ProgressHold))
+	trk := &tracker{parts: map[topicPartition][]*entry{}}
+	held := map[string]*heldGroup{}
 	for {
-		fetches := cl.PollFetches(ctx)
+		// With progress held, the poll ends when the first is due.
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if due, ok := nextDue(held, b.cfg.ProgressHold); ok {
+			pctx, cancel = context.WithDeadline(ctx, due)
+		}
+		fetches := cl.PollFetches(pctx)
+		cancel()
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
 			return nil
 		}
 		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return // the poll's own deadline
+			}
 			b.log.Warn("bridge: fetch", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
 		})
 		var recs []*kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
-		if b.deliverAll(ctx, cl, recs) {
-			cl.MarkCommitRecords(recs...)
+		if b.deliverAll(ctx, cl, trk.add(recs), held, time.Now()) {
+			cl.MarkCommitRecords(trk.release()...)
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// topicPartition names a partition.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// entry is a consumed record and whether it was delivered (or
+// dead-lettered).
+type entry struct {
+	rec  *kgo.Record
+	done bool
+}
+
+// tracker keeps each partition's records in order until they are done, so
+// an offset is committed only once every record before it is: a record held
+// back keeps the ones after it from being committed.
+type tracker struct {
+	parts map[topicPartition][]*entry
+}
+
+func (t *tracker) add(recs []*kgo.Record) []*entry {
+	out := make([]*entry, len(recs))
+	for i, r := range recs {
+		e := &entry{rec: r}
+		tp := topicPartition{r.Topic, r.Partition}
+		t.parts[tp] = append(t.parts[tp], e)
+		out[i] = e
+	}
+	return out
+}
+
+// release removes and returns each partition's records that are done up to
+// the first that is not.
+func (t *tracker) release() []*kgo.Record {
+	var out []*kgo.Record
+	for tp, es := range t.parts {
+		n := 0
+		for n < len(es) && es[n].done {
+			out = append(out, es[n].rec)
+			n++
+		}
+		if n == len(es) {
+			delete(t.parts, tp)
+		} else {
+			t.parts[tp] = es[n:]
+		}
+	}
+	return out
+}
+
+// heldGroup is a workflow's progress events held back, and since when.
+type heldGroup struct {
+	items []item
+	since time.Time
+}
+
+// nextDue is when the first held group must go.
+func nextDue(held map[string]*heldGroup, hold time.Duration) (time.Time, bool) {
+	var first time.Time
+	for _, g := range held {
+		if first.IsZero() || g.since.Before(first) {
+			first = g.since
+		}
+	}
+	return first.Add(hold), !first.IsZero()
 }
 
 // ensureTopic creates the dead-letter topic if it is missing. Failing that
@@ -295,52 +390,62 @@ func (b *Bridge) ensureTopic(ctx context.Context, cl *kgo.Client) {
 type item struct {
 	st  dataplane.Status
 	rec *kgo.Record
+	e   *entry
 	n   int // encoded size
 }
 
 // deliverAll groups the records by the workflow they answer, keeping their
 // order, and signals each workflow (in chunks of at most MaxSignalBytes);
-// what cannot be delivered goes to the dead-letter topic. It returns false
-// when ctx ended before every record was delivered or dead-lettered
-// (nothing is marked then, so it comes again).
-func (b *Bridge) deliverAll(ctx context.Context, pr producer, recs []*kgo.Record) bool {
+// what cannot be delivered goes to the dead-letter topic. A workflow whose
+// events are all progress is held back (held) until it has another event or
+// its oldest has waited Config.ProgressHold; held groups that are due by now
+// go too. Each record's entry is done once it was delivered or
+// dead-lettered. It returns false when ctx ended before every record due was
+// delivered or dead-lettered (nothing is marked then, so it comes again).
+func (b *Bridge) deliverAll(ctx context.Context, pr producer, entries []*entry, held map[string]*heldGroup, now time.Time) bool {
 	start := time.Now()
 	groups := map[string][]item{}
 	var (
-		order []string
-		dead  []*kgo.Record
+		order    []string
+		dead     []*kgo.Record
+		deadFrom []*entry
 	)
-	for _, rec := range recs {
+	for _, e := range entries {
+		rec := e.rec
 		st, err := dataplane.DecodeStatus(rec.Value)
 		if err != nil {
 			b.log.Warn("bridge: undecodable status", zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
-			dead = append(dead, b.letter(rec, "", ReasonUndecodable, err, 0))
+			dead, deadFrom = append(dead, b.letter(rec, "", ReasonUndecodable, err, 0)), append(deadFrom, e)
 			continue
 		}
 		if st.ReplyTo == "" {
 			b.log.Warn("bridge: status without reply-to", zap.String("cluster", st.ClusterID), zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset))
-			dead = append(dead, b.letter(rec, "", ReasonNoReplyTo, nil, 0))
+			dead, deadFrom = append(dead, b.letter(rec, "", ReasonNoReplyTo, nil, 0)), append(deadFrom, e)
 			continue
 		}
 		if b.cfg.Accept != nil {
 			if err := b.cfg.Accept(st); err != nil {
 				b.log.Warn("bridge: unauthenticated status refused", zap.String("cluster", st.ClusterID), zap.String("workflow", st.ReplyTo),
 					zap.Int32("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.Error(err))
-				dead = append(dead, b.letter(rec, st.ReplyTo, ReasonUnauthenticated, err, 0))
+				dead, deadFrom = append(dead, b.letter(rec, st.ReplyTo, ReasonUnauthenticated, err, 0)), append(deadFrom, e)
 				continue
 			}
 		}
 		if _, ok := groups[st.ReplyTo]; !ok {
 			order = append(order, st.ReplyTo)
 		}
-		groups[st.ReplyTo] = append(groups[st.ReplyTo], item{st: st, rec: rec, n: len(rec.Value)})
+		groups[st.ReplyTo] = append(groups[st.ReplyTo], item{st: st, rec: rec, e: e, n: len(rec.Value)})
 	}
 	if len(dead) > 0 {
 		if !b.produceDead(ctx, pr, dead) {
 			return false
 		}
 		b.countDead(nil, dead)
+		for _, e := range deadFrom {
+			e.done = true
+		}
 	}
+	order = b.hold(groups, order, held, now)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, b.cfg.Parallel)
 	ok := true
@@ -363,11 +468,63 @@ func (b *Bridge) deliverAll(ctx context.Context, pr producer, recs []*kgo.Record
 					mu.Unlock()
 					return
 				}
+				for _, it := range chunk {
+					it.e.done = true
+				}
 			}
 		}(id, groups[id])
 	}
 	wg.Wait()
 	return ok
+}
+
+// hold decides which workflows are signalled now (returned, in order, their
+// groups in groups) and which wait (moved to held): a workflow with only
+// progress events waits, unless its held events are due; one with another
+// event goes with what was held before it. Held groups due by now go too.
+func (b *Bridge) hold(groups map[string][]item, order []string, held map[string]*heldGroup, now time.Time) []string {
+	if b.cfg.ProgressHold < 0 {
+		return order
+	}
+	var out []string
+	for _, id := range order {
+		items := groups[id]
+		h := held[id]
+		urgent := false
+		for _, it := range items {
+			if it.st.State != dataplane.Progress {
+				urgent = true
+				break
+			}
+		}
+		if !urgent && (h == nil || now.Sub(h.since) < b.cfg.ProgressHold) {
+			if h == nil {
+				h = &heldGroup{since: now}
+				held[id] = h
+			}
+			h.items = append(h.items, items...)
+			delete(groups, id)
+			continue
+		}
+		if h != nil {
+			groups[id] = append(h.items, items...)
+			delete(held, id)
+		}
+		out = append(out, id)
+	}
+	var due []string
+	for id, h := range held {
+		if now.Sub(h.since) >= b.cfg.ProgressHold {
+			due = append(due, id)
+		}
+	}
+	sort.Strings(due)
+	for _, id := range due {
+		groups[id] = held[id].items
+		delete(held, id)
+		out = append(out, id)
+	}
+	return out
 }
 
 // chunks splits a workflow's events into signals of at most MaxSignalBytes
