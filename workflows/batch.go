@@ -162,7 +162,42 @@ const (
 	// seconds, and this halves how many there are.
 	versionSegmentBudget    = "segment-budget"
 	versionSegmentBudgetMax = 1
+	// versionQuietEmits: a running batch publishes its cluster events to
+	// fleet.events at most every emitEvery (or once emitBatch are
+	// waiting), not on every tick: an Emit activity and the workflow task
+	// its completion brings were a fifth of a batch's history. They go at
+	// once as the batch ends or continues as new.
+	versionQuietEmits    = "quiet-emits"
+	versionQuietEmitsMax = 1
+	// versionTickWhilePublishing: a publish watches the monitors on the
+	// loop's tick instead of starting (and, as the publish ends, cancelling)
+	// a timer of its own: two events per cluster started.
+	versionTickWhilePublishing    = "tick-while-publishing"
+	versionTickWhilePublishingMax = 1
 )
+
+// emitEvery and emitBatch bound how long and how many cluster events wait
+// for fleet.events (versionQuietEmits). The log is per-cluster history
+// (`fleet history`), not live progress, which the status query answers.
+const (
+	emitEvery = 5 * time.Second
+	emitBatch = 100
+)
+
+// emitDue reports whether the collected events go out at this tick.
+func (b *batch) emitDue(ctx workflow.Context) bool {
+	if b.vq < 1 {
+		return true
+	}
+	now := workflow.Now(ctx)
+	if len(b.events) < emitBatch && now.Sub(b.lastEmit) < emitEvery {
+		return false
+	}
+	if len(b.events) > 0 {
+		b.lastEmit = now
+	}
+	return true
+}
 
 // control is a signal channel handled before anything else in a batch's loop.
 type control struct {
@@ -322,6 +357,17 @@ type batch struct {
 	emitted map[string]ClusterState
 	events  []Event
 	emits   []workflow.Future
+	// vq is versionQuietEmits's version; lastEmit is when the collected
+	// events last went out.
+	vq       workflow.Version
+	lastEmit time.Time
+	// tick is the loop's timer (due at tickAt; cancelTick stops it). From
+	// versionTickWhilePublishing (vt) a publish waits on it instead of a
+	// timer of its own.
+	tick       workflow.Future
+	tickAt     time.Time
+	cancelTick func()
+	vt         workflow.Version
 	// Lane state (BatchInput.Lane): the slots owned (clusters that may be in
 	// flight; negative after pacing lowered the lane's slots), those of them
 	// the rollout granted, the heir that announced itself, whether the donor
@@ -609,6 +655,18 @@ func (b *batch) await(ctx workflow.Context, f workflow.Future) error {
 		cancel := func() {}
 		if b.health != nil {
 			sel.AddFuture(b.health, b.healthDone(ctx))
+		} else if b.needsHealth() && b.vt >= 1 && b.tick != nil {
+			// The loop's tick (due within a health interval) stands in
+			// for a timer of its own: a publish that ends first, as
+			// nearly all do, adds no timer to the history.
+			sel.AddFuture(b.tick, func(workflow.Future) {
+				b.tick = nil // the loop sets the next
+				b.cancelTick()
+				if now := workflow.Now(ctx); !now.Before(b.pollDue) {
+					b.pollDue = now.Add(b.in.HealthInterval)
+					b.startHealth(ctx)
+				}
+			})
 		} else if b.needsHealth() {
 			now := workflow.Now(ctx)
 			d := max(b.pollDue.Sub(now), minimumPollInterval)
@@ -633,6 +691,8 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	b.v = workflow.GetVersion(ctx, versionLongLived, workflow.DefaultVersion, versionLongLivedMax)
 	b.vw = workflow.GetVersion(ctx, versionWatchWhilePublishing, workflow.DefaultVersion, versionWatchWhilePublishingMax)
 	b.vg = workflow.GetVersion(ctx, versionDirectGrants, workflow.DefaultVersion, versionDirectGrantsMax)
+	b.vq = workflow.GetVersion(ctx, versionQuietEmits, workflow.DefaultVersion, versionQuietEmitsMax)
+	b.vt = workflow.GetVersion(ctx, versionTickWhilePublishing, workflow.DefaultVersion, versionTickWhilePublishingMax)
 	err := b.loop(ctx)
 	var can *workflow.ContinueAsNewError
 	switch {
@@ -675,9 +735,7 @@ func (b *batch) loop(ctx workflow.Context) error {
 			return err
 		}
 	}
-	var tick workflow.Future
-	var tickAt time.Time
-	cancelTick := func() {}
+	b.tick, b.cancelTick = nil, func() {}
 	for {
 		// Control signals first: a pause or an abort that has arrived is
 		// acted on before another status is processed or a cluster starts.
@@ -690,11 +748,11 @@ func (b *batch) loop(ctx workflow.Context) error {
 		if err := b.startClusters(ctx); err != nil {
 			return err
 		}
-		if queued && b.state != BatchPending && tick != nil {
+		if queued && b.state != BatchPending && b.tick != nil {
 			// The queued batch's long backstop timer gives way to the
 			// running batch's ticks (health reads, resync).
-			cancelTick()
-			tick = nil
+			b.cancelTick()
+			b.tick = nil
 		}
 		b.donate(ctx)
 		b.checkStaleHealth(ctx)
@@ -712,27 +770,27 @@ func (b *batch) loop(ctx workflow.Context) error {
 			}
 		}
 		if b.v >= 1 && b.health == nil && b.continueAsNewDue(ctx) {
-			cancelTick()
+			b.cancelTick()
 			return b.continueAsNew(ctx, controls, statusCh, statusesCh)
 		}
 
 		// One timer drives status resync, apply timeouts, health polls and the bake.
-		if tick != nil && b.v >= 1 {
+		if b.tick != nil && b.v >= 1 {
 			// A long idle sleep gives way when something needs watching
 			// again (a resume, a grant, a window reached).
 			now := workflow.Now(ctx)
-			if now.Add(b.tickInterval(now)).Before(tickAt) {
-				cancelTick()
-				tick = nil
+			if now.Add(b.tickInterval(now)).Before(b.tickAt) {
+				b.cancelTick()
+				b.tick = nil
 			}
 		}
-		if tick == nil {
+		if b.tick == nil {
 			var tctx workflow.Context
-			tctx, cancelTick = workflow.WithCancel(ctx)
+			tctx, b.cancelTick = workflow.WithCancel(ctx)
 			now := workflow.Now(ctx)
 			d := b.tickInterval(now)
-			tickAt = now.Add(d)
-			tick = workflow.NewTimer(tctx, d)
+			b.tickAt = now.Add(d)
+			b.tick = workflow.NewTimer(tctx, d)
 		}
 		sel := workflow.NewSelector(ctx)
 		for _, c := range controls {
@@ -741,7 +799,7 @@ func (b *batch) loop(ctx workflow.Context) error {
 		}
 		b.receiveStatuses(ctx, sel, statusCh, statusesCh)
 		fired := false
-		sel.AddFuture(tick, func(workflow.Future) { fired = true; tick = nil; cancelTick() })
+		sel.AddFuture(b.tick, func(workflow.Future) { fired = true; b.tick = nil; b.cancelTick() })
 		if b.health != nil {
 			// Health is read without blocking the loop: a pause is handled
 			// while monitors are being read (or a rate limit waited out).
@@ -766,7 +824,9 @@ func (b *batch) loop(ctx workflow.Context) error {
 			}
 			continue
 		}
-		b.flushEvents(ctx)
+		if b.emitDue(ctx) {
+			b.flushEvents(ctx)
+		}
 		now := workflow.Now(ctx)
 		if err := b.resync(ctx, now); err != nil {
 			return err
