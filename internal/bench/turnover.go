@@ -15,8 +15,10 @@ import (
 // time: status over Kafka, the bridge's signal, the workflow task), Transit
 // the rest (the publish and the command over Kafka). SameBatch counts the
 // pairs whose two applies came from the same batch workflow; the others
-// crossed a lane grant or a new batch.
+// crossed a lane grant or a new batch. FillMS is how long after the first
+// apply started the Concurrency-th did (the window's first fill).
 type Turnover struct {
+	FillMS       float64 `json:"fillMs"`
 	Pairs        int     `json:"pairs"`
 	MeanMS       float64 `json:"meanMs"`
 	P50MS        float64 `json:"p50Ms"`
@@ -37,6 +39,7 @@ func turnover(events []sim.ApplyEvent, concurrency int) Turnover {
 		starts                       int
 		all, issue, transit, same, x []float64
 		t                            Turnover
+		first                        time.Time
 	)
 	for _, e := range evs {
 		if !e.Start {
@@ -44,6 +47,12 @@ func turnover(events []sim.ApplyEvent, concurrency int) Turnover {
 			continue
 		}
 		starts++
+		if starts == 1 {
+			first = e.At
+		}
+		if starts == concurrency {
+			t.FillMS = round1(ms(e.At.Sub(first)))
+		}
 		if starts <= concurrency || len(ends) == 0 {
 			continue
 		}

@@ -42,5 +42,6 @@ func TestTurnoverPairsEachStartWithTheFirstFreedSlot(t *testing.T) {
 	require.Equal(t, 50.0, got.IssueP50MS)
 	require.Equal(t, 50.0, got.TransitP50MS)
 
-	require.Equal(t, Turnover{}, turnover(evs[:3], 2), "the first Concurrency starts fill the window: nothing to pair")
+	require.Equal(t, 10.0, got.FillMS, "the second start came 10 ms after the first")
+	require.Equal(t, Turnover{FillMS: 10}, turnover(evs[:3], 2), "the first Concurrency starts fill the window: nothing to pair")
 }

@@ -71,15 +71,21 @@ func verify(s Store, key string, data []byte) error {
 
 // PutPlan stores the full plan p and returns its key.
 func PutPlan(ctx context.Context, s Store, p *plan.Plan) (string, error) {
+	key, _, err := putPlan(ctx, s, p)
+	return key, err
+}
+
+// putPlan is PutPlan, returning the bytes stored too.
+func putPlan(ctx context.Context, s Store, p *plan.Plan) (string, []byte, error) {
 	data, err := json.Marshal(p)
 	if err != nil {
-		return "", fmt.Errorf("encode plan %s: %w", p.Hash, err)
+		return "", nil, fmt.Errorf("encode plan %s: %w", p.Hash, err)
 	}
 	key, err := s.Put(ctx, data)
 	if err != nil {
-		return "", fmt.Errorf("store plan %s in %s: %w", p.Hash, s, err)
+		return "", nil, fmt.Errorf("store plan %s in %s: %w", p.Hash, s, err)
 	}
-	return key, nil
+	return key, data, nil
 }
 
 // GetPlan loads the plan stored under key and checks it: its bytes hash to

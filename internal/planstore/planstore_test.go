@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -159,4 +161,61 @@ func TestCache(t *testing.T) {
 	require.NoError(t, os.Remove(s.file(ka)))
 	_, err = c.Plan(ctx, ka)
 	require.True(t, errors.Is(err, ErrNotFound), "%v", err)
+}
+
+// countingStore counts reads and lets them wait on release.
+type countingStore struct {
+	Store
+	mu      sync.Mutex
+	gets    int
+	release chan struct{}
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	s.gets++
+	s.mu.Unlock()
+	if s.release != nil {
+		<-s.release
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func TestCacheKeepsWhatItStoresAndSharesConcurrentReads(t *testing.T) {
+	dir, err := NewDir(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	// The worker that stores a plan reads it from memory.
+	s := &countingStore{Store: dir}
+	c := NewCache(s)
+	p := testPlan(3)
+	key, err := c.Put(ctx, p)
+	require.NoError(t, err)
+	got, err := c.Plan(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, p, got, "what a read of the key decodes to")
+	require.Zero(t, s.gets, "kept as stored, never read back")
+
+	// Another worker: 30 batches ask at once, one read.
+	s2 := &countingStore{Store: dir, release: make(chan struct{})}
+	c2 := NewCache(s2)
+	var wg sync.WaitGroup
+	plans := make([]*plan.Plan, 30)
+	for i := range plans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			plans[i], _ = c2.Plan(ctx, key)
+		}()
+	}
+	require.Eventually(t, func() bool { s2.mu.Lock(); defer s2.mu.Unlock(); return s2.gets == 1 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the others ask meanwhile
+	close(s2.release)
+	wg.Wait()
+	require.Equal(t, 1, s2.gets, "one read shared by every batch that asked while it ran")
+	for _, q := range plans {
+		require.Same(t, plans[0], q)
+	}
+	require.Equal(t, p, plans[0])
 }

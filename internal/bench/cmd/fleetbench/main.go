@@ -182,6 +182,7 @@ func Print(w io.Writer, rs []bench.Result) {
 	row("first apply / 90 % of C in flight after", func(r bench.Result) string {
 		return fmt.Sprintf("%s / %s", s(r.FirstApply), s(r.Ramp))
 	})
+	row("first apply to C started", func(r bench.Result) string { return fmt.Sprintf("%.0f ms", r.Turnover.FillMS) })
 	row("slot empty after an apply ends p50 / p90 / mean", func(r bench.Result) string {
 		t := r.Turnover
 		return fmt.Sprintf("%.0f / %.0f / %.0f ms", t.P50MS, t.P90MS, t.MeanMS)
