@@ -174,6 +174,11 @@ const (
 	// a timer of its own: two events per cluster started.
 	versionTickWhilePublishing    = "tick-while-publishing"
 	versionTickWhilePublishingMax = 1
+	// versionStartFill: a batch starts as many clusters as it has free
+	// slots at once; before, each cluster it started was counted twice,
+	// so it started half of them and the rest at its next turn.
+	versionStartFill    = "start-fill"
+	versionStartFillMax = 1
 )
 
 // emitEvery and emitBatch bound how long and how many cluster events wait
@@ -368,6 +373,8 @@ type batch struct {
 	tickAt     time.Time
 	cancelTick func()
 	vt         workflow.Version
+	// vf is versionStartFill's version.
+	vf workflow.Version
 	// Lane state (BatchInput.Lane): the slots owned (clusters that may be in
 	// flight; negative after pacing lowered the lane's slots), those of them
 	// the rollout granted, the heir that announced itself, whether the donor
@@ -693,6 +700,7 @@ func (b *batch) run(ctx workflow.Context) (BatchResult, error) {
 	b.vg = workflow.GetVersion(ctx, versionDirectGrants, workflow.DefaultVersion, versionDirectGrantsMax)
 	b.vq = workflow.GetVersion(ctx, versionQuietEmits, workflow.DefaultVersion, versionQuietEmitsMax)
 	b.vt = workflow.GetVersion(ctx, versionTickWhilePublishing, workflow.DefaultVersion, versionTickWhilePublishingMax)
+	b.vf = workflow.GetVersion(ctx, versionStartFill, workflow.DefaultVersion, versionStartFillMax)
 	err := b.loop(ctx)
 	var can *workflow.ContinueAsNewError
 	switch {
@@ -904,7 +912,14 @@ func (b *batch) startClusters(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	b.wakeAt = time.Time{}
 	for _, c := range b.clusters {
-		if b.active()+len(cmds) >= b.limit() {
+		// A cluster started here is applying already, so active() counts
+		// it: before versionStartFill it was counted twice, and a batch
+		// started half its free slots at a time (13 of 25, then 6, ...).
+		started := 0
+		if b.vf < 1 {
+			started = len(cmds)
+		}
+		if b.active()+started >= b.limit() {
 			break
 		}
 		if c.State != ClusterPending && c.State != ClusterWaiting {

@@ -20,7 +20,9 @@ import (
 // stopped, one apply per generation). The real simulator is exercised by the
 // integration test in internal/app.
 type stepPlane struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// quiet: statuses go without a workflow task (stepQuietly).
+	quiet    bool
 	brokers  int
 	clusters map[string]*planeCluster
 	log      []dataplane.Command
@@ -180,10 +182,31 @@ func (p *stepPlane) step(env *testsuite.TestWorkflowEnvironment) {
 		emit(id, c, c.state)
 	}
 	p.signals += len(out)
+	quiet := p.quiet
 	p.mu.Unlock()
 	for _, s := range out {
+		if quiet {
+			env.SignalWorkflowSkippingWorkflowTask(workflows.SignalClusterStatus, s)
+			continue
+		}
 		env.SignalWorkflowByID(s.ReplyTo, workflows.SignalClusterStatus, s)
 	}
+}
+
+// stepQuietly is step for a test whose workflow is the batch itself: the
+// statuses are delivered without running a workflow task, so the next
+// signal's task sees them all at once (the server delivers signals that
+// arrive together in one task; the test environment runs one per signal).
+func (p *stepPlane) stepQuietly(env *testsuite.TestWorkflowEnvironment) {
+	p.mu.Lock()
+	p.quiet = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.quiet = false
+		p.mu.Unlock()
+	}()
+	p.step(env)
 }
 
 // brokersRestarted reports how far each cluster got.

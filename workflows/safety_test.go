@@ -256,9 +256,11 @@ func TestRolloutPublishesStateChangesAsEvents(t *testing.T) {
 func TestPauseIsHandledBeforeStatusesThatArriveWithIt(t *testing.T) {
 	h := newBatchHarness(t, 1) // one broker: every step completes the clusters in flight
 	// The plane's first step (t=1s) completes lkc-001 and lkc-002; the pause
-	// arrives at the same instant. Handled first, it keeps the freed slots empty.
+	// arrives at the same instant, in the same workflow task. Handled first,
+	// it keeps the freed slots empty.
 	h.env.RegisterDelayedCallback(func() {
-		h.plane.step(h.env)
+		require.Equal(t, []string{"lkc-001", "lkc-002"}, h.plane.commands(dataplane.Apply), "both slots filled at the start")
+		h.plane.stepQuietly(h.env)
 		h.env.SignalWorkflow(workflows.Pause, workflows.ActionRequest{Actor: "op", Reason: "now"})
 	}, time.Second)
 	var applies int
