@@ -194,7 +194,7 @@ func Print(w io.Writer, rs []bench.Result) {
 		t := r.Turnover
 		return fmt.Sprintf("%d (%.0f ms) / %d (%.0f ms)", t.SameBatch, t.SameP50MS, t.Pairs-t.SameBatch, t.CrossP50MS)
 	})
-	row("makespan / ideal (target <= 1.15)", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioIdeal) })
+	row("makespan / ideal (target <= 1.10)", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioIdeal) })
 	row("makespan / batch-gated bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioBatchBound) })
 	row("makespan / window bound", func(r bench.Result) string { return fmt.Sprintf("%.2f", r.RatioWindowBound) })
 	row("exactly once", func(r bench.Result) string { return fmt.Sprintf("%d/%d", r.ExactlyOnce, r.Selected) })
