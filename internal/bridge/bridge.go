@@ -386,12 +386,11 @@ func (b *Bridge) ensureTopic(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
-// item is one status event and the record it came in.
+// item is one status event, the record it came in (e) and its encoded size.
 type item struct {
-	st  dataplane.Status
-	rec *kgo.Record
-	e   *entry
-	n   int // encoded size
+	st dataplane.Status
+	e  *entry
+	n  int
 }
 
 // deliverAll groups the records by the workflow they answer, keeping their
@@ -434,7 +433,7 @@ func (b *Bridge) deliverAll(ctx context.Context, pr producer, entries []*entry, 
 		if _, ok := groups[st.ReplyTo]; !ok {
 			order = append(order, st.ReplyTo)
 		}
-		groups[st.ReplyTo] = append(groups[st.ReplyTo], item{st: st, rec: rec, e: e, n: len(rec.Value)})
+		groups[st.ReplyTo] = append(groups[st.ReplyTo], item{st: st, e: e, n: len(rec.Value)})
 	}
 	if len(dead) > 0 {
 		if !b.produceDead(ctx, pr, dead) {
@@ -561,8 +560,8 @@ func (b *Bridge) deliver(ctx context.Context, pr producer, workflowID string, it
 			b.lastOK.Store(now.UnixNano())
 			if b.cfg.ObserveLag != nil {
 				for _, it := range items {
-					if !it.rec.Timestamp.IsZero() {
-						b.cfg.ObserveLag(now.Sub(it.rec.Timestamp))
+					if !it.e.rec.Timestamp.IsZero() {
+						b.cfg.ObserveLag(now.Sub(it.e.rec.Timestamp))
 					}
 				}
 			}
@@ -600,7 +599,7 @@ func (b *Bridge) deliver(ctx context.Context, pr producer, workflowID string, it
 		if reason != "" {
 			recs := make([]*kgo.Record, len(items))
 			for i, it := range items {
-				recs[i] = b.letter(it.rec, workflowID, reason, err, attempt)
+				recs[i] = b.letter(it.e.rec, workflowID, reason, err, attempt)
 			}
 			if !b.produceDead(ctx, pr, recs) {
 				return false
